@@ -1,0 +1,153 @@
+//! The shared state behind every connection, and request dispatch.
+
+use std::sync::Arc;
+
+use headwater_log::Log;
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::groups::Coordinator;
+use crate::{handlers, KafkaConfig};
+
+/// Identity of this node as clients see it.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+    pub cluster_id: String,
+}
+
+/// One Kafka front end over one log.
+#[derive(Debug)]
+pub struct Broker {
+    pub(crate) log: Arc<Log>,
+    pub(crate) config: KafkaConfig,
+    pub(crate) node: NodeIdentity,
+    pub(crate) groups: Coordinator,
+}
+
+/// What to do after a request was handled.
+pub(crate) enum Reply {
+    Send(ResponseKind),
+    /// Produce with acks=0: Kafka sends no response at all.
+    Nothing,
+}
+
+impl Broker {
+    /// Builds the front end; replays committed offsets from the log.
+    pub fn new(
+        log: Arc<Log>,
+        config: KafkaConfig,
+        node: NodeIdentity,
+    ) -> Result<Arc<Self>, headwater_log::LogError> {
+        let groups = Coordinator::open(log.clone(), &config)?;
+        let broker = Arc::new(Broker {
+            log,
+            config,
+            node,
+            groups,
+        });
+        broker.groups.start_expiry(Arc::downgrade(&broker));
+        Ok(broker)
+    }
+
+    pub fn log(&self) -> &Arc<Log> {
+        &self.log
+    }
+
+    pub(crate) fn str(s: impl Into<String>) -> StrBytes {
+        StrBytes::from_string(s.into())
+    }
+
+    pub(crate) async fn dispatch(
+        self: &Arc<Self>,
+        header: &RequestHeader,
+        request: RequestKind,
+        peer: &str,
+    ) -> Reply {
+        let v = header.request_api_version;
+        let client_id = header
+            .client_id
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let r = match request {
+            RequestKind::ApiVersions(_) => {
+                ResponseKind::ApiVersions(crate::versions::api_versions(None))
+            }
+            RequestKind::Metadata(req) => ResponseKind::Metadata(handlers::metadata::handle(self, req, v)),
+            RequestKind::DescribeCluster(_) => {
+                ResponseKind::DescribeCluster(handlers::metadata::describe_cluster(self))
+            }
+            RequestKind::CreateTopics(req) => {
+                ResponseKind::CreateTopics(handlers::topics::create(self, req, v))
+            }
+            RequestKind::DeleteTopics(req) => {
+                ResponseKind::DeleteTopics(handlers::topics::delete(self, req, v))
+            }
+            RequestKind::CreatePartitions(req) => {
+                ResponseKind::CreatePartitions(handlers::topics::create_partitions(self, req))
+            }
+            RequestKind::DescribeConfigs(req) => {
+                ResponseKind::DescribeConfigs(handlers::configs::describe(self, req))
+            }
+            RequestKind::IncrementalAlterConfigs(req) => {
+                ResponseKind::IncrementalAlterConfigs(handlers::configs::alter(self, req))
+            }
+            RequestKind::Produce(req) => match handlers::produce::handle(self, req, v).await {
+                Some(resp) => ResponseKind::Produce(resp),
+                None => return Reply::Nothing,
+            },
+            RequestKind::Fetch(req) => ResponseKind::Fetch(handlers::fetch::handle(self, req, v).await),
+            RequestKind::ListOffsets(req) => {
+                ResponseKind::ListOffsets(handlers::list_offsets::handle(self, req, v))
+            }
+            RequestKind::InitProducerId(req) => {
+                ResponseKind::InitProducerId(handlers::producer_id::handle(self, req))
+            }
+            RequestKind::FindCoordinator(req) => {
+                ResponseKind::FindCoordinator(crate::groups::api::find_coordinator(self, req, v))
+            }
+            RequestKind::JoinGroup(req) => ResponseKind::JoinGroup(
+                crate::groups::api::join(self, req, v, &client_id, peer).await,
+            ),
+            RequestKind::SyncGroup(req) => {
+                ResponseKind::SyncGroup(crate::groups::api::sync(self, req).await)
+            }
+            RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(crate::groups::api::heartbeat(self, req)),
+            RequestKind::LeaveGroup(req) => {
+                ResponseKind::LeaveGroup(crate::groups::api::leave(self, req, v))
+            }
+            RequestKind::DescribeGroups(req) => {
+                ResponseKind::DescribeGroups(crate::groups::api::describe(self, req))
+            }
+            RequestKind::ListGroups(req) => ResponseKind::ListGroups(crate::groups::api::list(self, req)),
+            RequestKind::DeleteGroups(req) => {
+                ResponseKind::DeleteGroups(crate::groups::api::delete(self, req))
+            }
+            RequestKind::OffsetCommit(req) => {
+                ResponseKind::OffsetCommit(crate::groups::api::offset_commit(self, req).await)
+            }
+            RequestKind::OffsetFetch(req) => {
+                ResponseKind::OffsetFetch(crate::groups::api::offset_fetch(self, req, v))
+            }
+            other => {
+                // Only reachable if the version table lists an API without a handler.
+                let key = api_key_of(&other);
+                tracing::error!(api = ?key, "no handler for an advertised API");
+                return Reply::Send(crate::connection::unsupported_response(key));
+            }
+        };
+        Reply::Send(r)
+    }
+}
+
+fn api_key_of(r: &RequestKind) -> ApiKey {
+    // The debug name of the variant is the API name; this path is a bug guard only.
+    let name = format!("{r:?}");
+    let name = name.split('(').next().unwrap_or_default().to_string();
+    ApiKey::iter()
+        .find(|k| format!("{k:?}") == name)
+        .unwrap_or(ApiKey::ApiVersions)
+}

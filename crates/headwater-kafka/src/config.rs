@@ -1,0 +1,33 @@
+use serde::{Deserialize, Serialize};
+
+/// The `[kafka]` table of the node's config file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Create a topic when a client produces to or asks metadata for an unknown one. Off by
+    /// default: a typo in a topic name should fail loudly, not create a stream nobody owns.
+    pub auto_create_topics: bool,
+    /// Partitions of an auto-created topic, or of a CreateTopics request that leaves it to us.
+    pub default_partitions: i32,
+    /// Largest request frame accepted; a larger one closes that connection (Kafka's
+    /// socket.request.max.bytes is 100 MiB).
+    pub max_request_bytes: u64,
+    /// Address clients are told to connect to (`host:port`), when it differs from the listener.
+    pub advertised_addr: Option<String>,
+    /// Smallest and largest consumer session timeouts a group member may ask for.
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            auto_create_topics: false,
+            default_partitions: 1,
+            max_request_bytes: 100 * 1024 * 1024,
+            advertised_addr: None,
+            min_session_timeout_ms: 1_000,
+            max_session_timeout_ms: 300_000,
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! One client connection: read size-prefixed frames, decode, dispatch, answer in order.
+//!
+//! A connection is served by one task, one request at a time, so responses leave in request
+//! order as the protocol requires. Anything wrong with the bytes of a frame (too large, too short,
+//! undecodable) closes this connection only, with a logged reason; an API or version we do not
+//! implement is answered with UNSUPPORTED_VERSION and the connection stays open.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, CreatePartitionsResponse, CreateTopicsResponse,
+    DeleteGroupsResponse, DeleteTopicsResponse, DescribeClusterResponse, DescribeConfigsResponse,
+    DescribeGroupsResponse, FetchResponse, FindCoordinatorResponse, HeartbeatResponse,
+    IncrementalAlterConfigsResponse, InitProducerIdResponse, JoinGroupResponse,
+    LeaveGroupResponse, ListGroupsResponse, ListOffsetsResponse, MetadataResponse,
+    OffsetCommitResponse, OffsetFetchResponse, ProduceResponse, RequestHeader, RequestKind,
+    ResponseHeader, ResponseKind, SyncGroupResponse,
+};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::ResponseError;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::broker::{Broker, Reply};
+use crate::error::ConnectionError;
+use crate::versions;
+
+/// Serves one connection until the client closes it or sends something unreadable.
+pub async fn serve_connection(broker: Arc<Broker>, stream: TcpStream) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "unknown".to_string());
+    let _ = stream.set_nodelay(true);
+    match run(&broker, stream, &peer).await {
+        Ok(()) => tracing::debug!(%peer, "connection closed by client"),
+        Err(ConnectionError::Io(e)) => {
+            tracing::debug!(%peer, error = %e, "connection ended")
+        }
+        Err(e) => tracing::warn!(%peer, "closing connection: {e}"),
+    }
+}
+
+async fn run(broker: &Arc<Broker>, stream: TcpStream, peer: &str) -> Result<(), ConnectionError> {
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::with_capacity(256 * 1024, rd);
+    let max = broker.config.max_request_bytes;
+    loop {
+        let mut len = [0u8; 4];
+        match rd.read_exact(&mut len).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let size = i64::from(i32::from_be_bytes(len));
+        if size < 0 || size as u64 > max {
+            return Err(ConnectionError::FrameTooLarge { size, max });
+        }
+        if size < 8 {
+            return Err(ConnectionError::FrameTooShort { size });
+        }
+        let mut frame = BytesMut::zeroed(size as usize);
+        rd.read_exact(&mut frame).await?;
+        if let Some(out) = handle_frame(broker, frame.freeze(), peer).await? {
+            wr.write_all(&out).await?;
+        }
+    }
+}
+
+fn be_i16(b: &[u8]) -> i16 {
+    i16::from_be_bytes([b[0], b[1]])
+}
+
+/// Decodes and handles one request frame; returns the response frame to send, if any.
+async fn handle_frame(
+    broker: &Arc<Broker>,
+    mut frame: Bytes,
+    peer: &str,
+) -> Result<Option<Bytes>, ConnectionError> {
+    let raw_key = be_i16(&frame[0..2]);
+    let version = be_i16(&frame[2..4]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let Ok(api_key) = ApiKey::try_from(raw_key) else {
+        tracing::warn!(%peer, api_key = raw_key, "unknown API key; answering UNSUPPORTED_VERSION");
+        return Ok(Some(raw_error_frame(correlation_id)));
+    };
+    let range = versions::supported(api_key);
+    let in_range = range.is_some_and(|(min, max)| (min..=max).contains(&version));
+    if !in_range {
+        tracing::info!(%peer, api = ?api_key, version, "unsupported API version; answering UNSUPPORTED_VERSION");
+        let response = if api_key == ApiKey::ApiVersions {
+            // KIP-511: answer with v0 and the versions we do support, so the client can retry.
+            ResponseKind::ApiVersions(versions::api_versions(Some(ResponseError::UnsupportedVersion)))
+        } else if range.is_some() {
+            unsupported_response(api_key)
+        } else {
+            return Ok(Some(raw_error_frame(correlation_id)));
+        };
+        let answer_version = if api_key == ApiKey::ApiVersions { 0 } else { version };
+        return Ok(Some(
+            encode_response(api_key, answer_version, correlation_id, &response)
+                .unwrap_or_else(|_| raw_error_frame(correlation_id)),
+        ));
+    }
+    let malformed = |reason: String| ConnectionError::Malformed {
+        api: format!("{api_key:?}"),
+        version,
+        correlation_id,
+        reason,
+    };
+    let header_version = api_key.request_header_version(version);
+    let header = RequestHeader::decode(&mut frame, header_version)
+        .map_err(|e| malformed(format!("bad request header: {e}")))?;
+    let request = decode_request(api_key, &mut frame, version).map_err(malformed)?;
+    match broker.dispatch(&header, request, peer).await {
+        Reply::Nothing => Ok(None),
+        Reply::Send(response) => encode_response(api_key, version, correlation_id, &response)
+            .map(Some)
+            .map_err(|reason| ConnectionError::Encode {
+                api: format!("{api_key:?}"),
+                version,
+                reason,
+            }),
+    }
+}
+
+/// Decodes a request body.
+fn decode_request(api_key: ApiKey, body: &mut Bytes, version: i16) -> Result<RequestKind, String> {
+    RequestKind::decode(api_key, body, version).map_err(|e| e.to_string())
+}
+
+fn encode_response(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &ResponseKind,
+) -> Result<Bytes, String> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    header
+        .encode(&mut buf, api_key.response_header_version(version))
+        .map_err(|e| e.to_string())?;
+    response
+        .encode(&mut buf, version)
+        .map_err(|e| e.to_string())?;
+    let len = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// A response frame for an API we cannot encode at all: the correlation id and the error code.
+fn raw_error_frame(correlation_id: i32) -> Bytes {
+    let mut buf = BytesMut::with_capacity(10);
+    buf.put_i32(6);
+    buf.put_i32(correlation_id);
+    buf.put_i16(ResponseError::UnsupportedVersion.code());
+    buf.freeze()
+}
+
+/// An empty response of the API's type carrying UNSUPPORTED_VERSION where the type has a
+/// top-level error code.
+pub(crate) fn unsupported_response(api_key: ApiKey) -> ResponseKind {
+    let code = ResponseError::UnsupportedVersion.code();
+    match api_key {
+        ApiKey::Produce => ResponseKind::Produce(ProduceResponse::default()),
+        ApiKey::Fetch => ResponseKind::Fetch(FetchResponse::default().with_error_code(code)),
+        ApiKey::ListOffsets => ResponseKind::ListOffsets(ListOffsetsResponse::default()),
+        ApiKey::Metadata => ResponseKind::Metadata(MetadataResponse::default().with_error_code(code)),
+        ApiKey::OffsetCommit => ResponseKind::OffsetCommit(OffsetCommitResponse::default()),
+        ApiKey::OffsetFetch => {
+            ResponseKind::OffsetFetch(OffsetFetchResponse::default().with_error_code(code))
+        }
+        ApiKey::FindCoordinator => {
+            ResponseKind::FindCoordinator(FindCoordinatorResponse::default().with_error_code(code))
+        }
+        ApiKey::JoinGroup => ResponseKind::JoinGroup(JoinGroupResponse::default().with_error_code(code)),
+        ApiKey::Heartbeat => ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(code)),
+        ApiKey::LeaveGroup => {
+            ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code))
+        }
+        ApiKey::SyncGroup => ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(code)),
+        ApiKey::DescribeGroups => ResponseKind::DescribeGroups(DescribeGroupsResponse::default()),
+        ApiKey::ListGroups => {
+            ResponseKind::ListGroups(ListGroupsResponse::default().with_error_code(code))
+        }
+        ApiKey::CreateTopics => ResponseKind::CreateTopics(CreateTopicsResponse::default()),
+        ApiKey::DeleteTopics => ResponseKind::DeleteTopics(DeleteTopicsResponse::default()),
+        ApiKey::InitProducerId => {
+            ResponseKind::InitProducerId(InitProducerIdResponse::default().with_error_code(code))
+        }
+        ApiKey::DescribeConfigs => ResponseKind::DescribeConfigs(DescribeConfigsResponse::default()),
+        ApiKey::CreatePartitions => {
+            ResponseKind::CreatePartitions(CreatePartitionsResponse::default())
+        }
+        ApiKey::DeleteGroups => ResponseKind::DeleteGroups(DeleteGroupsResponse::default()),
+        ApiKey::IncrementalAlterConfigs => {
+            ResponseKind::IncrementalAlterConfigs(IncrementalAlterConfigsResponse::default())
+        }
+        ApiKey::DescribeCluster => {
+            ResponseKind::DescribeCluster(DescribeClusterResponse::default().with_error_code(code))
+        }
+        _ => ResponseKind::ApiVersions(
+            ApiVersionsResponse::default().with_error_code(code),
+        ),
+    }
+}

@@ -1,0 +1,93 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
+
+use super::client_topic;
+use crate::error::log_error_code;
+use crate::Broker;
+
+/// Reads each requested partition straight from its segment files (no record is decoded), and
+/// long-polls until `min_bytes` are available or `max_wait_ms` passes.
+pub(crate) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> FetchResponse {
+    let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let deadline = tokio::time::Instant::now() + max_wait;
+    let min_bytes = req.min_bytes.max(0) as usize;
+    // v3 added a response-wide limit; before it only partition limits apply.
+    let max_bytes = if version >= 3 && req.max_bytes > 0 {
+        req.max_bytes as usize
+    } else {
+        usize::MAX
+    };
+    loop {
+        let notified = broker.log.appended().notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (response, bytes) = read_once(broker, &req, max_bytes);
+        if bytes >= min_bytes || bytes > 0 && min_bytes == 0 {
+            return response;
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return response;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            // Timed out: one last read so anything that just arrived is not held back.
+            return read_once(broker, &req, max_bytes).0;
+        }
+    }
+}
+
+fn read_once(broker: &Broker, req: &FetchRequest, max_bytes: usize) -> (FetchResponse, usize) {
+    let mut total = 0usize;
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for ft in &req.topics {
+        let name = ft.topic.0.to_string();
+        let topic = client_topic(broker, &name, false);
+        let mut parts = Vec::with_capacity(ft.partitions.len());
+        for fp in &ft.partitions {
+            let base = PartitionData::default()
+                .with_partition_index(fp.partition)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1);
+            let partition = match topic.as_ref().ok().and_then(|t| t.partition(fp.partition)) {
+                Some(p) => p,
+                None => {
+                    parts.push(base.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
+                    continue;
+                }
+            };
+            let marks = partition.watermarks();
+            let base = base
+                .with_high_watermark(marks.high_watermark)
+                .with_last_stable_offset(marks.high_watermark)
+                .with_log_start_offset(marks.log_start_offset);
+            let budget = (fp.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+            if budget == 0 && total > 0 {
+                parts.push(base.with_records(Some(Bytes::new())));
+                continue;
+            }
+            match partition.read(fp.fetch_offset, budget.max(1)) {
+                Ok(data) => {
+                    total += data.len();
+                    parts.push(base.with_records(Some(Bytes::from(data))));
+                }
+                Err(e) => {
+                    tracing::debug!(topic = %name, partition = fp.partition, "fetch error: {e}");
+                    parts.push(base.with_error_code(log_error_code(&e).code()));
+                }
+            }
+        }
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(ft.topic.clone())
+                .with_topic_id(ft.topic_id)
+                .with_partitions(parts),
+        );
+    }
+    (FetchResponse::default().with_responses(topics), total)
+}

@@ -1,0 +1,110 @@
+use std::sync::Arc;
+
+use headwater_log::{FsyncPolicy, Partition};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::ResponseError;
+
+use super::client_topic;
+use crate::error::log_error_code;
+use crate::Broker;
+
+/// Appends every partition's batches as sent; with acks=-1 or 1 under the `always` policy, waits
+/// for the shared fsync before answering. Returns `None` for acks=0 (no response is sent).
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    req: ProduceRequest,
+    _version: i16,
+) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let transactional = req.transactional_id.is_some();
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    // Partitions whose appends must be synced before the answer, with the offset to sync to.
+    let mut to_sync: Vec<(Arc<Partition>, i64, usize, usize)> = Vec::new();
+    for topic_data in req.topic_data {
+        let name = topic_data.name.0.to_string();
+        let topic = client_topic(broker, &name, true);
+        let mut parts = Vec::with_capacity(topic_data.partition_data.len());
+        for pd in topic_data.partition_data {
+            let base = PartitionProduceResponse::default()
+                .with_index(pd.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            let fail = |code: ResponseError, msg: String| {
+                tracing::debug!(topic = %name, partition = pd.index, "produce refused: {msg}");
+                base.clone()
+                    .with_error_code(code.code())
+                    .with_error_message(Some(Broker::str(msg)))
+            };
+            if transactional {
+                parts.push(fail(
+                    ResponseError::InvalidRecord,
+                    "transactional produce is not supported yet".to_string(),
+                ));
+                continue;
+            }
+            let partition = match topic.as_ref().map_err(|e| e.to_string()).and_then(|t| {
+                t.partition(pd.index)
+                    .ok_or_else(|| format!("partition {} of topic '{name}' does not exist", pd.index))
+            }) {
+                Ok(p) => p,
+                Err(msg) => {
+                    parts.push(fail(ResponseError::UnknownTopicOrPartition, msg));
+                    continue;
+                }
+            };
+            let Some(records) = pd.records else {
+                parts.push(fail(
+                    ResponseError::CorruptMessage,
+                    "produce request carries no records".to_string(),
+                ));
+                continue;
+            };
+            match partition.append(&records) {
+                Ok(out) => {
+                    if acks != 0
+                        && !out.duplicate
+                        && partition.fsync_policy() == FsyncPolicy::Always
+                    {
+                        to_sync.push((partition.clone(), out.last_offset + 1, responses.len(), parts.len()));
+                    }
+                    parts.push(
+                        base.with_base_offset(out.base_offset)
+                            .with_log_start_offset(out.log_start_offset),
+                    );
+                }
+                Err(e) => parts.push(fail(log_error_code(&e), e.to_string())),
+            }
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic_data.name)
+                .with_partition_responses(parts),
+        );
+    }
+    if !to_sync.is_empty() {
+        let jobs: Vec<(Arc<Partition>, i64)> =
+            to_sync.iter().map(|(p, o, _, _)| (p.clone(), *o)).collect();
+        let results = tokio::task::spawn_blocking(move || {
+            jobs.into_iter()
+                .map(|(p, o)| p.sync_through(o).map_err(|e| e.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_else(|e| vec![Err(format!("fsync task failed: {e}")); to_sync.len()]);
+        for ((_, _, t, p), result) in to_sync.iter().zip(results) {
+            if let Err(msg) = result {
+                tracing::error!("fsync failed, answering KAFKA_STORAGE_ERROR: {msg}");
+                if let Some(r) = responses.get_mut(*t).and_then(|t| t.partition_responses.get_mut(*p)) {
+                    r.error_code = ResponseError::KafkaStorageError.code();
+                    r.error_message = Some(Broker::str(msg));
+                }
+            }
+        }
+    }
+    if acks == 0 {
+        return None;
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}

@@ -1,0 +1,74 @@
+//! The node's config file (`--config FILE`, TOML).
+//!
+//! ```toml
+//! [kafka]
+//! auto_create_topics = false
+//! max_request_bytes = 104857600
+//!
+//! [log]
+//! fsync = "interval"          # always | interval | never
+//! fsync_interval_ms = 1000
+//! segment_bytes = 1073741824
+//! ```
+//!
+//! Every key is optional; an unknown key is an error naming its line, so a typo never silently
+//! falls back to a default.
+
+use std::path::Path;
+
+use anyhow::Context;
+use headwater_kafka::KafkaConfig;
+use headwater_log::LogConfig;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    pub kafka: KafkaConfig,
+    pub log: LogConfig,
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| {
+            let place = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start].matches('\n').count() + 1;
+                    let col = s.start - text[..s.start].rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+                    format!("{}:{line}:{col}", path.display())
+                })
+                .unwrap_or_else(|| path.display().to_string());
+            anyhow::anyhow!("{place}: {}", e.message())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_file_and_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, "[kafka]\nauto_create_topics = true\n[log]\nfsynk = \"always\"\n")
+            .expect("write");
+        let err = NodeConfig::load(&path).expect_err("unknown key");
+        let msg = err.to_string();
+        assert!(msg.contains("node.toml:4:1"), "{msg}");
+        assert!(msg.contains("fsynk"), "{msg}");
+    }
+
+    #[test]
+    fn reads_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, "[log]\nfsync = \"always\"\n").expect("write");
+        let cfg = NodeConfig::load(&path).expect("valid");
+        assert_eq!(cfg.log.fsync, headwater_log::FsyncPolicy::Always);
+        assert!(!cfg.kafka.auto_create_topics);
+    }
+}

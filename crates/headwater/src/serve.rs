@@ -1,0 +1,118 @@
+//! `headwater serve`: one node.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use headwater_kafka::{Broker, NodeIdentity};
+use headwater_log::Log;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::NodeConfig;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where topics, segments and state live.
+    #[arg(long, default_value = "./headwater-data", env = "HEADWATER_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Address of the Kafka protocol listener.
+    #[arg(long, default_value = "127.0.0.1:9092", env = "HEADWATER_KAFKA_ADDR")]
+    kafka_addr: SocketAddr,
+    /// TOML config file with [kafka] and [log] tables.
+    #[arg(long, env = "HEADWATER_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match &args.config {
+        Some(path) => NodeConfig::load(path)?,
+        None => NodeConfig::default(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("headwater")
+        .build()
+        .context("cannot start the async runtime")?;
+    let log = Log::open(&args.data_dir, config.log.clone())?;
+    let result = runtime.block_on(serve(args, config, log.clone()));
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    log.close()
+        .with_context(|| format!("closing the log in {}", args_dir(&log)))?;
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+fn args_dir(log: &Log) -> String {
+    log.dir().display().to_string()
+}
+
+async fn serve(args: ServeArgs, config: NodeConfig, log: Arc<Log>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.kafka_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for the Kafka protocol; pass another --kafka-addr",
+                args.kafka_addr
+            )
+        })?;
+    let local = listener.local_addr()?;
+    let (host, port) = match &config.kafka.advertised_addr {
+        Some(a) => {
+            let (h, p) = a
+                .rsplit_once(':')
+                .with_context(|| format!("[kafka] advertised_addr '{a}' must be host:port"))?;
+            let p: i32 = p
+                .parse()
+                .with_context(|| format!("[kafka] advertised_addr '{a}' has an invalid port"))?;
+            (h.to_string(), p)
+        }
+        None => (local.ip().to_string(), i32::from(local.port())),
+    };
+    let node = NodeIdentity {
+        node_id: 0,
+        host,
+        port,
+        cluster_id: cluster_id(&log)?,
+    };
+    let broker = Broker::new(log.clone(), config.kafka.clone(), node)?;
+    log.start_background();
+    tracing::info!(addr = %local, data_dir = %args.data_dir.display(), "kafka listener ready on {local}");
+    headwater_kafka::serve(broker, listener, shutdown_signal()).await;
+    tracing::info!("shutting down: closing segments");
+    Ok(())
+}
+
+/// A stable cluster id per data directory, as Kafka clients expect one.
+fn cluster_id(log: &Log) -> anyhow::Result<String> {
+    let path = log.dir().join("cluster-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        return Ok(id.trim().to_string());
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(id)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot watch SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}
