@@ -32,6 +32,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = match &args.config {
         Some(path) => NodeConfig::load(path)?,

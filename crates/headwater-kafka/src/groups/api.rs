@@ -35,11 +35,14 @@ fn code(e: Option<ResponseError>) -> i16 {
 
 pub(crate) fn find_coordinator(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
     let node = &broker.node;
-    let resp = FindCoordinatorResponse::default()
-        .with_node_id(BrokerId(node.node_id))
-        .with_host(Broker::str(node.host.clone()))
-        .with_port(node.port);
-    if version >= 4 {
+    let resp = FindCoordinatorResponse::default();
+    if version < 4 {
+        return resp
+            .with_node_id(BrokerId(node.node_id))
+            .with_host(Broker::str(node.host.clone()))
+            .with_port(node.port);
+    }
+    {
         let keys = if req.coordinator_keys.is_empty() {
             vec![req.key]
         } else {
@@ -57,7 +60,6 @@ pub(crate) fn find_coordinator(broker: &Arc<Broker>, req: FindCoordinatorRequest
                 .collect(),
         );
     }
-    resp
 }
 
 pub(crate) async fn join(

@@ -27,8 +27,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, _version: i1
                     let base = ListOffsetsPartitionResponse::default()
                         .with_partition_index(lp.partition_index)
                         .with_timestamp(-1)
-                        .with_offset(-1)
-                        .with_leader_epoch(0);
+                        .with_offset(-1);
                     let Some(p) = topic.as_ref().ok().and_then(|t| t.partition(lp.partition_index)) else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
