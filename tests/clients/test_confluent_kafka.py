@@ -224,8 +224,7 @@ def test_offset_commit_with_metadata_and_fetch_unknown_group(node):
         # A group that never committed has no offsets.
         res = c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=10)
         assert [tp.offset for tp in res] == [-1001, -1001]  # OFFSET_INVALID
-        tp = TopicPartition(topic, 1, 7)
-        tp.metadata = "hello"
+        tp = TopicPartition(topic, 1, 7, "hello")
         c.commit(offsets=[tp], asynchronous=False)
         res = c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=10)
         assert res[0].offset == -1001

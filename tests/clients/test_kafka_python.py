@@ -7,7 +7,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from conftest import unique
 
-COMMON = {"request_timeout_ms": 30000, "api_version_auto_timeout_ms": 10000}
+COMMON = {"request_timeout_ms": 30000}
 
 
 def admin(node):

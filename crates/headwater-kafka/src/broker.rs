@@ -29,7 +29,7 @@ pub struct Broker {
 
 /// What to do after a request was handled.
 pub(crate) enum Reply {
-    Send(ResponseKind),
+    Send(Box<ResponseKind>),
     /// Produce with acks=0: Kafka sends no response at all.
     Nothing,
 }
@@ -76,7 +76,9 @@ impl Broker {
             RequestKind::ApiVersions(_) => {
                 ResponseKind::ApiVersions(crate::versions::api_versions(None))
             }
-            RequestKind::Metadata(req) => ResponseKind::Metadata(handlers::metadata::handle(self, req, v)),
+            RequestKind::Metadata(req) => {
+                ResponseKind::Metadata(handlers::metadata::handle(self, req, v))
+            }
             RequestKind::DescribeCluster(_) => {
                 ResponseKind::DescribeCluster(handlers::metadata::describe_cluster(self))
             }
@@ -99,7 +101,9 @@ impl Broker {
                 Some(resp) => ResponseKind::Produce(resp),
                 None => return Reply::Nothing,
             },
-            RequestKind::Fetch(req) => ResponseKind::Fetch(handlers::fetch::handle(self, req, v).await),
+            RequestKind::Fetch(req) => {
+                ResponseKind::Fetch(handlers::fetch::handle(self, req, v).await)
+            }
             RequestKind::ListOffsets(req) => {
                 ResponseKind::ListOffsets(handlers::list_offsets::handle(self, req, v))
             }
@@ -115,14 +119,18 @@ impl Broker {
             RequestKind::SyncGroup(req) => {
                 ResponseKind::SyncGroup(crate::groups::api::sync(self, req).await)
             }
-            RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(crate::groups::api::heartbeat(self, req)),
+            RequestKind::Heartbeat(req) => {
+                ResponseKind::Heartbeat(crate::groups::api::heartbeat(self, req))
+            }
             RequestKind::LeaveGroup(req) => {
                 ResponseKind::LeaveGroup(crate::groups::api::leave(self, req, v))
             }
             RequestKind::DescribeGroups(req) => {
                 ResponseKind::DescribeGroups(crate::groups::api::describe(self, req))
             }
-            RequestKind::ListGroups(req) => ResponseKind::ListGroups(crate::groups::api::list(self, req)),
+            RequestKind::ListGroups(req) => {
+                ResponseKind::ListGroups(crate::groups::api::list(self, req))
+            }
             RequestKind::DeleteGroups(req) => {
                 ResponseKind::DeleteGroups(crate::groups::api::delete(self, req))
             }
@@ -136,10 +144,10 @@ impl Broker {
                 // Only reachable if the version table lists an API without a handler.
                 let key = api_key_of(&other);
                 tracing::error!(api = ?key, "no handler for an advertised API");
-                return Reply::Send(crate::connection::unsupported_response(key));
+                return Reply::Send(Box::new(crate::connection::unsupported_response(key)));
             }
         };
-        Reply::Send(r)
+        Reply::Send(Box::new(r))
     }
 }
 

@@ -12,10 +12,10 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, CreatePartitionsResponse, CreateTopicsResponse,
     DeleteGroupsResponse, DeleteTopicsResponse, DescribeClusterResponse, DescribeConfigsResponse,
     DescribeGroupsResponse, FetchResponse, FindCoordinatorResponse, HeartbeatResponse,
-    IncrementalAlterConfigsResponse, InitProducerIdResponse, JoinGroupResponse,
-    LeaveGroupResponse, ListGroupsResponse, ListOffsetsResponse, MetadataResponse,
-    OffsetCommitResponse, OffsetFetchResponse, ProduceResponse, RequestHeader, RequestKind,
-    ResponseHeader, ResponseKind, SyncGroupResponse,
+    IncrementalAlterConfigsResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse,
+    ListGroupsResponse, ListOffsetsResponse, MetadataResponse, OffsetCommitResponse,
+    OffsetFetchResponse, ProduceResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+    SyncGroupResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
@@ -91,13 +91,19 @@ async fn handle_frame(
         tracing::info!(%peer, api = ?api_key, version, "unsupported API version; answering UNSUPPORTED_VERSION");
         let response = if api_key == ApiKey::ApiVersions {
             // KIP-511: answer with v0 and the versions we do support, so the client can retry.
-            ResponseKind::ApiVersions(versions::api_versions(Some(ResponseError::UnsupportedVersion)))
+            ResponseKind::ApiVersions(versions::api_versions(Some(
+                ResponseError::UnsupportedVersion,
+            )))
         } else if range.is_some() {
             unsupported_response(api_key)
         } else {
             return Ok(Some(raw_error_frame(correlation_id)));
         };
-        let answer_version = if api_key == ApiKey::ApiVersions { 0 } else { version };
+        let answer_version = if api_key == ApiKey::ApiVersions {
+            0
+        } else {
+            version
+        };
         return Ok(Some(
             encode_response(api_key, answer_version, correlation_id, &response)
                 .unwrap_or_else(|_| raw_error_frame(correlation_id)),
@@ -167,7 +173,9 @@ pub(crate) fn unsupported_response(api_key: ApiKey) -> ResponseKind {
         ApiKey::Produce => ResponseKind::Produce(ProduceResponse::default()),
         ApiKey::Fetch => ResponseKind::Fetch(FetchResponse::default().with_error_code(code)),
         ApiKey::ListOffsets => ResponseKind::ListOffsets(ListOffsetsResponse::default()),
-        ApiKey::Metadata => ResponseKind::Metadata(MetadataResponse::default().with_error_code(code)),
+        ApiKey::Metadata => {
+            ResponseKind::Metadata(MetadataResponse::default().with_error_code(code))
+        }
         ApiKey::OffsetCommit => ResponseKind::OffsetCommit(OffsetCommitResponse::default()),
         ApiKey::OffsetFetch => {
             ResponseKind::OffsetFetch(OffsetFetchResponse::default().with_error_code(code))
@@ -175,12 +183,18 @@ pub(crate) fn unsupported_response(api_key: ApiKey) -> ResponseKind {
         ApiKey::FindCoordinator => {
             ResponseKind::FindCoordinator(FindCoordinatorResponse::default().with_error_code(code))
         }
-        ApiKey::JoinGroup => ResponseKind::JoinGroup(JoinGroupResponse::default().with_error_code(code)),
-        ApiKey::Heartbeat => ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(code)),
+        ApiKey::JoinGroup => {
+            ResponseKind::JoinGroup(JoinGroupResponse::default().with_error_code(code))
+        }
+        ApiKey::Heartbeat => {
+            ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(code))
+        }
         ApiKey::LeaveGroup => {
             ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code))
         }
-        ApiKey::SyncGroup => ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(code)),
+        ApiKey::SyncGroup => {
+            ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(code))
+        }
         ApiKey::DescribeGroups => ResponseKind::DescribeGroups(DescribeGroupsResponse::default()),
         ApiKey::ListGroups => {
             ResponseKind::ListGroups(ListGroupsResponse::default().with_error_code(code))
@@ -190,7 +204,9 @@ pub(crate) fn unsupported_response(api_key: ApiKey) -> ResponseKind {
         ApiKey::InitProducerId => {
             ResponseKind::InitProducerId(InitProducerIdResponse::default().with_error_code(code))
         }
-        ApiKey::DescribeConfigs => ResponseKind::DescribeConfigs(DescribeConfigsResponse::default()),
+        ApiKey::DescribeConfigs => {
+            ResponseKind::DescribeConfigs(DescribeConfigsResponse::default())
+        }
         ApiKey::CreatePartitions => {
             ResponseKind::CreatePartitions(CreatePartitionsResponse::default())
         }
@@ -201,8 +217,6 @@ pub(crate) fn unsupported_response(api_key: ApiKey) -> ResponseKind {
         ApiKey::DescribeCluster => {
             ResponseKind::DescribeCluster(DescribeClusterResponse::default().with_error_code(code))
         }
-        _ => ResponseKind::ApiVersions(
-            ApiVersionsResponse::default().with_error_code(code),
-        ),
+        _ => ResponseKind::ApiVersions(ApiVersionsResponse::default().with_error_code(code)),
     }
 }

@@ -158,7 +158,12 @@ impl TopicConfig {
             value: value.to_string(),
             reason: reason.to_string(),
         };
-        let int = || value.trim().parse::<i64>().map_err(|_| bad("expected an integer"));
+        let int = || {
+            value
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| bad("expected an integer"))
+        };
         match key {
             "retention.ms" => self.retention_ms = int()?.max(-1),
             "retention.bytes" => self.retention_bytes = int()?.max(-1),
@@ -189,7 +194,9 @@ impl TopicConfig {
             }
             "cleanup.policy" => {
                 if value.trim() != "delete" {
-                    return Err(bad("only 'delete' is supported (compaction is not built yet)"));
+                    return Err(bad(
+                        "only 'delete' is supported (compaction is not built yet)",
+                    ));
                 }
             }
             _ => {

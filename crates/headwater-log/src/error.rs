@@ -43,7 +43,9 @@ pub enum LogError {
     },
     #[error("unknown topic config '{key}'; known configs: {known}")]
     UnknownConfig { key: String, known: String },
-    #[error("invalid record batch at byte {position} of the request for {topic}-{partition}: {source}")]
+    #[error(
+        "invalid record batch at byte {position} of the request for {topic}-{partition}: {source}"
+    )]
     InvalidBatch {
         topic: String,
         partition: i32,

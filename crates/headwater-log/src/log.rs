@@ -246,10 +246,11 @@ impl Log {
         let t = self
             .topic(topic)
             .ok_or_else(|| LogError::UnknownTopic(topic.to_string()))?;
-        t.partition(index).ok_or_else(|| LogError::UnknownPartition {
-            topic: topic.to_string(),
-            partition: index,
-        })
+        t.partition(index)
+            .ok_or_else(|| LogError::UnknownPartition {
+                topic: topic.to_string(),
+                partition: index,
+            })
     }
 
     fn write_meta(&self, topic: &Topic) -> Result<(), LogError> {
@@ -340,7 +341,12 @@ impl Log {
     }
 
     /// Grows a topic to `total` partitions.
-    pub fn create_partitions(&self, name: &str, total: i32, validate_only: bool) -> Result<(), LogError> {
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<(), LogError> {
         let _admin = self.admin.lock();
         let topic = self
             .topic(name)
@@ -350,7 +356,9 @@ impl Log {
             return Err(LogError::InvalidPartitions {
                 topic: name.to_string(),
                 count: i64::from(total),
-                reason: format!("the topic has {current}; the new count must be larger (and at most 100000)"),
+                reason: format!(
+                    "the topic has {current}; the new count must be larger (and at most 100000)"
+                ),
             });
         }
         if validate_only {

@@ -92,7 +92,11 @@ impl Partition {
         std::fs::create_dir_all(&args.dir).map_err(LogError::io("create partition", &args.dir))?;
         let seg = Segment::create(&args.dir, 0, args.index_interval)?;
         fsutil::sync_dir(&args.dir)?;
-        Ok(Self::assemble(args, vec![Arc::new(seg)], ProducerStates::default()))
+        Ok(Self::assemble(
+            args,
+            vec![Arc::new(seg)],
+            ProducerStates::default(),
+        ))
     }
 
     fn assemble(args: OpenArgs, segments: Vec<Arc<Segment>>, producers: ProducerStates) -> Self {
@@ -144,13 +148,9 @@ impl Partition {
             segments.push(Arc::new(seg));
         }
         let end = segments.last().map(|s| s.next_offset()).unwrap_or(0);
-        segments
-            .last()
-            .map(|s| s.sync())
-            .transpose()?;
+        segments.last().map(|s| s.sync()).transpose()?;
         // Producer state: newest snapshot at or below the end, plus the headers after it.
-        let (mut producers, from) =
-            ProducerStates::load_latest(&args.dir, end).unwrap_or_default();
+        let (mut producers, from) = ProducerStates::load_latest(&args.dir, end).unwrap_or_default();
         for seg in &segments {
             if seg.next_offset() <= from {
                 continue;
@@ -521,8 +521,8 @@ mod tests {
     }
 
     fn cfg() -> TopicConfig {
-        let mut c = TopicConfig::resolve(&LogConfig::default(), &Default::default())
-            .expect("defaults");
+        let mut c =
+            TopicConfig::resolve(&LogConfig::default(), &Default::default()).expect("defaults");
         c.segment_bytes = 4096;
         c
     }
@@ -544,6 +544,19 @@ mod tests {
         assert_eq!(p.end_offset(), 200);
         let out = p.append(&batch(1, 5, None)).expect("append");
         assert_eq!(out.base_offset, 200);
+    }
+
+    #[test]
+    fn read_returns_every_batch_from_the_offset_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = Partition::create(args(dir.path(), cfg())).expect("create");
+        p.append(&batch(3, 5, None)).expect("append");
+        p.append(&batch(1, 5, None)).expect("append");
+        let data = p.read(1, 1 << 20).expect("read");
+        let offsets: Vec<i64> = BatchIter::new(&data)
+            .map(|(_, h)| h.expect("batch").base_offset)
+            .collect();
+        assert_eq!(offsets, vec![0, 3]);
     }
 
     #[test]

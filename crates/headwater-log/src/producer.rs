@@ -100,7 +100,11 @@ impl ProducerStates {
         {
             return Ok(SequenceCheck::Duplicate(dup.clone()));
         }
-        let expected = entry.recent.back().map(|b| next_seq(b.last_seq)).unwrap_or(0);
+        let expected = entry
+            .recent
+            .back()
+            .map(|b| next_seq(b.last_seq))
+            .unwrap_or(0);
         if h.base_sequence != expected {
             return Err(LogError::OutOfOrderSequence {
                 topic: topic.to_string(),

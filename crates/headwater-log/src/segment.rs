@@ -115,7 +115,11 @@ impl Segment {
             .map_err(LogError::io("stat segment", path))?
             .len();
         let seg = Self::from_parts(path.to_path_buf(), file, base_offset, index_interval);
-        let saved = if verify { None } else { seg.load_index_files(len) };
+        let saved = if verify {
+            None
+        } else {
+            seg.load_index_files(len)
+        };
         let (start_pos, mut index) = match saved {
             Some(idx) => {
                 let pos = idx.offsets.last().map(|e| u64::from(e.1)).unwrap_or(0);
@@ -229,9 +233,11 @@ impl Segment {
             .store(header.last_offset() + 1, Ordering::Release);
         self.max_timestamp
             .fetch_max(header.max_timestamp, Ordering::AcqRel);
+        // Age is wall-clock time since this node first wrote to (or reopened) the segment, not
+        // record timestamps: replaying old events must not roll a segment per batch.
         let _ = self.first_append_ms.compare_exchange(
             -1,
-            header.base_timestamp.max(0).min(now_ms()),
+            now_ms(),
             Ordering::AcqRel,
             Ordering::Relaxed,
         );

@@ -54,8 +54,11 @@ mod tests {
     fn unknown_key_names_file_and_line() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("node.toml");
-        std::fs::write(&path, "[kafka]\nauto_create_topics = true\n[log]\nfsynk = \"always\"\n")
-            .expect("write");
+        std::fs::write(
+            &path,
+            "[kafka]\nauto_create_topics = true\n[log]\nfsynk = \"always\"\n",
+        )
+        .expect("write");
         let err = NodeConfig::load(&path).expect_err("unknown key");
         let msg = err.to_string();
         assert!(msg.contains("node.toml:4:1"), "{msg}");

@@ -19,7 +19,11 @@ pub fn inspect(path: &Path) -> anyhow::Result<ExitCode> {
             println!("DAMAGED {p}");
         }
     }
-    Ok(if damaged { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if damaged {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub fn verify(path: &Path) -> anyhow::Result<ExitCode> {
@@ -35,7 +39,10 @@ pub fn verify(path: &Path) -> anyhow::Result<ExitCode> {
         eprintln!("corrupt: {p}");
     }
     if problems.is_empty() {
-        println!("ok: {} segment file(s), {batches} batches, every CRC valid", files.len());
+        println!(
+            "ok: {} segment file(s), {batches} batches, every CRC valid",
+            files.len()
+        );
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(

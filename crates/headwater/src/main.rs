@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "headwater", version, about = "Domain-owned data pipelines on the Kafka protocol")]
+#[command(
+    name = "headwater",
+    version,
+    about = "Domain-owned data pipelines on the Kafka protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

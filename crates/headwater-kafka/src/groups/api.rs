@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator as CoordinatorEntry;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -14,7 +15,6 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
-use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{
     BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
     DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
@@ -33,7 +33,11 @@ fn code(e: Option<ResponseError>) -> i16 {
     e.map(|e| e.code()).unwrap_or(0)
 }
 
-pub(crate) fn find_coordinator(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+pub(crate) fn find_coordinator(
+    broker: &Arc<Broker>,
+    req: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
     let node = &broker.node;
     let resp = FindCoordinatorResponse::default();
     if version < 4 {
@@ -48,7 +52,7 @@ pub(crate) fn find_coordinator(broker: &Arc<Broker>, req: FindCoordinatorRequest
         } else {
             req.coordinator_keys
         };
-        return resp.with_coordinators(
+        resp.with_coordinators(
             keys.into_iter()
                 .map(|k| {
                     CoordinatorEntry::default()
@@ -58,7 +62,7 @@ pub(crate) fn find_coordinator(broker: &Arc<Broker>, req: FindCoordinatorRequest
                         .with_port(node.port)
                 })
                 .collect(),
-        );
+        )
     }
 }
 
@@ -71,7 +75,11 @@ pub(crate) async fn join(
 ) -> JoinGroupResponse {
     let host = peer.rsplit_once(':').map(|(h, _)| h).unwrap_or(peer);
     // v0 has no rebalance timeout; Kafka uses the session timeout for it.
-    let rebalance = if version == 0 { req.session_timeout_ms } else { req.rebalance_timeout_ms };
+    let rebalance = if version == 0 {
+        req.session_timeout_ms
+    } else {
+        req.rebalance_timeout_ms
+    };
     let out = broker
         .groups
         .join(
@@ -137,12 +145,23 @@ pub(crate) fn heartbeat(broker: &Arc<Broker>, req: HeartbeatRequest) -> Heartbea
     )))
 }
 
-pub(crate) fn leave(broker: &Arc<Broker>, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub(crate) fn leave(
+    broker: &Arc<Broker>,
+    req: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
     if version < 3 {
-        let errs = broker.groups.leave(&req.group_id.0, &[req.member_id.to_string()]);
-        return LeaveGroupResponse::default().with_error_code(code(errs.into_iter().next().flatten()));
+        let errs = broker
+            .groups
+            .leave(&req.group_id.0, &[req.member_id.to_string()]);
+        return LeaveGroupResponse::default()
+            .with_error_code(code(errs.into_iter().next().flatten()));
     }
-    let ids: Vec<String> = req.members.iter().map(|m| m.member_id.to_string()).collect();
+    let ids: Vec<String> = req
+        .members
+        .iter()
+        .map(|m| m.member_id.to_string())
+        .collect();
     let errs = broker.groups.leave(&req.group_id.0, &ids);
     LeaveGroupResponse::default().with_members(
         req.members
@@ -169,7 +188,9 @@ pub(crate) fn describe(broker: &Arc<Broker>, req: DescribeGroupsRequest) -> Desc
                 match g {
                     Some(g) if !g.members.is_empty() => base
                         .with_group_state(Broker::str(g.state.as_str()))
-                        .with_protocol_type(Broker::str(g.protocol_type.clone().unwrap_or_default()))
+                        .with_protocol_type(Broker::str(
+                            g.protocol_type.clone().unwrap_or_default(),
+                        ))
                         .with_protocol_data(Broker::str(g.protocol.clone().unwrap_or_default()))
                         .with_members(
                             g.members
@@ -183,7 +204,9 @@ pub(crate) fn describe(broker: &Arc<Broker>, req: DescribeGroupsRequest) -> Desc
                                         .unwrap_or_default();
                                     DescribedGroupMember::default()
                                         .with_member_id(Broker::str(m.id.clone()))
-                                        .with_group_instance_id(m.instance_id.clone().map(Broker::str))
+                                        .with_group_instance_id(
+                                            m.instance_id.clone().map(Broker::str),
+                                        )
                                         .with_client_id(Broker::str(m.client_id.clone()))
                                         .with_client_host(Broker::str(format!("/{}", m.host)))
                                         .with_member_metadata(meta)
@@ -243,11 +266,15 @@ pub(crate) fn delete(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> DeleteGr
     DeleteGroupsResponse::default().with_results(results)
 }
 
-pub(crate) async fn offset_commit(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub(crate) async fn offset_commit(
+    broker: &Arc<Broker>,
+    req: OffsetCommitRequest,
+) -> OffsetCommitResponse {
     let group = req.group_id.0.to_string();
-    let group_error = broker
-        .groups
-        .check_commit(&group, req.generation_id_or_member_epoch, &req.member_id);
+    let group_error =
+        broker
+            .groups
+            .check_commit(&group, req.generation_id_or_member_epoch, &req.member_id);
     let mut entries = Vec::new();
     let mut topics = Vec::new();
     for t in req.topics {
@@ -286,23 +313,32 @@ pub(crate) async fn offset_commit(broker: &Arc<Broker>, req: OffsetCommitRequest
         topics
             .into_iter()
             .map(|(name, parts)| {
-                OffsetCommitResponseTopic::default().with_name(name).with_partitions(
-                    parts
-                        .into_iter()
-                        .map(|(i, e)| {
-                            OffsetCommitResponsePartition::default()
-                                .with_partition_index(i)
-                                .with_error_code(code(e.or(write_error)))
-                        })
-                        .collect(),
-                )
+                OffsetCommitResponseTopic::default()
+                    .with_name(name)
+                    .with_partitions(
+                        parts
+                            .into_iter()
+                            .map(|(i, e)| {
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(i)
+                                    .with_error_code(code(e.or(write_error)))
+                            })
+                            .collect(),
+                    )
             })
             .collect(),
     )
 }
 
 /// Committed offsets of `group` for the requested partitions, or all of them (`None`).
-fn fetch_group(broker: &Broker, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Vec<(String, Vec<(i32, Option<Committed>)>)> {
+/// Committed offsets per topic, in partition order.
+type GroupOffsets = Vec<(String, Vec<(i32, Option<Committed>)>)>;
+
+fn fetch_group(
+    broker: &Broker,
+    group: &str,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+) -> GroupOffsets {
     match wanted {
         Some(topics) => topics
             .into_iter()
@@ -315,7 +351,7 @@ fn fetch_group(broker: &Broker, group: &str, wanted: Option<Vec<(String, Vec<i32
             })
             .collect(),
         None => {
-            let mut out: Vec<(String, Vec<(i32, Option<Committed>)>)> = Vec::new();
+            let mut out: GroupOffsets = Vec::new();
             for ((t, p), c) in broker.groups.offsets.group(group) {
                 match out.last_mut() {
                     Some((last, parts)) if *last == t => parts.push((p, Some(c))),
@@ -327,7 +363,11 @@ fn fetch_group(broker: &Broker, group: &str, wanted: Option<Vec<(String, Vec<i32
     }
 }
 
-pub(crate) fn offset_fetch(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub(crate) fn offset_fetch(
+    broker: &Arc<Broker>,
+    req: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
     if version >= 8 {
         let groups = req
             .groups
@@ -349,9 +389,13 @@ pub(crate) fn offset_fetch(broker: &Arc<Broker>, req: OffsetFetchRequest, versio
                                     .map(|(p, c)| {
                                         OffsetFetchResponsePartitions::default()
                                             .with_partition_index(p)
-                                            .with_committed_offset(c.as_ref().map(|c| c.offset).unwrap_or(-1))
+                                            .with_committed_offset(
+                                                c.as_ref().map(|c| c.offset).unwrap_or(-1),
+                                            )
                                             .with_committed_leader_epoch(-1)
-                                            .with_metadata(Some(Broker::str(c.and_then(|c| c.metadata).unwrap_or_default())))
+                                            .with_metadata(Some(Broker::str(
+                                                c.and_then(|c| c.metadata).unwrap_or_default(),
+                                            )))
                                     })
                                     .collect(),
                             )
@@ -382,7 +426,9 @@ pub(crate) fn offset_fetch(broker: &Arc<Broker>, req: OffsetFetchRequest, versio
                                 .with_partition_index(p)
                                 .with_committed_offset(c.as_ref().map(|c| c.offset).unwrap_or(-1))
                                 .with_committed_leader_epoch(-1)
-                                .with_metadata(Some(Broker::str(c.and_then(|c| c.metadata).unwrap_or_default())))
+                                .with_metadata(Some(Broker::str(
+                                    c.and_then(|c| c.metadata).unwrap_or_default(),
+                                )))
                         })
                         .collect(),
                 )

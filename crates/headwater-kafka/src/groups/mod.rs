@@ -115,7 +115,11 @@ impl Group {
         if self.state == GroupState::PreparingRebalance {
             return;
         }
-        tracing::info!(group = group_id, generation = self.generation, "rebalance: {reason}");
+        tracing::info!(
+            group = group_id,
+            generation = self.generation,
+            "rebalance: {reason}"
+        );
         for m in &mut self.members {
             if let Some(w) = m.sync_waiter.take() {
                 let _ = w.send(SyncOutcome {
@@ -198,7 +202,11 @@ impl Group {
                     protocol: protocol.clone(),
                     leader: leader.clone(),
                     member_id: m.id.clone(),
-                    members: if m.id == leader { all.clone() } else { Vec::new() },
+                    members: if m.id == leader {
+                        all.clone()
+                    } else {
+                        Vec::new()
+                    },
                 });
             }
         }
@@ -284,7 +292,9 @@ impl Coordinator {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
             loop {
                 tick.tick().await;
-                let Some(broker) = broker.upgrade() else { return };
+                let Some(broker) = broker.upgrade() else {
+                    return;
+                };
                 broker.groups.expire(Instant::now());
             }
         });
@@ -347,7 +357,9 @@ impl Coordinator {
         }
         let rx = {
             let mut groups = self.groups.lock();
-            let g = groups.entry(group_id.to_string()).or_insert_with(Group::new);
+            let g = groups
+                .entry(group_id.to_string())
+                .or_insert_with(Group::new);
             if !g.members.is_empty() {
                 let same_type = g.protocol_type.as_deref() == Some(protocol_type);
                 let shares = g.members.iter().all(|m| {
@@ -361,7 +373,15 @@ impl Coordinator {
                 }
             }
             let id = if member_id.is_empty() {
-                format!("{}-{}", if client_id.is_empty() { "member" } else { client_id }, uuid::Uuid::new_v4())
+                format!(
+                    "{}-{}",
+                    if client_id.is_empty() {
+                        "member"
+                    } else {
+                        client_id
+                    },
+                    uuid::Uuid::new_v4()
+                )
             } else if g.member(member_id).is_some() {
                 member_id.to_string()
             } else {
@@ -370,7 +390,8 @@ impl Coordinator {
             let (tx, rx) = oneshot::channel();
             g.protocol_type = Some(protocol_type.to_string());
             let session = Duration::from_millis(session_timeout_ms as u64);
-            let rebalance = Duration::from_millis(rebalance_timeout_ms.max(session_timeout_ms) as u64);
+            let rebalance =
+                Duration::from_millis(rebalance_timeout_ms.max(session_timeout_ms) as u64);
             let changed = match g.member(&id) {
                 Some(m) => {
                     let changed = m.protocols != protocols;
@@ -470,7 +491,10 @@ impl Coordinator {
                     return fail(ResponseError::RebalanceInProgress)
                 }
                 GroupState::Stable => {
-                    let a = g.member(member_id).map(|m| m.assignment.clone()).unwrap_or_default();
+                    let a = g
+                        .member(member_id)
+                        .map(|m| m.assignment.clone())
+                        .unwrap_or_default();
                     return ok(g, a);
                 }
                 GroupState::CompletingRebalance => {}
@@ -492,7 +516,10 @@ impl Coordinator {
                     }
                 }
                 g.state = GroupState::Stable;
-                let a = g.member(member_id).map(|m| m.assignment.clone()).unwrap_or_default();
+                let a = g
+                    .member(member_id)
+                    .map(|m| m.assignment.clone())
+                    .unwrap_or_default();
                 return ok(g, a);
             }
             let (tx, rx) = oneshot::channel();
@@ -506,7 +533,12 @@ impl Coordinator {
             .unwrap_or_else(|_| fail(ResponseError::RebalanceInProgress))
     }
 
-    pub fn heartbeat(&self, group_id: &str, generation: i32, member_id: &str) -> Option<ResponseError> {
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+    ) -> Option<ResponseError> {
         let mut groups = self.groups.lock();
         let Some(g) = groups.get_mut(group_id) else {
             return Some(ResponseError::UnknownMemberId);
@@ -530,18 +562,27 @@ impl Coordinator {
     pub fn leave(&self, group_id: &str, member_ids: &[String]) -> Vec<Option<ResponseError>> {
         let mut groups = self.groups.lock();
         let Some(g) = groups.get_mut(group_id) else {
-            return member_ids.iter().map(|_| Some(ResponseError::UnknownMemberId)).collect();
+            return member_ids
+                .iter()
+                .map(|_| Some(ResponseError::UnknownMemberId))
+                .collect();
         };
         member_ids
             .iter()
             .map(|id| {
-                (!g.remove_member(group_id, id, "LeaveGroup")).then_some(ResponseError::UnknownMemberId)
+                (!g.remove_member(group_id, id, "LeaveGroup"))
+                    .then_some(ResponseError::UnknownMemberId)
             })
             .collect()
     }
 
     /// Checks that a member may commit offsets for `generation`.
-    pub fn check_commit(&self, group_id: &str, generation: i32, member_id: &str) -> Option<ResponseError> {
+    pub fn check_commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+    ) -> Option<ResponseError> {
         let mut groups = self.groups.lock();
         let Some(g) = groups.get_mut(group_id) else {
             return (generation >= 0).then_some(ResponseError::IllegalGeneration);

@@ -12,8 +12,7 @@ use bytes::{Bytes, BytesMut};
 use headwater_log::{Log, LogError, Partition};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -27,11 +26,13 @@ pub(crate) struct Committed {
 }
 
 type Key = (String, String, i32);
+/// Committed offsets by group, then by (topic, partition).
+type OffsetsByGroup = HashMap<String, BTreeMap<(String, i32), Committed>>;
 
 #[derive(Debug)]
 pub(crate) struct OffsetStore {
     partition: Arc<Partition>,
-    offsets: Mutex<HashMap<String, BTreeMap<(String, i32), Committed>>>,
+    offsets: Mutex<OffsetsByGroup>,
 }
 
 impl OffsetStore {
@@ -44,10 +45,12 @@ impl OffsetStore {
                 log.create_topic(OFFSETS_TOPIC, 1, cfg)?
             }
         };
-        let partition = topic.partition(0).ok_or_else(|| LogError::UnknownPartition {
-            topic: OFFSETS_TOPIC.to_string(),
-            partition: 0,
-        })?;
+        let partition = topic
+            .partition(0)
+            .ok_or_else(|| LogError::UnknownPartition {
+                topic: OFFSETS_TOPIC.to_string(),
+                partition: 0,
+            })?;
         let store = OffsetStore {
             partition,
             offsets: Mutex::new(HashMap::new()),
@@ -71,13 +74,21 @@ impl OffsetStore {
                 let set = match RecordBatchDecoder::decode(&mut buf) {
                     Ok(s) => s,
                     Err(e) => {
-                        tracing::error!(topic = OFFSETS_TOPIC, offset, "skipping undecodable batch of committed offsets: {e}");
+                        tracing::error!(
+                            topic = OFFSETS_TOPIC,
+                            offset,
+                            "skipping undecodable batch of committed offsets: {e}"
+                        );
                         break;
                     }
                 };
                 for r in set.records {
                     offset = offset.max(r.offset + 1);
-                    let Some(key) = r.key.as_ref().and_then(|k| serde_json::from_slice::<Key>(k).ok()) else {
+                    let Some(key) = r
+                        .key
+                        .as_ref()
+                        .and_then(|k| serde_json::from_slice::<Key>(k).ok())
+                    else {
                         continue;
                     };
                     let value = r
@@ -89,7 +100,11 @@ impl OffsetStore {
                 }
             }
         }
-        tracing::info!(records = applied, groups = map.len(), "replayed committed offsets");
+        tracing::info!(
+            records = applied,
+            groups = map.len(),
+            "replayed committed offsets"
+        );
         Ok(())
     }
 
@@ -168,11 +183,7 @@ impl OffsetStore {
     }
 }
 
-fn apply(
-    map: &mut HashMap<String, BTreeMap<(String, i32), Committed>>,
-    (group, topic, partition): Key,
-    value: Option<Committed>,
-) {
+fn apply(map: &mut OffsetsByGroup, (group, topic, partition): Key, value: Option<Committed>) {
     match value {
         Some(c) => {
             map.entry(group).or_default().insert((topic, partition), c);

@@ -66,7 +66,8 @@ fn read_once(broker: &Broker, req: &FetchRequest, max_bytes: usize) -> (FetchRes
                 .with_high_watermark(marks.high_watermark)
                 .with_last_stable_offset(marks.high_watermark)
                 .with_log_start_offset(marks.log_start_offset);
-            let budget = (fp.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+            let budget =
+                (fp.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
             if budget == 0 && total > 0 {
                 parts.push(base.with_records(Some(Bytes::new())));
                 continue;

@@ -13,7 +13,11 @@ use crate::Broker;
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 
-pub(crate) fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+pub(crate) fn handle(
+    broker: &Arc<Broker>,
+    req: ListOffsetsRequest,
+    _version: i16,
+) -> ListOffsetsResponse {
     let topics = req
         .topics
         .into_iter()
@@ -28,7 +32,11 @@ pub(crate) fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, _version: i1
                         .with_partition_index(lp.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1);
-                    let Some(p) = topic.as_ref().ok().and_then(|t| t.partition(lp.partition_index)) else {
+                    let Some(p) = topic
+                        .as_ref()
+                        .ok()
+                        .and_then(|t| t.partition(lp.partition_index))
+                    else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     let marks = p.watermarks();

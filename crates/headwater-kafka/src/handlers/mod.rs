@@ -20,7 +20,11 @@ use crate::Broker;
 pub(crate) const INTERNAL_PREFIX: &str = "_headwater.";
 
 /// Looks up a client-visible topic, creating it when auto-creation is on and `create` is set.
-pub(crate) fn client_topic(broker: &Broker, name: &str, create: bool) -> Result<Arc<Topic>, LogError> {
+pub(crate) fn client_topic(
+    broker: &Broker,
+    name: &str,
+    create: bool,
+) -> Result<Arc<Topic>, LogError> {
     if name.starts_with(INTERNAL_PREFIX) {
         return Err(LogError::UnknownTopic(name.to_string()));
     }

@@ -45,8 +45,9 @@ pub(crate) async fn handle(
                 continue;
             }
             let partition = match topic.as_ref().map_err(|e| e.to_string()).and_then(|t| {
-                t.partition(pd.index)
-                    .ok_or_else(|| format!("partition {} of topic '{name}' does not exist", pd.index))
+                t.partition(pd.index).ok_or_else(|| {
+                    format!("partition {} of topic '{name}' does not exist", pd.index)
+                })
             }) {
                 Ok(p) => p,
                 Err(msg) => {
@@ -67,7 +68,12 @@ pub(crate) async fn handle(
                         && !out.duplicate
                         && partition.fsync_policy() == FsyncPolicy::Always
                     {
-                        to_sync.push((partition.clone(), out.last_offset + 1, responses.len(), parts.len()));
+                        to_sync.push((
+                            partition.clone(),
+                            out.last_offset + 1,
+                            responses.len(),
+                            parts.len(),
+                        ));
                     }
                     parts.push(
                         base.with_base_offset(out.base_offset)
@@ -96,7 +102,10 @@ pub(crate) async fn handle(
         for ((_, _, t, p), result) in to_sync.iter().zip(results) {
             if let Err(msg) = result {
                 tracing::error!("fsync failed, answering KAFKA_STORAGE_ERROR: {msg}");
-                if let Some(r) = responses.get_mut(*t).and_then(|t| t.partition_responses.get_mut(*p)) {
+                if let Some(r) = responses
+                    .get_mut(*t)
+                    .and_then(|t| t.partition_responses.get_mut(*p))
+                {
                     r.error_code = ResponseError::KafkaStorageError.code();
                     r.error_message = Some(Broker::str(msg));
                 }

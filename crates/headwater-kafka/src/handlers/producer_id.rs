@@ -12,7 +12,9 @@ pub(crate) fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest) -> InitPr
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
     if req.transactional_id.is_some() {
-        tracing::info!("refusing InitProducerId with a transactional id: transactions are not built yet");
+        tracing::info!(
+            "refusing InitProducerId with a transactional id: transactions are not built yet"
+        );
         return base.with_error_code(ResponseError::UnsupportedVersion.code());
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {

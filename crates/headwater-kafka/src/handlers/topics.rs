@@ -2,7 +2,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
@@ -23,7 +25,11 @@ fn reserved(name: &str) -> Option<(ResponseError, String)> {
     })
 }
 
-pub(crate) fn create(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+pub(crate) fn create(
+    broker: &Arc<Broker>,
+    req: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
     let mut results = Vec::new();
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -35,7 +41,11 @@ pub(crate) fn create(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i1
         let configs: BTreeMap<String, String> = t
             .configs
             .iter()
-            .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+            .filter_map(|c| {
+                c.value
+                    .as_ref()
+                    .map(|v| (c.name.to_string(), v.to_string()))
+            })
             .collect();
         let check = || -> Result<(), (ResponseError, String)> {
             if let Some(r) = reserved(&name) {
@@ -69,7 +79,8 @@ pub(crate) fn create(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i1
             }
             Ok(())
         };
-        let mut result = CreatableTopicResult::default().with_name(TopicName(Broker::str(name.clone())));
+        let mut result =
+            CreatableTopicResult::default().with_name(TopicName(Broker::str(name.clone())));
         match check() {
             Ok(()) => {
                 result = result
@@ -79,9 +90,10 @@ pub(crate) fn create(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i1
                     result = result.with_topic_id(topic.id());
                 }
                 if version >= 5 {
-                    let resolved = headwater_log::TopicConfig::resolve(broker.log.config(), &configs)
-                        .map(|c| c.entries())
-                        .unwrap_or_default();
+                    let resolved =
+                        headwater_log::TopicConfig::resolve(broker.log.config(), &configs)
+                            .map(|c| c.entries())
+                            .unwrap_or_default();
                     result = result.with_configs(Some(
                         resolved
                             .into_iter()
@@ -109,7 +121,11 @@ pub(crate) fn create(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i1
     CreateTopicsResponse::default().with_topics(results)
 }
 
-pub(crate) fn delete(broker: &Arc<Broker>, req: DeleteTopicsRequest, _version: i16) -> DeleteTopicsResponse {
+pub(crate) fn delete(
+    broker: &Arc<Broker>,
+    req: DeleteTopicsRequest,
+    _version: i16,
+) -> DeleteTopicsResponse {
     let mut names: Vec<String> = req.topic_names.iter().map(|n| n.0.to_string()).collect();
     names.extend(
         req.topics
@@ -138,7 +154,10 @@ pub(crate) fn delete(broker: &Arc<Broker>, req: DeleteTopicsRequest, _version: i
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-pub(crate) fn create_partitions(broker: &Arc<Broker>, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub(crate) fn create_partitions(
+    broker: &Arc<Broker>,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     let results = req
         .topics
         .into_iter()
