@@ -1,6 +1,7 @@
 """confluent-kafka (librdkafka) producer, consumer, consumer groups and admin
 client against a headwater node."""
 
+import re
 import time
 
 import pytest
@@ -10,7 +11,7 @@ from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResourc
                                    NewPartitions, ResourceType)
 
 from conftest import (admin_client, consume_n, consume_partitions, consumer, create_topic,
-                      produce_all, producer, unique, wait_for_topic)
+                      produce_all, producer, run_cli, unique, wait_for_topic)
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 
@@ -93,6 +94,16 @@ def test_compression(node, codec):
     assert got == dict(enumerate(values))
     for p in (0, 1):
         assert [m.offset() for m in msgs if m.partition() == p] == list(range(500))
+    # Stored as produced: `log inspect` shows the codec on every batch.
+    assert node.stop() == 0
+    for p in (0, 1):
+        res = run_cli("log", "inspect", str(node.partition_dir(topic, p)))
+        assert res.returncode == 0, res.stdout + res.stderr
+        lines = [l for l in res.stdout.splitlines() if re.search(r"\bcompression\W+\w", l, re.I)]
+        assert lines, f"`log inspect` shows no compression field:\n{res.stdout}"
+        for line in lines:
+            assert re.search(rf"\bcompression\W+{codec}\b", line, re.I), (
+                f"batch not stored as {codec}: {line}")
 
 
 def test_consumer_group_rebalance(node):

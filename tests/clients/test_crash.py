@@ -43,6 +43,7 @@ class TrackedProducer:
             "retry.backoff.ms": 20,
             "retry.backoff.max.ms": 300,
             "error_cb": self.on_error,
+            "log_level": 2,  # connection-refused noise while the node is down is expected
         })
 
     def on_error(self, err):

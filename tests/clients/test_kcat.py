@@ -94,6 +94,11 @@ def test_produce_with_codec_and_read_back(node, codec):
         assert value == values[i]
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "Debian 12's kcat (librdkafka 2.0.2) only compresses gzip/snappy/lz4 when the broker "
+    "advertises Produce v2 and Fetch v2 (its MsgVer1 feature); headwater's minimums are "
+    "Produce v3 / Fetch v4 (as Kafka 4.0), so those batches go out uncompressed. "
+    "test_confluent_kafka.py::test_compression checks stored codecs with a current librdkafka."))
 def test_codecs_are_stored_compressed(node):
     """Batches produced with each codec are stored as such: after a clean stop,
     `headwater log inspect` names every codec used on the partition."""

@@ -100,6 +100,8 @@
 //!     _ => panic!()
 //! }
 //! ```
+// Headwater patch: built as a path dependency, so its unused generated items would warn.
+#![allow(dead_code)]
 #![deny(missing_docs)]
 // Display required features for items when rendering for docs.rs
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -1,0 +1,81 @@
+//! `headwater-bench`: each subcommand measures one goal and a baseline in the same run and
+//! prints both with their ratio. Run in release mode:
+//!
+//! ```text
+//! cargo run --release -p headwater-bench -- log-append
+//! cargo run --release -p headwater-bench -- produce-latency
+//! cargo run --release -p headwater-bench -- restart --gib 10
+//! ```
+//!
+//! Throughput through librdkafka is `scripts/bench-kafka` (it drives kcat, a librdkafka client).
+
+mod latency;
+mod log_append;
+mod restart;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "headwater-bench")]
+struct Cli {
+    /// Directory on the disk to measure (a temporary directory is made inside it).
+    #[arg(long, global = true, default_value = ".")]
+    dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Log append of 200-byte records vs a raw sequential write of the same bytes.
+    LogAppend {
+        #[arg(long, default_value_t = 5_000_000)]
+        records: usize,
+        #[arg(long, default_value_t = 200)]
+        record_bytes: usize,
+        /// Records per batch (a 1 MiB producer batch holds about 4,500 records of 200 bytes).
+        #[arg(long, default_value_t = 4_500)]
+        batch_records: usize,
+        /// Alternating raw/log rounds; the median of each side is reported.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
+    /// Produce latency at acks=-1, fsync always, N concurrent producers vs one fsync.
+    ProduceLatency {
+        #[arg(long, default_value_t = 8)]
+        producers: usize,
+        #[arg(long, default_value_t = 500)]
+        records_per_producer: usize,
+    },
+    /// Time from process start to answering a Kafka request, on a data dir holding N GiB,
+    /// vs the same on an empty data dir.
+    Restart {
+        #[arg(long, default_value_t = 10)]
+        gib: u64,
+        /// The headwater binary to start (build it with --release first).
+        #[arg(long, default_value = "target/release/headwater")]
+        bin: PathBuf,
+        /// Keep the generated data dir here and reuse it on the next run.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::LogAppend {
+            records,
+            record_bytes,
+            batch_records,
+            rounds,
+        } => log_append::run(&cli.dir, records, record_bytes, batch_records, rounds),
+        Command::ProduceLatency {
+            producers,
+            records_per_producer,
+        } => latency::run(&cli.dir, producers, records_per_producer),
+        Command::Restart { gib, bin, keep } => restart::run(&cli.dir, gib, &bin, keep),
+    }
+}
