@@ -198,7 +198,10 @@ def test_consumer_group_rebalance(node):
     assert any(e[0] == "m3" and e[1] == "assign" and e[2] for e in events)
 
 
-def test_committed_offsets_survive_restart(node):
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_committed_offsets_survive_restart(make_node, how):
+    # fsync=always so that a commit acknowledged before SIGKILL must survive it.
+    node = make_node(config='[log]\nfsync = "always"\n' if how == "sigkill" else None)
     topic = create_topic(node.bootstrap)
     group = unique("grp")
     produce_all(node.bootstrap, topic, [(None, f"m{i}".encode()) for i in range(20)])
@@ -212,7 +215,10 @@ def test_committed_offsets_survive_restart(node):
     assert committed[0].offset == 10
     c.close()
 
-    assert node.stop() == 0
+    if how == "sigkill":
+        node.kill()
+    else:
+        assert node.stop() == 0
     node.restart()
 
     c = consumer(node.bootstrap, group)

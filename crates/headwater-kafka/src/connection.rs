@@ -54,7 +54,7 @@ async fn run(broker: &Arc<Broker>, stream: TcpStream, peer: &str) -> Result<(), 
             Err(e) => return Err(e.into()),
         }
         let size = i64::from(i32::from_be_bytes(len));
-        if size < 0 || size as u64 > max {
+        if size >= 0 && size as u64 > max {
             return Err(ConnectionError::FrameTooLarge { size, max });
         }
         if size < 8 {

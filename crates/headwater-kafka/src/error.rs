@@ -7,7 +7,7 @@ use kafka_protocol::ResponseError;
 pub enum ConnectionError {
     #[error("request frame of {size} bytes exceeds max_request_bytes={max}; raise [kafka] max_request_bytes or send smaller requests")]
     FrameTooLarge { size: i64, max: u64 },
-    #[error("request frame of {size} bytes is too short for a request header")]
+    #[error("request frame size {size} is invalid: a request needs at least 8 bytes of header")]
     FrameTooShort { size: i64 },
     #[error("malformed {api} v{version} request (correlation id {correlation_id}): {reason}")]
     Malformed {

@@ -433,14 +433,15 @@ impl Log {
                     return;
                 }
                 for t in log.topics() {
-                    if t.config().fsync != crate::FsyncPolicy::Interval {
-                        continue;
-                    }
+                    let policy = t.config().fsync;
                     for p in t.partitions() {
-                        if p.is_dirty() {
+                        if policy == crate::FsyncPolicy::Interval && p.is_dirty() {
                             if let Err(e) = p.sync_through(p.end_offset()) {
                                 tracing::error!(topic = t.name(), partition = p.index(), error = %e, "background fsync failed");
                             }
+                        }
+                        if let Err(e) = p.checkpoint() {
+                            tracing::error!(topic = t.name(), partition = p.index(), error = %e, "recovery checkpoint failed");
                         }
                     }
                 }

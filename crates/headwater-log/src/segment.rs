@@ -115,23 +115,21 @@ impl Segment {
             .map_err(LogError::io("stat segment", path))?
             .len();
         let seg = Self::from_parts(path.to_path_buf(), file, base_offset, index_interval);
-        let saved = if verify {
-            None
-        } else {
-            seg.load_index_files(len)
-        };
-        let (start_pos, mut index) = match saved {
-            Some(idx) => {
+        // Saved indexes describe a prefix of the file that was synced before they were written
+        // (at a roll, a checkpoint or a clean stop): that prefix is trusted, the rest is read.
+        let (start_pos, described, mut index) = match seg.load_index_files(len) {
+            Some((idx, described)) => {
                 let pos = idx.offsets.last().map(|e| u64::from(e.1)).unwrap_or(0);
-                (pos, idx)
+                (pos, described, idx)
             }
-            None => (0, SparseIndex::default()),
+            None => (0, 0, SparseIndex::default()),
         };
         // Entries at or past the scan start are re-added by the scan.
         index.offsets.retain(|e| u64::from(e.1) < start_pos);
         // The first batch the scan reads gets an index entry again.
         index.bytes_since_entry = seg.index_interval;
-        let damage = seg.scan(start_pos, len, verify, &mut index)?;
+        let verify_from = if verify { described } else { u64::MAX };
+        let damage = seg.scan(start_pos, len, verify_from, &mut index)?;
         *seg.index.lock() = index;
         Ok((seg, damage))
     }
@@ -142,7 +140,7 @@ impl Segment {
         &self,
         from: u64,
         len: u64,
-        verify: bool,
+        verify_from: u64,
         index: &mut SparseIndex,
     ) -> Result<Option<Damage>, LogError> {
         let mut pos = from;
@@ -176,7 +174,7 @@ impl Segment {
                 });
                 break;
             }
-            if verify {
+            if pos >= verify_from {
                 body.resize(header.total_len, 0);
                 self.file
                     .read_exact_at(&mut body, pos)
@@ -426,33 +424,43 @@ impl Segment {
         )
     }
 
-    /// Writes the in-memory indexes beside the segment, synced, so the next start can skip the scan.
-    pub fn write_index_files(&self) -> Result<(), LogError> {
+    /// Writes the in-memory indexes beside the segment, describing its first `size` bytes, which
+    /// the caller has synced. Each file is replaced atomically, so a crash leaves the old or the
+    /// new index, never a torn one.
+    pub fn write_index_files(&self, size: u64) -> Result<(), LogError> {
         let index = self.index.lock().clone();
         let (opath, tpath) = self.index_paths();
-        let mut o = Vec::with_capacity(index.offsets.len() * 8 + 8);
-        // A trailer records the segment size the index describes, to spot stale index files.
-        for (rel, pos) in &index.offsets {
+        let kept: Vec<&(u32, u32)> = index
+            .offsets
+            .iter()
+            .filter(|(_, pos)| u64::from(*pos) < size)
+            .collect();
+        let last_rel = kept.last().map(|e| e.0);
+        let mut o = Vec::with_capacity(kept.len() * 8 + 8);
+        for (rel, pos) in &kept {
             o.extend(rel.to_be_bytes());
             o.extend(pos.to_be_bytes());
         }
-        o.extend(self.size().to_be_bytes());
+        // The trailer records how many bytes of the segment the index describes.
+        o.extend(size.to_be_bytes());
         let mut t = Vec::with_capacity(index.times.len() * 12);
         for (ts, rel) in &index.times {
-            t.extend(ts.to_be_bytes());
-            t.extend(rel.to_be_bytes());
+            if last_rel.is_some_and(|l| *rel <= l) {
+                t.extend(ts.to_be_bytes());
+                t.extend(rel.to_be_bytes());
+            }
         }
-        for (path, bytes) in [(&opath, &o), (&tpath, &t)] {
-            let f = File::create(path).map_err(LogError::io("write index", path))?;
-            f.write_all_at(bytes, 0)
-                .map_err(LogError::io("write index", path))?;
-            f.sync_data().map_err(LogError::io("sync index", path))?;
+        for (path, bytes) in [(&tpath, &t), (&opath, &o)] {
+            let tmp = path.with_extension("tmp-index");
+            crate::fsutil::write_synced(&tmp, bytes)?;
+            std::fs::rename(&tmp, path).map_err(LogError::io("rename index", path))?;
         }
         Ok(())
     }
 
-    /// Loads saved indexes if they describe exactly a file of `len` bytes.
-    fn load_index_files(&self, len: u64) -> Option<SparseIndex> {
+    /// Loads saved indexes if they describe a prefix of a file of `len` bytes; returns them with
+    /// the length of that prefix.
+    fn load_index_files(&self, len: u64) -> Option<(SparseIndex, u64)> {
         let (opath, tpath) = self.index_paths();
         let o = std::fs::read(&opath).ok()?;
         let t = std::fs::read(&tpath).ok()?;
@@ -461,14 +469,14 @@ impl Segment {
         }
         let (entries, trailer) = o.split_at(o.len() - 8);
         let described = u64::from_be_bytes(trailer.try_into().ok()?);
-        if described != len {
+        if described > len {
             return None;
         }
         let mut index = SparseIndex::default();
         for e in entries.chunks_exact(8) {
             let rel = u32::from_be_bytes(e[0..4].try_into().ok()?);
             let pos = u32::from_be_bytes(e[4..8].try_into().ok()?);
-            if u64::from(pos) >= len {
+            if u64::from(pos) >= described {
                 return None;
             }
             index.offsets.push((rel, pos));
@@ -486,7 +494,7 @@ impl Segment {
             self.next_offset
                 .store(self.base_offset + i64::from(*rel), Ordering::Relaxed);
         }
-        Some(index)
+        Some((index, described))
     }
 
     /// Removes the segment's files.
@@ -528,7 +536,7 @@ mod tests {
         let h = BatchHeader::parse_checked(&read).expect("whole batch");
         assert_eq!(h.base_offset, 130);
         assert!(h.last_offset() >= 130);
-        seg.write_index_files().expect("index");
+        seg.write_index_files(seg.size()).expect("index");
         let path = seg.path().to_path_buf();
         drop(seg);
         let (seg, damage) = Segment::open(&path, 100, 64, false).expect("reopen");
