@@ -19,25 +19,28 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 pub fn run(dir: &Path, producers: usize, per_producer: usize) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir_in(dir)?;
-    // Baseline: append 200 bytes and fdatasync, as often as the producers will in total.
-    let mut fsyncs = Vec::with_capacity(per_producer);
-    {
+    // Baseline: append 200 bytes and fdatasync, once before and once after the produce runs so
+    // a drift in the disk's speed during the run shows in both.
+    let fsync_run = |n: usize| -> anyhow::Result<Vec<Duration>> {
+        let mut out = Vec::with_capacity(n);
         let mut f = std::fs::File::create(tmp.path().join("fsync.bin"))?;
         let rec = vec![b'x'; 200];
-        for _ in 0..per_producer {
+        for _ in 0..n {
             let t = Instant::now();
             f.write_all(&rec)?;
             f.sync_data()?;
-            fsyncs.push(t.elapsed());
+            out.push(t.elapsed());
         }
-    }
-    fsyncs.sort();
-
+        Ok(out)
+    };
+    let mut fsyncs = fsync_run(per_producer)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let mut lat = measure(&rt, FsyncPolicy::Always, producers, per_producer)?;
     let mut floor = measure(&rt, FsyncPolicy::Never, producers, per_producer)?;
+    fsyncs.extend(fsync_run(per_producer)?);
+    fsyncs.sort();
     floor.sort();
     lat.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;

@@ -46,7 +46,7 @@ enum Command {
     ProduceLatency {
         #[arg(long, default_value_t = 8)]
         producers: usize,
-        #[arg(long, default_value_t = 500)]
+        #[arg(long, default_value_t = 2000)]
         records_per_producer: usize,
     },
     /// Time from process start to answering a Kafka request, on a data dir holding N GiB,

@@ -24,6 +24,7 @@
 pub mod batch;
 mod config;
 mod error;
+mod flusher;
 mod fsutil;
 pub mod inspect;
 mod log;

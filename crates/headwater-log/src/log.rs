@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::config::{LogConfig, TopicConfig};
+use crate::flusher::Flusher;
 use crate::partition::{partition_dir, OpenArgs, Partition};
 use crate::{fsutil, LogError};
 
@@ -94,6 +95,7 @@ pub struct Log {
     /// Serialises topic creation, deletion and alteration (rare, and each touches several files).
     admin: Mutex<()>,
     appended: Arc<Notify>,
+    flusher: Flusher,
     producer_ids: Mutex<ProducerIds>,
     closed: AtomicBool,
     _lock: File,
@@ -155,6 +157,7 @@ impl Log {
             topics: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
             appended: Arc::new(Notify::new()),
+            flusher: Flusher::start(),
             producer_ids: Mutex::new(ProducerIds {
                 next: reserved,
                 reserved_to: reserved,
@@ -219,6 +222,7 @@ impl Log {
             config: config.clone(),
             index_interval: self.config.index_interval_bytes,
             appended: self.appended.clone(),
+            flusher: self.flusher.clone(),
         }
     }
 

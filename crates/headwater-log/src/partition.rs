@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::batch::{self, BatchError, BatchHeader, BatchIter};
 use crate::config::{FsyncPolicy, TopicConfig};
+use crate::flusher::Flusher;
 use crate::producer::{BatchMeta, ProducerStates, SequenceCheck};
 use crate::segment::{now_ms, Segment};
 use crate::{fsutil, LogError};
@@ -56,7 +57,18 @@ pub struct Partition {
     sync_lock: Mutex<()>,
     /// (segment base offset, bytes) the active segment's saved index last described.
     checkpointed: Mutex<(i64, u64)>,
+    /// The durable offset and a count of failed fsyncs, for producers waiting asynchronously.
+    durable: watch::Sender<Durable>,
+    last_sync_error: Mutex<Option<String>>,
+    flusher: Flusher,
     appended: Arc<Notify>,
+}
+
+/// What waiting producers watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Durable {
+    offset: i64,
+    failures: u64,
 }
 
 pub fn partition_dir(topics_dir: &Path, topic: &str, partition: i32) -> PathBuf {
@@ -86,6 +98,7 @@ pub(crate) struct OpenArgs {
     pub config: Arc<RwLock<TopicConfig>>,
     pub index_interval: u64,
     pub appended: Arc<Notify>,
+    pub flusher: Flusher,
 }
 
 impl Partition {
@@ -117,6 +130,12 @@ impl Partition {
             synced_offset: AtomicI64::new(end),
             sync_lock: Mutex::new(()),
             checkpointed: Mutex::new((-1, 0)),
+            durable: watch::Sender::new(Durable {
+                offset: end,
+                failures: 0,
+            }),
+            last_sync_error: Mutex::new(None),
+            flusher: args.flusher,
             appended: args.appended,
         }
     }
@@ -352,6 +371,7 @@ impl Partition {
         fsutil::sync_dir(&self.dir)?;
         self.segments.write().push(seg.clone());
         self.synced_offset.fetch_max(base, Ordering::AcqRel);
+        self.publish_durable();
         ProducerStates::prune(&self.dir, 3, i64::MAX);
         tracing::debug!(topic = %self.topic, partition = self.index, base, "rolled segment");
         Ok(seg)
@@ -371,11 +391,59 @@ impl Partition {
         let end = self.end_offset();
         let active = self.segments.read().last().cloned();
         if let Some(seg) = active {
-            seg.sync()?;
+            if let Err(e) = seg.sync() {
+                *self.last_sync_error.lock() = Some(e.to_string());
+                self.durable.send_modify(|d| d.failures += 1);
+                return Err(e);
+            }
         }
         self.synced_offset.fetch_max(end, Ordering::AcqRel);
+        self.publish_durable();
         self.appended.notify_waiters();
         Ok(())
+    }
+
+    fn publish_durable(&self) {
+        let synced = self.synced_offset.load(Ordering::Acquire);
+        self.durable.send_if_modified(|d| {
+            let grew = synced > d.offset;
+            d.offset = d.offset.max(synced);
+            grew
+        });
+    }
+
+    /// Waits, without holding a thread, until every offset below `offset` is on disk. The
+    /// partition's fsyncs are shared by all waiters (see `flusher`).
+    pub async fn wait_durable(self: &Arc<Self>, offset: i64) -> Result<(), LogError> {
+        let mut rx = self.durable.subscribe();
+        let start_failures = rx.borrow().failures;
+        if rx.borrow().offset >= offset {
+            return Ok(());
+        }
+        if !self.flusher.request(self.clone()) {
+            return Err(LogError::ShuttingDown);
+        }
+        loop {
+            if rx.changed().await.is_err() {
+                return Err(LogError::ShuttingDown);
+            }
+            let now = *rx.borrow();
+            if now.offset >= offset {
+                return Ok(());
+            }
+            if now.failures != start_failures {
+                let reason = self
+                    .last_sync_error
+                    .lock()
+                    .clone()
+                    .unwrap_or_else(|| "fsync failed".to_string());
+                return Err(LogError::Io {
+                    op: "fsync",
+                    path: self.dir.clone(),
+                    source: std::io::Error::other(reason),
+                });
+            }
+        }
     }
 
     /// Saves the active segment's index describing its synced bytes, so a start after a crash
@@ -521,6 +589,7 @@ impl Partition {
         }
         let end = self.end_offset();
         self.synced_offset.fetch_max(end, Ordering::AcqRel);
+        self.publish_durable();
         producers.save(&self.dir, end)?;
         ProducerStates::prune(&self.dir, 3, end);
         Ok(())
@@ -541,6 +610,7 @@ mod tests {
             config: Arc::new(RwLock::new(cfg)),
             index_interval: 256,
             appended: Arc::new(Notify::new()),
+            flusher: Flusher::start(),
         }
     }
 
@@ -602,10 +672,17 @@ mod tests {
         drop(seg);
         drop(p);
         // A torn last batch, as a crash mid-write leaves it.
-        let f = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
         f.set_len(len - 7).expect("tear");
         let p = Partition::open(args(dir.path(), c), false).expect("reopen");
-        assert_eq!(p.end_offset(), 48, "every whole batch survives, the torn one is cut");
+        assert_eq!(
+            p.end_offset(),
+            48,
+            "every whole batch survives, the torn one is cut"
+        );
         let data = p.read(46, 1 << 20).expect("read");
         assert!(BatchHeader::parse_checked(&data).is_ok());
     }
@@ -638,6 +715,32 @@ mod tests {
         assert_eq!(p.watermarks().high_watermark, 0);
         p.sync_through(out.last_offset + 1).expect("sync");
         assert_eq!(p.watermarks().high_watermark, 1);
+    }
+
+    #[test]
+    fn waiting_producers_share_the_flusher() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = cfg();
+        c.fsync = FsyncPolicy::Always;
+        let p = Arc::new(Partition::create(args(dir.path(), c)).expect("create"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut waits = Vec::new();
+            for _ in 0..8 {
+                let out = p.append(&batch(1, 10, None)).expect("append");
+                let p = p.clone();
+                waits.push(tokio::spawn(async move {
+                    p.wait_durable(out.last_offset + 1).await
+                }));
+            }
+            for w in waits {
+                w.await.expect("join").expect("durable");
+            }
+        });
+        assert_eq!(p.watermarks().high_watermark, 8);
     }
 
     #[test]

@@ -150,15 +150,8 @@ impl OffsetStore {
             path: OFFSETS_TOPIC.into(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        let partition = self.partition.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            let out = partition.append(&buf)?;
-            partition.sync_through(out.last_offset + 1)?;
-            Ok::<_, LogError>(out)
-        })
-        .await
-        .map_err(|_| LogError::ShuttingDown)??;
-        let _ = out;
+        let out = self.partition.append(&buf)?;
+        self.partition.wait_durable(out.last_offset + 1).await?;
         let mut map = self.offsets.lock();
         for (key, value) in entries {
             apply(&mut map, key, value);

@@ -89,26 +89,16 @@ pub(crate) async fn handle(
                 .with_partition_responses(parts),
         );
     }
-    if !to_sync.is_empty() {
-        let jobs: Vec<(Arc<Partition>, i64)> =
-            to_sync.iter().map(|(p, o, _, _)| (p.clone(), *o)).collect();
-        let results = tokio::task::spawn_blocking(move || {
-            jobs.into_iter()
-                .map(|(p, o)| p.sync_through(o).map_err(|e| e.to_string()))
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_else(|e| vec![Err(format!("fsync task failed: {e}")); to_sync.len()]);
-        for ((_, _, t, p), result) in to_sync.iter().zip(results) {
-            if let Err(msg) = result {
-                tracing::error!("fsync failed, answering KAFKA_STORAGE_ERROR: {msg}");
-                if let Some(r) = responses
-                    .get_mut(*t)
-                    .and_then(|t| t.partition_responses.get_mut(*p))
-                {
-                    r.error_code = ResponseError::KafkaStorageError.code();
-                    r.error_message = Some(Broker::str(msg));
-                }
+    // Wait for the shared fsyncs without holding a thread (group commit, see headwater-log).
+    for (partition, offset, t, p) in to_sync {
+        if let Err(e) = partition.wait_durable(offset).await {
+            tracing::error!("fsync failed, answering KAFKA_STORAGE_ERROR: {e}");
+            if let Some(r) = responses
+                .get_mut(t)
+                .and_then(|t| t.partition_responses.get_mut(p))
+            {
+                r.error_code = ResponseError::KafkaStorageError.code();
+                r.error_message = Some(Broker::str(e.to_string()));
             }
         }
     }
