@@ -230,3 +230,22 @@ async fn committed_offsets_survive_restart() -> anyhow::Result<()> {
     assert_eq!(resp.topics[0].partitions[0].committed_offset, 42);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_segments_read_back_in_order() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let mut c = node.client().await?;
+    assert_eq!(
+        c.create_topic("rolls", 1, &[("segment.bytes", "65536")])
+            .await?,
+        0
+    );
+    let end = c.produce_n("rolls", 0, 5_000, 100).await?;
+    assert_eq!(end, 5_000);
+    let segments = node.log.partition("rolls", 0)?.segments().len();
+    assert!(segments > 5, "expected several segments, got {segments}");
+    let records = c.consume_all("rolls", 0, 0).await?;
+    let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, (0..5_000).collect::<Vec<_>>());
+    Ok(())
+}

@@ -231,6 +231,60 @@ impl Client {
         Ok((p.error_code, p.base_offset))
     }
 
+    /// Produces `n` records of `value_len` bytes in batches of up to 500 (acks=-1); returns the
+    /// offset after the last one.
+    pub async fn produce_n(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        n: usize,
+        value_len: usize,
+    ) -> anyhow::Result<i64> {
+        let value = vec![b'v'; value_len];
+        let mut next = 0;
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(500);
+            let values: Vec<&[u8]> = (0..k).map(|_| value.as_slice()).collect();
+            let (err, base) = self
+                .produce(topic, partition, batch(&values, None), -1)
+                .await?;
+            anyhow::ensure!(
+                err == 0,
+                "produce to {topic}-{partition} failed with error code {err}"
+            );
+            next = base + k as i64;
+            left -= k;
+        }
+        Ok(next)
+    }
+
+    /// Reads every record of a partition from `offset` up to the high watermark.
+    pub async fn consume_all(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        mut offset: i64,
+    ) -> anyhow::Result<Vec<Record>> {
+        let mut out = Vec::new();
+        loop {
+            let (err, hw, records) = self.fetch(topic, partition, offset, 0, 0).await?;
+            anyhow::ensure!(
+                err == 0,
+                "fetch from {topic}-{partition} failed with error code {err}"
+            );
+            for r in records {
+                if r.offset >= offset {
+                    offset = r.offset + 1;
+                    out.push(r);
+                }
+            }
+            if offset >= hw {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Fetches from one partition; returns (error code, high watermark, records).
     pub async fn fetch(
         &mut self,
