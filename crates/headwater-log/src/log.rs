@@ -424,52 +424,51 @@ impl Log {
         Ok(id)
     }
 
-    /// Runs the interval flusher and the retention checker on background threads until `close`.
+    /// Runs the interval flusher (with recovery checkpoints) and the retention checker on
+    /// background threads until `close`.
     pub fn start_background(self: &Arc<Self>) {
+        let flush_every = Duration::from_millis(self.config.fsync_interval_ms.max(1));
+        self.every_partition("log-flusher", flush_every, |t, p| {
+            if t.config().fsync == crate::FsyncPolicy::Interval && p.is_dirty() {
+                p.sync_through(p.end_offset())?;
+            }
+            p.checkpoint()
+        });
+        let retention_every =
+            Duration::from_millis(self.config.retention_check_interval_ms.max(10));
+        self.every_partition("log-retention", retention_every, |_, p| {
+            p.maintain().map(|_| ())
+        });
+    }
+
+    /// Runs `work` on every partition every `period` on a thread named `name`; failures are
+    /// logged with the partition and the work goes on.
+    fn every_partition(
+        self: &Arc<Self>,
+        name: &'static str,
+        period: Duration,
+        work: fn(&Topic, &Partition) -> Result<(), LogError>,
+    ) {
         let log = Arc::downgrade(self);
-        let interval = Duration::from_millis(self.config.fsync_interval_ms.max(1));
-        std::thread::Builder::new()
-            .name("log-flusher".into())
+        let spawned = std::thread::Builder::new()
+            .name(name.into())
             .spawn(move || loop {
-                std::thread::sleep(interval);
-                let Some(log) = log.upgrade() else { return };
-                if log.closed.load(Ordering::Acquire) {
-                    return;
-                }
-                for t in log.topics() {
-                    let policy = t.config().fsync;
-                    for p in t.partitions() {
-                        if policy == crate::FsyncPolicy::Interval && p.is_dirty() {
-                            if let Err(e) = p.sync_through(p.end_offset()) {
-                                tracing::error!(topic = t.name(), partition = p.index(), error = %e, "background fsync failed");
-                            }
-                        }
-                        if let Err(e) = p.checkpoint() {
-                            tracing::error!(topic = t.name(), partition = p.index(), error = %e, "recovery checkpoint failed");
-                        }
-                    }
-                }
-            })
-            .ok();
-        let log = Arc::downgrade(self);
-        let every = Duration::from_millis(self.config.retention_check_interval_ms.max(10));
-        std::thread::Builder::new()
-            .name("log-retention".into())
-            .spawn(move || loop {
-                std::thread::sleep(every);
+                std::thread::sleep(period);
                 let Some(log) = log.upgrade() else { return };
                 if log.closed.load(Ordering::Acquire) {
                     return;
                 }
                 for t in log.topics() {
                     for p in t.partitions() {
-                        if let Err(e) = p.maintain() {
-                            tracing::error!(topic = t.name(), partition = p.index(), error = %e, "retention check failed");
+                        if let Err(e) = work(&t, &p) {
+                            tracing::error!(topic = t.name(), partition = p.index(), error = %e, "{name} failed");
                         }
                     }
                 }
-            })
-            .ok();
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the {name} thread: {e}");
+        }
     }
 
     /// Syncs and indexes every partition and leaves the clean-shutdown marker. Idempotent.

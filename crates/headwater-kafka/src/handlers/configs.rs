@@ -120,12 +120,8 @@ pub(crate) fn alter(
                     })
                     .map_err(|e| (log_error_code(&e), e.to_string()))
             })();
-            match outcome {
-                Ok(()) => base,
-                Err((code, msg)) => base
-                    .with_error_code(code.code())
-                    .with_error_message(Some(Broker::str(msg))),
-            }
+            let (code, message) = super::topics::error_fields(outcome);
+            base.with_error_code(code).with_error_message(message)
         })
         .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)

@@ -10,11 +10,22 @@ use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
     DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::INTERNAL_PREFIX;
 use crate::error::log_error_code;
 use crate::Broker;
+
+/// The error code and message fields of a per-topic result.
+pub(crate) fn error_fields(
+    outcome: Result<(), (ResponseError, String)>,
+) -> (i16, Option<StrBytes>) {
+    match outcome {
+        Ok(()) => (0, None),
+        Err((code, msg)) => (code.code(), Some(Broker::str(msg))),
+    }
+}
 
 fn reserved(name: &str) -> Option<(ResponseError, String)> {
     name.starts_with(INTERNAL_PREFIX).then(|| {
@@ -142,13 +153,11 @@ pub(crate) fn delete(
                     .delete_topic(&name)
                     .map_err(|e| (log_error_code(&e), e.to_string())),
             };
-            let r = DeletableTopicResult::default().with_name(Some(TopicName(Broker::str(name))));
-            match outcome {
-                Ok(()) => r,
-                Err((code, msg)) => r
-                    .with_error_code(code.code())
-                    .with_error_message(Some(Broker::str(msg))),
-            }
+            let (code, message) = error_fields(outcome);
+            DeletableTopicResult::default()
+                .with_name(Some(TopicName(Broker::str(name))))
+                .with_error_code(code)
+                .with_error_message(message)
         })
         .collect();
     DeleteTopicsResponse::default().with_responses(responses)
@@ -176,13 +185,11 @@ pub(crate) fn create_partitions(
                     .create_partitions(&name, t.count, req.validate_only)
                     .map_err(|e| (log_error_code(&e), e.to_string()))
             };
-            let r = CreatePartitionsTopicResult::default().with_name(t.name);
-            match outcome {
-                Ok(()) => r,
-                Err((code, msg)) => r
-                    .with_error_code(code.code())
-                    .with_error_message(Some(Broker::str(msg))),
-            }
+            let (code, message) = error_fields(outcome);
+            CreatePartitionsTopicResult::default()
+                .with_name(t.name)
+                .with_error_code(code)
+                .with_error_message(message)
         })
         .collect();
     CreatePartitionsResponse::default().with_results(results)
