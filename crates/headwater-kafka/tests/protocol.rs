@@ -6,13 +6,15 @@ use bytes::BufMut;
 use headwater_kafka::KafkaConfig;
 use headwater_log::LogConfig;
 use headwater_test_support::{batch, Client, TestNode};
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiVersionsRequest, GroupId, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest,
-    TopicName,
+    ApiVersionsRequest, DescribeGroupsRequest, GroupId, HeartbeatRequest, JoinGroupRequest,
+    MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -247,5 +249,70 @@ async fn many_segments_read_back_in_order() -> anyhow::Result<()> {
     let records = c.consume_all("rolls", 0, 0).await?;
     let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
     assert_eq!(offsets, (0..5_000).collect::<Vec<_>>());
+    Ok(())
+}
+
+fn join(group: &str, member: &str, session_ms: i32) -> JoinGroupRequest {
+    JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_session_timeout_ms(session_ms)
+        .with_rebalance_timeout_ms(session_ms)
+        .with_member_id(StrBytes::from_string(member.to_string()))
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(bytes::Bytes::from_static(b"subscription"))])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_member_is_expired_after_its_session_timeout() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let mut a = node.client().await?;
+    let joined = a.send(&join("g", "", 1_000), 7).await?;
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(joined.leader, joined.member_id, "the only member leads");
+    let synced = a
+        .send(
+            &SyncGroupRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                .with_generation_id(joined.generation_id)
+                .with_member_id(joined.member_id.clone())
+                .with_assignments(vec![SyncGroupRequestAssignment::default()
+                    .with_member_id(joined.member_id.clone())
+                    .with_assignment(bytes::Bytes::from_static(b"all of it"))]),
+            5,
+        )
+        .await?;
+    assert_eq!(synced.error_code, 0);
+    assert_eq!(&synced.assignment[..], b"all of it");
+    let beat = HeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_generation_id(joined.generation_id)
+        .with_member_id(joined.member_id.clone());
+    assert_eq!(a.send(&beat, 4).await?.error_code, 0);
+
+    // The member goes silent: no heartbeat, no LeaveGroup. Its session ends and it is removed.
+    let describe =
+        DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_static_str("g"))]);
+    let mut admin = node.client().await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let members = loop {
+        let resp = admin.send(&describe, 5).await?;
+        let g = resp
+            .groups
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("no group"))?;
+        if g.members.is_empty() {
+            break g.group_state.to_string();
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "member never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(members, "Empty");
+    let late = a.send(&beat, 4).await?;
+    assert_eq!(late.error_code, ResponseError::UnknownMemberId.code());
     Ok(())
 }

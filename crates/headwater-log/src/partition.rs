@@ -763,6 +763,23 @@ mod tests {
     }
 
     #[test]
+    fn retention_by_time_deletes_segments_with_old_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = cfg();
+        // The test batches carry 2023 timestamps: a day of retention makes them all expired.
+        c.retention_ms = 24 * 3600 * 1000;
+        let p = Partition::create(args(dir.path(), c)).expect("create");
+        for _ in 0..100 {
+            p.append(&batch(1, 100, None)).expect("append");
+        }
+        let sealed = p.segments().len() - 1;
+        assert!(sealed > 0);
+        assert_eq!(p.maintain().expect("maintain"), sealed);
+        assert_eq!(p.segments().len(), 1, "the active segment is never deleted");
+        assert_eq!(p.start_offset(), p.segments()[0].base_offset);
+    }
+
+    #[test]
     fn rejects_bad_crc() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = Partition::create(args(dir.path(), cfg())).expect("create");

@@ -214,7 +214,13 @@ pub(crate) fn describe(broker: &Arc<Broker>, req: DescribeGroupsRequest) -> Desc
                                 })
                                 .collect(),
                         ),
-                    _ if has_offsets => base
+                    // A group that had members, or has committed offsets, still exists.
+                    Some(g) => base
+                        .with_group_state(Broker::str(g.state.as_str()))
+                        .with_protocol_type(Broker::str(
+                            g.protocol_type.clone().unwrap_or_else(|| "consumer".into()),
+                        )),
+                    None if has_offsets => base
                         .with_group_state(Broker::str("Empty"))
                         .with_protocol_type(Broker::str("consumer")),
                     _ => base.with_group_state(Broker::str("Dead")),
