@@ -28,6 +28,8 @@ mod flusher;
 mod fsutil;
 pub mod inspect;
 mod log;
+#[cfg(test)]
+mod model_tests;
 mod partition;
 mod producer;
 pub mod records;
