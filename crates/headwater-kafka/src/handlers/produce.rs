@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use headwater_log::{FsyncPolicy, Partition};
+use headwater_log::{FsyncPolicy, LogError, Partition};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
@@ -80,7 +80,13 @@ pub(crate) async fn handle(
                             .with_log_start_offset(out.log_start_offset),
                     );
                 }
-                Err(e) => parts.push(fail(log_error_code(&e), e.to_string())),
+                Err(e) => {
+                    if matches!(e, LogError::Io { .. }) {
+                        // The disk failed (full, read-only, I/O error): the operator must know.
+                        tracing::error!(topic = %name, partition = pd.index, "append failed, answering KAFKA_STORAGE_ERROR: {e}");
+                    }
+                    parts.push(fail(log_error_code(&e), e.to_string()))
+                }
             }
         }
         responses.push(
