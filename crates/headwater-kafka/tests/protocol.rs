@@ -316,3 +316,57 @@ async fn silent_member_is_expired_after_its_session_timeout() -> anyhow::Result<
     assert_eq!(late.error_code, ResponseError::UnknownMemberId.code());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_respects_partition_and_response_limits() -> anyhow::Result<()> {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::FetchRequest;
+    let node = TestNode::start().await?;
+    let mut c = node.client().await?;
+    c.create_topic("limits", 2, &[]).await?;
+    let big = vec![b'x'; 10_000];
+    for p in 0..2 {
+        for _ in 0..5 {
+            let (err, _) = c.produce("limits", p, batch(&[&big], None), 1).await?;
+            assert_eq!(err, 0);
+        }
+    }
+    let partition = |p: i32, max: i32| {
+        FetchPartition::default()
+            .with_partition(p)
+            .with_fetch_offset(0)
+            .with_partition_max_bytes(max)
+    };
+    let req = |max_bytes: i32, part_max: i32| {
+        FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("limits")))
+                .with_partitions(vec![
+                    partition(0, part_max),
+                    partition(1, part_max),
+                ])])
+    };
+    let sizes = |r: &kafka_protocol::messages::FetchResponse| -> Vec<usize> {
+        r.responses[0]
+            .partitions
+            .iter()
+            .map(|p| p.records.as_ref().map(|b| b.len()).unwrap_or(0))
+            .collect()
+    };
+    // A partition limit smaller than one batch still returns that whole batch from the first
+    // non-empty partition, so the consumer progresses, and nothing from the next (KIP-74).
+    let r = c.send(&req(50 << 20, 100), 12).await?;
+    let s = sizes(&r);
+    assert!(s[0] > 10_000 && s[0] < 20_000 && s[1] == 0, "{s:?}");
+    // A partition limit of ~2.5 batches returns two whole batches per partition.
+    let r = c.send(&req(50 << 20, 25_000), 12).await?;
+    let s = sizes(&r);
+    assert!(s.iter().all(|n| *n > 20_000 && *n <= 25_000), "{s:?}");
+    // A response limit of ~1.5 batches fills the first partition and leaves the second empty.
+    let r = c.send(&req(15_000, 1 << 20), 12).await?;
+    let s = sizes(&r);
+    assert!(s[0] > 10_000 && s[0] <= 15_000 && s[1] == 0, "{s:?}");
+    Ok(())
+}

@@ -780,6 +780,50 @@ mod tests {
     }
 
     #[test]
+    fn read_fills_max_bytes_with_whole_batches() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = cfg();
+        c.segment_bytes = 1 << 20;
+        let p = Partition::create(args(dir.path(), c)).expect("create");
+        let one = batch(1, 10_000, None);
+        for _ in 0..5 {
+            p.append(&one).expect("append");
+        }
+        assert_eq!(p.read(0, 100).expect("read").len(), one.len());
+        assert_eq!(
+            p.read(0, one.len() * 5 / 2).expect("read").len(),
+            one.len() * 2
+        );
+        assert_eq!(
+            p.read(1, one.len() * 10).expect("read").len(),
+            one.len() * 4
+        );
+    }
+
+    #[test]
+    fn active_segment_rolls_by_age() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = cfg();
+        c.segment_ms = 20;
+        // The test batches carry 2023 timestamps; keep them so only the roll is observed.
+        c.retention_ms = -1;
+        let p = Partition::create(args(dir.path(), c)).expect("create");
+        p.append(&batch(1, 10, None)).expect("append");
+        p.append(&batch(1, 10, None)).expect("append");
+        assert_eq!(p.segments().len(), 1);
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        p.maintain().expect("maintain");
+        assert_eq!(p.segments().len(), 2, "an old non-empty segment rolls");
+        assert_eq!(p.segments()[1].base_offset, 2);
+        p.maintain().expect("maintain");
+        assert_eq!(
+            p.segments().len(),
+            2,
+            "an empty active segment does not roll"
+        );
+    }
+
+    #[test]
     fn rejects_bad_crc() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = Partition::create(args(dir.path(), cfg())).expect("create");

@@ -73,6 +73,11 @@ fn read_once(broker: &Broker, req: &FetchRequest, max_bytes: usize) -> (FetchRes
                 continue;
             }
             match partition.read(fp.fetch_offset, budget.max(1)) {
+                // KIP-74: only the first non-empty partition may exceed the limits (so a consumer
+                // always progresses); later ones return nothing rather than overshoot.
+                Ok(data) if total > 0 && data.len() > budget => {
+                    parts.push(base.with_records(Some(Bytes::new())));
+                }
                 Ok(data) => {
                     total += data.len();
                     parts.push(base.with_records(Some(Bytes::from(data))));
