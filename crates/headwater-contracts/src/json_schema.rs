@@ -1,0 +1,291 @@
+//! JSON Schema compatibility: can every document valid under the writer's schema be read by
+//! the reader's, judged structurally as Confluent's registry does.
+//!
+//! Compared keywords: `type` (integer is a number), `properties`, `required`,
+//! `additionalProperties` (the content model: absent or `true` is open, `false` is closed),
+//! `items`, `enum`, `const`, numeric bounds, string lengths, `pattern`, and `$ref` to
+//! `#/definitions/...` or `#/$defs/...` inside the same file. Notably, adding a property to an
+//! open content model breaks BACKWARD (older data may already hold that name with another type)
+//! and removing one from a closed model does too (older data may hold it and the closed reader
+//! refuses it). Other keywords are not compared.
+
+use serde_json::{Map, Value};
+
+use crate::compatibility::{join, Problem};
+
+struct Doc<'a> {
+    root: &'a Value,
+}
+
+impl<'a> Doc<'a> {
+    /// Follows a local `$ref` (JSON pointer into the same document).
+    fn resolve(&self, mut v: &'a Value) -> &'a Value {
+        for _ in 0..32 {
+            let Some(r) = v.get("$ref").and_then(Value::as_str) else {
+                return v;
+            };
+            let Some(pointer) = r.strip_prefix('#') else {
+                return v;
+            };
+            match self.root.pointer(pointer) {
+                Some(target) => v = target,
+                None => return v,
+            }
+        }
+        v
+    }
+}
+
+fn types(v: &Value) -> Option<Vec<String>> {
+    match v.get("type") {
+        Some(Value::String(s)) => Some(vec![s.clone()]),
+        Some(Value::Array(a)) => Some(
+            a.iter()
+                .filter_map(|t| t.as_str().map(String::from))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn covers(reader: &[String], writer_type: &str) -> bool {
+    reader
+        .iter()
+        .any(|r| r == writer_type || (r == "number" && writer_type == "integer"))
+}
+
+fn is_open(v: &Value) -> bool {
+    !matches!(v.get("additionalProperties"), Some(Value::Bool(false)))
+}
+
+fn props(v: &Value) -> Option<&Map<String, Value>> {
+    v.get("properties").and_then(Value::as_object)
+}
+
+fn required(v: &Value) -> Vec<&str> {
+    v.get("required")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Is the reader schema `true` / `{}` (accepts anything)?
+fn accepts_anything(v: &Value) -> bool {
+    matches!(v, Value::Bool(true)) || v.as_object().is_some_and(|o| o.is_empty())
+}
+
+pub(crate) fn can_read(reader: &Value, writer: &Value) -> Vec<Problem> {
+    let (rd, wd) = (Doc { root: reader }, Doc { root: writer });
+    let mut out = Vec::new();
+    check(&rd, &wd, reader, writer, "", &mut out, 0);
+    out
+}
+
+fn problem(out: &mut Vec<Problem>, path: &str, rule: &'static str, detail: String) {
+    out.push(Problem {
+        path: path.to_string(),
+        rule,
+        detail,
+    });
+}
+
+fn check(
+    rd: &Doc,
+    wd: &Doc,
+    reader: &Value,
+    writer: &Value,
+    path: &str,
+    out: &mut Vec<Problem>,
+    depth: usize,
+) {
+    if depth > 64 {
+        return;
+    }
+    let reader = rd.resolve(reader);
+    let writer = wd.resolve(writer);
+    if accepts_anything(reader) {
+        return;
+    }
+    // Types.
+    if let Some(rt) = types(reader) {
+        match types(writer) {
+            Some(wt) => {
+                let lost: Vec<&String> = wt.iter().filter(|t| !covers(&rt, t)).collect();
+                if !lost.is_empty() {
+                    let rule = if lost.iter().all(|t| *t == "number")
+                        && rt.iter().any(|t| t == "integer")
+                    {
+                        "TYPE_NARROWED"
+                    } else {
+                        "TYPE_CHANGED"
+                    };
+                    problem(
+                        out,
+                        path,
+                        rule,
+                        format!("type {} -> {}", wt.join("|"), rt.join("|")),
+                    );
+                    return;
+                }
+            }
+            None => {
+                problem(
+                    out,
+                    path,
+                    "TYPE_NARROWED",
+                    format!("type any -> {}", rt.join("|")),
+                );
+                return;
+            }
+        }
+    }
+    // Enumerations and constants.
+    if let Some(re) = reader.get("enum").and_then(Value::as_array) {
+        match writer.get("enum").and_then(Value::as_array) {
+            Some(we) => {
+                for v in we.iter().filter(|v| !re.contains(v)) {
+                    problem(
+                        out,
+                        path,
+                        "ENUM_ARRAY_NARROWED",
+                        format!("enum value {v} removed"),
+                    );
+                }
+            }
+            None => problem(
+                out,
+                path,
+                "ENUM_ARRAY_NARROWED",
+                "enum added to an unrestricted value".into(),
+            ),
+        }
+    }
+    if let Some(rc) = reader.get("const") {
+        if writer.get("const") != Some(rc) {
+            problem(out, path, "CONST_CHANGED", format!("const {} required", rc));
+        }
+    }
+    bounds(reader, writer, path, out);
+    // Objects.
+    let (r_props, w_props) = (props(reader), props(writer));
+    if r_props.is_some() || w_props.is_some() || reader.get("additionalProperties").is_some() {
+        let empty = Map::new();
+        let (rp, wp) = (r_props.unwrap_or(&empty), w_props.unwrap_or(&empty));
+        let w_required = required(writer);
+        for name in required(reader) {
+            if !w_required.contains(&name) {
+                problem(
+                    out,
+                    &join(path, name),
+                    "REQUIRED_PROPERTY_ADDED",
+                    "required property added (older data may lack it)".into(),
+                );
+            }
+        }
+        for (name, rs) in rp {
+            let p = join(path, name);
+            match wp.get(name) {
+                Some(ws) => check(rd, wd, rs, ws, &p, out, depth + 1),
+                None if is_open(writer) && !accepts_anything(rd.resolve(rs)) => problem(
+                    out,
+                    &p,
+                    "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL",
+                    "property added to an open content model (older data may hold this name with another type); close the model with \"additionalProperties\": false first".into(),
+                ),
+                None => {}
+            }
+        }
+        if !is_open(reader) {
+            if is_open(writer) {
+                problem(out, path, "ADDITIONAL_PROPERTIES_REMOVED", "content model closed (\"additionalProperties\": false) where older data may hold other properties".into());
+            }
+            for name in wp.keys().filter(|n| !rp.contains_key(*n)) {
+                problem(
+                    out,
+                    &join(path, name),
+                    "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL",
+                    "property removed from a closed content model (older data may hold it)".into(),
+                );
+            }
+        } else if let (Some(ra), Some(wa)) = (
+            reader.get("additionalProperties"),
+            writer.get("additionalProperties"),
+        ) {
+            if ra.is_object() && wa.is_object() {
+                check(rd, wd, ra, wa, &format!("{path}{{}}"), out, depth + 1);
+            }
+        }
+    }
+    // Arrays.
+    if let (Some(ri), Some(wi)) = (reader.get("items"), writer.get("items")) {
+        check(rd, wd, ri, wi, &format!("{path}[]"), out, depth + 1);
+    } else if let (Some(ri), None) = (reader.get("items"), writer.get("items")) {
+        if !accepts_anything(ri) && types(writer).is_some_and(|t| t.iter().any(|t| t == "array")) {
+            problem(
+                out,
+                &format!("{path}[]"),
+                "ITEMS_NARROWED",
+                "array items restricted".into(),
+            );
+        }
+    }
+}
+
+/// Minimums may only fall and maximums only rise for a reader.
+fn bounds(reader: &Value, writer: &Value, path: &str, out: &mut Vec<Problem>) {
+    let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
+    for key in [
+        "minimum",
+        "exclusiveMinimum",
+        "minLength",
+        "minItems",
+        "minProperties",
+    ] {
+        if let Some(r) = num(reader, key) {
+            match num(writer, key) {
+                Some(w) if w >= r => {}
+                w => problem(
+                    out,
+                    path,
+                    "MIN_RAISED",
+                    format!(
+                        "{key} {} -> {r}",
+                        w.map(|w| w.to_string()).unwrap_or_else(|| "none".into())
+                    ),
+                ),
+            }
+        }
+    }
+    for key in [
+        "maximum",
+        "exclusiveMaximum",
+        "maxLength",
+        "maxItems",
+        "maxProperties",
+    ] {
+        if let Some(r) = num(reader, key) {
+            match num(writer, key) {
+                Some(w) if w <= r => {}
+                w => problem(
+                    out,
+                    path,
+                    "MAX_LOWERED",
+                    format!(
+                        "{key} {} -> {r}",
+                        w.map(|w| w.to_string()).unwrap_or_else(|| "none".into())
+                    ),
+                ),
+            }
+        }
+    }
+    if let Some(rp) = reader.get("pattern") {
+        if writer.get("pattern") != Some(rp) {
+            problem(
+                out,
+                path,
+                "PATTERN_CHANGED",
+                format!("pattern {} added or changed", rp),
+            );
+        }
+    }
+}
