@@ -178,33 +178,21 @@ pub fn check(
     };
     let mut out = Vec::new();
     for (version, old) in against {
+        let tie = |problems: Vec<Problem>, direction| {
+            problems.into_iter().map(move |p| Incompatibility {
+                path: p.path,
+                rule: p.rule,
+                detail: p.detail,
+                mode,
+                direction,
+                version: *version,
+            })
+        };
         if mode.backward() {
-            out.extend(
-                reader_problems(new, old)
-                    .into_iter()
-                    .map(|p| Incompatibility {
-                        path: p.path,
-                        rule: p.rule,
-                        detail: p.detail,
-                        mode,
-                        direction: Direction::NewReadsOld,
-                        version: *version,
-                    }),
-            );
+            out.extend(tie(reader_problems(new, old), Direction::NewReadsOld));
         }
         if mode.forward() {
-            out.extend(
-                reader_problems(old, new)
-                    .into_iter()
-                    .map(|p| Incompatibility {
-                        path: p.path,
-                        rule: p.rule,
-                        detail: p.detail,
-                        mode,
-                        direction: Direction::OldReadsNew,
-                        version: *version,
-                    }),
-            );
+            out.extend(tie(reader_problems(old, new), Direction::OldReadsNew));
         }
     }
     out

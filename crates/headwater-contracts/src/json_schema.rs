@@ -234,48 +234,26 @@ fn check(
 /// Minimums may only fall and maximums only rise for a reader.
 fn bounds(reader: &Value, writer: &Value, path: &str, out: &mut Vec<Problem>) {
     let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
-    for key in [
-        "minimum",
-        "exclusiveMinimum",
-        "minLength",
-        "minItems",
-        "minProperties",
-    ] {
-        if let Some(r) = num(reader, key) {
-            match num(writer, key) {
-                Some(w) if w >= r => {}
-                w => problem(
-                    out,
-                    path,
-                    "MIN_RAISED",
-                    format!(
-                        "{key} {} -> {r}",
-                        w.map(|w| w.to_string()).unwrap_or_else(|| "none".into())
-                    ),
-                ),
-            }
-        }
-    }
-    for key in [
-        "maximum",
-        "exclusiveMaximum",
-        "maxLength",
-        "maxItems",
-        "maxProperties",
-    ] {
-        if let Some(r) = num(reader, key) {
-            match num(writer, key) {
-                Some(w) if w <= r => {}
-                w => problem(
-                    out,
-                    path,
-                    "MAX_LOWERED",
-                    format!(
-                        "{key} {} -> {r}",
-                        w.map(|w| w.to_string()).unwrap_or_else(|| "none".into())
-                    ),
-                ),
-            }
+    let limits = [
+        ("minimum", true),
+        ("exclusiveMinimum", true),
+        ("minLength", true),
+        ("minItems", true),
+        ("minProperties", true),
+        ("maximum", false),
+        ("exclusiveMaximum", false),
+        ("maxLength", false),
+        ("maxItems", false),
+        ("maxProperties", false),
+    ];
+    for (key, is_min) in limits {
+        let Some(r) = num(reader, key) else { continue };
+        let w = num(writer, key);
+        let fine = w.is_some_and(|w| if is_min { w >= r } else { w <= r });
+        if !fine {
+            let was = w.map(|w| w.to_string()).unwrap_or_else(|| "none".into());
+            let rule = if is_min { "MIN_RAISED" } else { "MAX_LOWERED" };
+            problem(out, path, rule, format!("{key} {was} -> {r}"));
         }
     }
     if let Some(rp) = reader.get("pattern") {
