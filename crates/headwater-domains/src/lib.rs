@@ -1,0 +1,22 @@
+//! # headwater-domains
+//!
+//! Domain manifests: one YAML file per domain declaring its owners, its streams (each with a
+//! versioned contract, quality rules in CEL, classification, freshness and readers) and its
+//! pipelines. [`load_dir`] reads every manifest of a directory and checks them together; every
+//! problem is a [`ManifestError`] naming the file, line and column, what is wrong and the fix.
+//!
+//! It owns the manifest format and its validation. It does not talk to a node: plan/apply, the
+//! registry and produce-time validation build on what it loads. The format is documented in
+//! `docs/manifests.md`.
+
+mod duration;
+mod error;
+mod load;
+mod manifest;
+
+pub use duration::HumanDuration;
+pub use error::ManifestError;
+pub use load::{load_dir, LoadedDomain, LoadedStream};
+pub use manifest::{
+    ContractSpec, Governance, Manifest, OnInvalid, QualityRule, QualitySpec, StreamSpec,
+};

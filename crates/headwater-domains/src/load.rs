@@ -1,0 +1,358 @@
+//! Reading a directory of manifests and checking them together.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use headwater_contracts::Contract;
+
+use crate::manifest::{Manifest, StreamSpec};
+use crate::ManifestError;
+
+/// A manifest that passed every check, with its streams' contracts parsed.
+#[derive(Debug, Clone)]
+pub struct LoadedDomain {
+    pub file: PathBuf,
+    pub text: String,
+    pub manifest: Manifest,
+    pub streams: BTreeMap<String, LoadedStream>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadedStream {
+    /// `<domain>.<stream>`.
+    pub topic: String,
+    pub spec: StreamSpec,
+    pub schema_file: PathBuf,
+    pub contract: Contract,
+}
+
+const MAX_TOPIC: usize = 249;
+
+/// Manifests of `dir`: `*.yaml` / `*.yml` files in it, and `domain.yaml` in its subdirectories.
+fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>, ManifestError> {
+    let whole = |message: String| ManifestError {
+        file: dir.to_path_buf(),
+        line: 0,
+        column: 0,
+        message,
+        fix: None,
+    };
+    let is_yaml = |p: &Path| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| whole(format!("cannot read the manifest directory: {e}")))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_file() && is_yaml(&path) {
+            out.push(path);
+        } else if path.is_dir() {
+            for name in ["domain.yaml", "domain.yml"] {
+                if path.join(name).is_file() {
+                    out.push(path.join(name));
+                }
+            }
+        }
+    }
+    out.sort();
+    if out.is_empty() {
+        return Err(ManifestError {
+            fix: Some("add one <domain>.yaml per domain (see docs/manifests.md)".into()),
+            ..whole("no manifests found (*.yaml, or */domain.yaml)".into())
+        });
+    }
+    Ok(out)
+}
+
+/// 1-based line and column of the first line at or after `from` whose text, trimmed, starts
+/// with `needle`.
+fn find(text: &str, from: usize, needle: &str) -> Option<(usize, usize)> {
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find_map(|(i, l)| {
+            let trimmed = l
+                .trim_start()
+                .trim_start_matches("- ")
+                .trim_start_matches('{')
+                .trim_start();
+            trimmed
+                .starts_with(needle)
+                .then(|| (i + 1, l.len() - l.trim_start().len() + 1))
+        })
+}
+
+/// Position of a nested key path (`streams`, `orders`, `contract`, `schema`), as close as found.
+fn locate(text: &str, keys: &[&str]) -> (usize, usize) {
+    let mut at = (1, 1);
+    for key in keys {
+        match find(text, at.0, &format!("{key}:")) {
+            Some(p) => at = p,
+            None => break,
+        }
+    }
+    at
+}
+
+fn err(
+    file: &Path,
+    (line, column): (usize, usize),
+    message: String,
+    fix: Option<String>,
+) -> ManifestError {
+    ManifestError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        message,
+        fix,
+    }
+}
+
+/// Turns serde_yaml's error into ours, suggesting the nearest valid key for an unknown one.
+fn parse_error(file: &Path, e: &serde_yaml::Error) -> ManifestError {
+    let pos = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    let raw = e.to_string();
+    // "streams.orders: unknown field `retension`, expected one of `a`, `b` at line 3 column 5"
+    let msg = raw.split(" at line ").next().unwrap_or(&raw).to_string();
+    if let Some(rest) = msg.split("unknown field `").nth(1) {
+        let unknown = rest.split('`').next().unwrap_or_default();
+        let expected: Vec<&str> = rest
+            .split("expected ")
+            .nth(1)
+            .map(|list| list.split('`').skip(1).step_by(2).collect())
+            .unwrap_or_default();
+        let nearest = expected
+            .iter()
+            .map(|k| (strsim::levenshtein(unknown, k), *k))
+            .min();
+        let fix = match nearest {
+            Some((d, k)) if d <= 3 => format!(
+                "did you mean '{k}'? valid keys here: {}",
+                expected.join(", ")
+            ),
+            _ => format!("valid keys here: {}", expected.join(", ")),
+        };
+        let place = msg
+            .split(": unknown field")
+            .next()
+            .filter(|p| !p.starts_with("unknown"));
+        let message = match place {
+            Some(p) => format!("unknown key '{unknown}' in {p}"),
+            None => format!("unknown key '{unknown}'"),
+        };
+        return err(file, pos, message, Some(fix));
+    }
+    if let Some(rest) = msg.split("missing field `").nth(1) {
+        let field = rest.split('`').next().unwrap_or_default();
+        return err(
+            file,
+            pos,
+            format!("missing key '{field}'"),
+            Some(format!("add '{field}:' (see docs/manifests.md)")),
+        );
+    }
+    err(file, pos, msg, None)
+}
+
+fn valid_name(name: &str, allow_dot: bool) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("it is empty".into());
+    }
+    if let Some(c) = name.chars().find(|c| {
+        !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-' || (allow_dot && *c == '.'))
+    }) {
+        return Err(format!(
+            "character '{c}' is not allowed (use ASCII letters, digits, '_' and '-')"
+        ));
+    }
+    Ok(())
+}
+
+/// Loads and checks every manifest in `dir`. On any problem, returns all problems found.
+pub fn load_dir(dir: &Path) -> Result<Vec<LoadedDomain>, Vec<ManifestError>> {
+    let files = manifest_files(dir).map_err(|e| vec![e])?;
+    let mut errors = Vec::new();
+    let mut parsed = Vec::new();
+    for file in files {
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(err(&file, (0, 0), format!("cannot read: {e}"), None));
+                continue;
+            }
+        };
+        match serde_yaml::from_str::<Manifest>(&text) {
+            Ok(m) => parsed.push((file, text, m)),
+            Err(e) => errors.push(parse_error(&file, &e)),
+        }
+    }
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for (file, text, m) in &parsed {
+        if let Err(why) = valid_name(&m.domain, false) {
+            errors.push(err(
+                file,
+                locate(text, &["domain"]),
+                format!("invalid domain name '{}': {why}", m.domain),
+                Some("domain names become topic prefixes; dots are not allowed".into()),
+            ));
+        }
+        if let Some(first) = seen.insert(m.domain.clone(), file.clone()) {
+            errors.push(err(
+                file,
+                locate(text, &["domain"]),
+                format!(
+                    "domain '{}' is also declared in {}",
+                    m.domain,
+                    first.display()
+                ),
+                Some("each domain has exactly one manifest".into()),
+            ));
+        }
+    }
+    let domains: BTreeSet<String> = seen.into_keys().collect();
+    let mut loaded = Vec::new();
+    for (file, text, m) in parsed {
+        let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut streams = BTreeMap::new();
+        for (name, spec) in &m.streams {
+            let at = |keys: &[&str]| {
+                let mut path = vec!["streams", name.as_str()];
+                path.extend_from_slice(keys);
+                locate(&text, &path)
+            };
+            let topic = format!("{}.{}", m.domain, name);
+            if let Err(why) = valid_name(name, false) {
+                errors.push(err(
+                    &file,
+                    at(&[]),
+                    format!("stream name '{name}' is not a valid topic name: {why}"),
+                    Some("rename the stream".into()),
+                ));
+            } else if topic.len() > MAX_TOPIC {
+                errors.push(err(
+                    &file,
+                    at(&[]),
+                    format!("topic '{topic}' is longer than {MAX_TOPIC} characters"),
+                    Some("shorten the stream name".into()),
+                ));
+            }
+            if !(1..=10_000).contains(&spec.partitions) {
+                errors.push(err(
+                    &file,
+                    at(&["partitions"]),
+                    format!(
+                        "stream '{name}': {} partitions is out of range",
+                        spec.partitions
+                    ),
+                    Some("use 1 to 10000".into()),
+                ));
+            }
+            for reader in &spec.readers {
+                if reader != "*" && !domains.contains(reader) {
+                    let known: Vec<&str> = domains.iter().map(String::as_str).collect();
+                    errors.push(err(
+                        &file,
+                        at(&["readers"]),
+                        format!("stream '{name}': reader domain '{reader}' does not exist"),
+                        Some(format!("use one of {} or '*'", known.join(", "))),
+                    ));
+                }
+            }
+            let mut rule_names = BTreeSet::new();
+            for rule in &spec.quality.rules {
+                let pos = find(&text, at(&["quality"]).0, &format!("name: {}", rule.name))
+                    .or_else(|| {
+                        find(
+                            &text,
+                            at(&["quality"]).0,
+                            &format!("{{ name: {}", rule.name),
+                        )
+                    })
+                    .unwrap_or_else(|| at(&["quality", "rules"]));
+                if !rule_names.insert(rule.name.clone()) {
+                    errors.push(err(
+                        &file,
+                        pos,
+                        format!(
+                            "stream '{name}': quality rule '{}' is declared twice",
+                            rule.name
+                        ),
+                        Some("give each rule its own name".into()),
+                    ));
+                }
+                if let Err(e) = cel::Program::compile(&rule.check) {
+                    let first = e
+                        .errors
+                        .first()
+                        .map(|x| x.msg.clone())
+                        .unwrap_or_else(|| e.to_string());
+                    errors.push(err(
+                        &file,
+                        pos,
+                        format!(
+                            "stream '{name}': quality rule '{}' is not valid CEL: {first} in `{}`",
+                            rule.name, rule.check
+                        ),
+                        Some(
+                            "fix the expression; it must evaluate to true for a valid record"
+                                .into(),
+                        ),
+                    ));
+                }
+            }
+            let schema_file = base.join(&spec.contract.schema);
+            let pos = at(&["contract", "schema"]);
+            let text_of_schema = match std::fs::read_to_string(&schema_file) {
+                Ok(t) => t,
+                Err(e) => {
+                    errors.push(err(
+                        &file,
+                        pos,
+                        format!(
+                            "stream '{name}': schema file {} cannot be read: {e}",
+                            schema_file.display()
+                        ),
+                        Some("create it, or fix the path (relative to the manifest)".into()),
+                    ));
+                    continue;
+                }
+            };
+            match Contract::parse(spec.contract.format, &text_of_schema) {
+                Ok(contract) => {
+                    streams.insert(
+                        name.clone(),
+                        LoadedStream {
+                            topic,
+                            spec: spec.clone(),
+                            schema_file,
+                            contract,
+                        },
+                    );
+                }
+                Err(e) => errors.push(err(
+                    &file,
+                    pos,
+                    format!(
+                        "stream '{name}': schema {} is invalid: {e}",
+                        schema_file.display()
+                    ),
+                    Some("fix the schema file".into()),
+                )),
+            }
+        }
+        loaded.push(LoadedDomain {
+            file,
+            text,
+            manifest: m,
+            streams,
+        });
+    }
+    if errors.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(errors)
+    }
+}

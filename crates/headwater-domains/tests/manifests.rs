@@ -1,0 +1,145 @@
+//! Loading the example domains, and every kind of broken manifest giving its clear error.
+
+use std::path::{Path, PathBuf};
+
+use headwater_domains::{load_dir, ManifestError, OnInvalid};
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/domains")
+}
+
+#[test]
+fn example_domains_load() {
+    let domains = load_dir(&examples()).unwrap_or_else(|e| {
+        panic!(
+            "{}",
+            e.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    });
+    let names: Vec<&str> = domains.iter().map(|d| d.manifest.domain.as_str()).collect();
+    assert_eq!(names, ["finance", "marketing", "ml", "payments"]);
+    let payments = domains
+        .iter()
+        .find(|d| d.manifest.domain == "payments")
+        .expect("payments");
+    let settled = &payments.streams["transaction_settled"];
+    assert_eq!(settled.topic, "payments.transaction_settled");
+    assert_eq!(settled.spec.partitions, 6);
+    assert_eq!(settled.spec.quality.on_invalid, OnInvalid::DeadLetter);
+    assert_eq!(
+        settled.spec.retention.map(|r| r.millis),
+        Some(30 * 86_400_000)
+    );
+}
+
+/// Writes a one-domain directory (plus a `finance` domain to read from) and loads it.
+fn load_one(manifest: &str, files: &[(&str, &str)]) -> Vec<ManifestError> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("payments.yaml"), manifest).expect("write");
+    std::fs::write(dir.path().join("finance.yaml"), "domain: finance\n").expect("write");
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+    match load_dir(dir.path()) {
+        Ok(_) => Vec::new(),
+        Err(e) => e,
+    }
+}
+
+const SCHEMA: &str = r#"{"type":"object","properties":{"amount":{"type":"number"}}}"#;
+
+fn manifest(stream_extra: &str, readers: &str, check: &str) -> String {
+    format!(
+        "domain: payments\nstreams:\n  settled:\n    contract:\n      format: json-schema\n      schema: s.json\n{stream_extra}    quality:\n      rules:\n        - {{ name: non_negative, check: \"{check}\" }}\n    readers: [{readers}]\n"
+    )
+}
+
+fn one_error(errors: &[ManifestError]) -> String {
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    errors[0].to_string()
+}
+
+#[test]
+fn a_good_manifest_loads() {
+    assert!(load_one(
+        &manifest("", "finance", "amount >= 0.0"),
+        &[("s.json", SCHEMA)]
+    )
+    .is_empty());
+}
+
+#[test]
+fn unknown_key_names_line_and_nearest_key() {
+    let m = manifest("    retension: 30d\n", "finance", "amount >= 0.0");
+    let e = one_error(&load_one(&m, &[("s.json", SCHEMA)]));
+    assert!(e.contains("payments.yaml:7:"), "{e}");
+    assert!(e.contains("unknown key 'retension'"), "{e}");
+    assert!(e.contains("did you mean 'retention'?"), "{e}");
+}
+
+#[test]
+fn missing_schema_file_is_named_at_its_key() {
+    let e = one_error(&load_one(&manifest("", "finance", "amount >= 0.0"), &[]));
+    assert!(e.contains("payments.yaml:6:7"), "{e}");
+    assert!(e.contains("s.json cannot be read"), "{e}");
+}
+
+#[test]
+fn invalid_schema_is_refused() {
+    let e = one_error(&load_one(
+        &manifest("", "finance", "amount >= 0.0"),
+        &[("s.json", r#"{"type": 7}"#)],
+    ));
+    assert!(e.contains("is invalid: invalid JSON Schema"), "{e}");
+}
+
+#[test]
+fn cel_syntax_error_names_the_rule() {
+    let e = one_error(&load_one(
+        &manifest("", "finance", "amount >= "),
+        &[("s.json", SCHEMA)],
+    ));
+    assert!(e.contains("payments.yaml:9:9"), "{e}");
+    assert!(
+        e.contains("quality rule 'non_negative' is not valid CEL"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_reader_domain_lists_the_known_ones() {
+    let e = one_error(&load_one(
+        &manifest("", "fnance", "amount >= 0.0"),
+        &[("s.json", SCHEMA)],
+    ));
+    assert!(e.contains("reader domain 'fnance' does not exist"), "{e}");
+    assert!(e.contains("finance, payments"), "{e}");
+}
+
+#[test]
+fn invalid_stream_name_is_refused() {
+    let m = manifest("", "finance", "amount >= 0.0").replace("settled:", "settled now:");
+    let e = one_error(&load_one(&m, &[("s.json", SCHEMA)]));
+    assert!(
+        e.contains("stream name 'settled now' is not a valid topic name"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_compatibility_and_duration_explain_the_choices() {
+    let m = manifest("    freshness: 5 minutes\n", "finance", "amount >= 0.0");
+    let e = one_error(&load_one(&m, &[("s.json", SCHEMA)]));
+    assert!(e.contains("use ms, s, m, h or d"), "{e}");
+    let m = manifest("", "finance", "amount >= 0.0").replace(
+        "schema: s.json",
+        "schema: s.json\n      compatibility: sideways",
+    );
+    let e = one_error(&load_one(&m, &[("s.json", SCHEMA)]));
+    assert!(e.contains("compatibility 'sideways' is unknown"), "{e}");
+}
