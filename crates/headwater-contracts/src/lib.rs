@@ -22,6 +22,7 @@ mod avro;
 mod compatibility;
 mod contract;
 mod json_schema;
+pub mod registry;
 
 pub use compatibility::{check, Compatibility, Incompatibility};
 pub use contract::{Contract, ContractError, Format};

@@ -16,6 +16,7 @@ mod connection;
 mod error;
 mod groups;
 mod handlers;
+mod internal_topic;
 mod versions;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use broker::{Broker, NodeIdentity};
 pub use config::KafkaConfig;
 pub use connection::serve_connection;
 pub use error::ConnectionError;
+pub use internal_topic::InternalTopic;
 
 /// Accepts connections until `shutdown` resolves, serving each on its own task.
 pub async fn serve(

@@ -8,13 +8,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use headwater_log::{Log, LogError, Partition};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use headwater_log::{Log, LogError};
 use parking_lot::Mutex;
+
+use crate::InternalTopic;
 use serde::{Deserialize, Serialize};
 
 pub(crate) const OFFSETS_TOPIC: &str = "_headwater.consumer_offsets";
@@ -31,127 +29,48 @@ type OffsetsByGroup = HashMap<String, BTreeMap<(String, i32), Committed>>;
 
 #[derive(Debug)]
 pub(crate) struct OffsetStore {
-    partition: Arc<Partition>,
+    topic: InternalTopic,
     offsets: Mutex<OffsetsByGroup>,
 }
 
 impl OffsetStore {
     pub fn open(log: &Arc<Log>) -> Result<Self, LogError> {
-        let topic = match log.topic(OFFSETS_TOPIC) {
-            Some(t) => t,
-            None => {
-                let mut cfg = BTreeMap::new();
-                cfg.insert("headwater.fsync".to_string(), "always".to_string());
-                log.create_topic(OFFSETS_TOPIC, 1, cfg)?
-            }
-        };
-        let partition = topic
-            .partition(0)
-            .ok_or_else(|| LogError::UnknownPartition {
-                topic: OFFSETS_TOPIC.to_string(),
-                partition: 0,
-            })?;
         let store = OffsetStore {
-            partition,
+            topic: InternalTopic::open(log, OFFSETS_TOPIC)?,
             offsets: Mutex::new(HashMap::new()),
         };
-        store.replay()?;
-        Ok(store)
-    }
-
-    fn replay(&self) -> Result<(), LogError> {
-        let mut offset = self.partition.start_offset();
-        let end = self.partition.end_offset();
-        let mut map = self.offsets.lock();
-        let mut applied = 0usize;
-        while offset < end {
-            let data = self.partition.read(offset, 1 << 20)?;
-            if data.is_empty() {
-                break;
-            }
-            let mut buf = Bytes::from(data);
-            while !buf.is_empty() {
-                let set = match RecordBatchDecoder::decode(&mut buf) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(
-                            topic = OFFSETS_TOPIC,
-                            offset,
-                            "skipping undecodable batch of committed offsets: {e}"
-                        );
-                        break;
-                    }
-                };
-                for r in set.records {
-                    offset = offset.max(r.offset + 1);
-                    let Some(key) = r
-                        .key
-                        .as_ref()
-                        .and_then(|k| serde_json::from_slice::<Key>(k).ok())
-                    else {
-                        continue;
-                    };
-                    let value = r
-                        .value
-                        .as_ref()
-                        .and_then(|v| serde_json::from_slice::<Committed>(v).ok());
-                    apply(&mut map, key, value);
-                    applied += 1;
-                }
-            }
-        }
+        let mut map = store.offsets.lock();
+        let applied = store.topic.replay(|key, value| {
+            let Some(key) = key.and_then(|k| serde_json::from_slice::<Key>(k).ok()) else {
+                return;
+            };
+            let value = value.and_then(|v| serde_json::from_slice::<Committed>(v).ok());
+            apply(&mut map, key, value);
+        })?;
         tracing::info!(
             records = applied,
             groups = map.len(),
             "replayed committed offsets"
         );
-        Ok(())
+        drop(map);
+        Ok(store)
     }
 
     /// Durably records commits (or, with `None`, deletions), then applies them in memory.
     pub async fn write(&self, entries: Vec<(Key, Option<Committed>)>) -> Result<(), LogError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let now = headwater_now_ms();
-        let records: Vec<Record> = entries
+        let records = entries
             .iter()
-            .enumerate()
-            .map(|(i, (key, value))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1,
-                timestamp: now,
-                key: serde_json::to_vec(key).ok().map(Bytes::from),
-                value: value
-                    .as_ref()
-                    .and_then(|v| serde_json::to_vec(v).ok())
-                    .map(Bytes::from),
-                headers: IndexMap::new(),
+            .map(|(key, value)| {
+                (
+                    serde_json::to_vec(key).ok().map(Bytes::from),
+                    value
+                        .as_ref()
+                        .and_then(|v| serde_json::to_vec(v).ok())
+                        .map(Bytes::from),
+                )
             })
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| LogError::Io {
-            op: "encode committed offsets",
-            path: OFFSETS_TOPIC.into(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        let out = self.partition.append(&buf)?;
-        self.partition.wait_durable(out.last_offset + 1).await?;
+        self.topic.append(records).await?;
         let mut map = self.offsets.lock();
         for (key, value) in entries {
             apply(&mut map, key, value);
@@ -190,11 +109,4 @@ fn apply(map: &mut OffsetsByGroup, (group, topic, partition): Key, value: Option
             }
         }
     }
-}
-
-fn headwater_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -1,0 +1,132 @@
+//! Internal topics (`_headwater.*`): Headwater's own state kept as records in the log, so the
+//! embedded mode and a Kafka cluster keep state the same way.
+//!
+//! Each is one partition synced on every append (`headwater.fsync=always`): an acknowledged
+//! change survives a crash. Its owner replays it whole at start.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use headwater_log::{Log, LogError, Partition};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+#[derive(Debug, Clone)]
+pub struct InternalTopic {
+    name: &'static str,
+    partition: Arc<Partition>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl InternalTopic {
+    /// Opens the topic, creating it on first use.
+    pub fn open(log: &Arc<Log>, name: &'static str) -> Result<Self, LogError> {
+        let topic = match log.topic(name) {
+            Some(t) => t,
+            None => {
+                let mut cfg = BTreeMap::new();
+                cfg.insert("headwater.fsync".to_string(), "always".to_string());
+                cfg.insert("retention.ms".to_string(), "-1".to_string());
+                log.create_topic(name, 1, cfg)?
+            }
+        };
+        let partition = topic
+            .partition(0)
+            .ok_or_else(|| LogError::UnknownPartition {
+                topic: name.to_string(),
+                partition: 0,
+            })?;
+        Ok(InternalTopic { name, partition })
+    }
+
+    /// Calls `apply(key, value)` for every record in order; returns how many there were.
+    pub fn replay(
+        &self,
+        mut apply: impl FnMut(Option<&Bytes>, Option<&Bytes>),
+    ) -> Result<usize, LogError> {
+        let mut offset = self.partition.start_offset();
+        let end = self.partition.end_offset();
+        let mut count = 0;
+        while offset < end {
+            let data = self.partition.read(offset, 1 << 20)?;
+            if data.is_empty() {
+                break;
+            }
+            let mut buf = Bytes::from(data);
+            while !buf.is_empty() {
+                let set = match RecordBatchDecoder::decode(&mut buf) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(
+                            topic = self.name,
+                            offset,
+                            "skipping an undecodable batch: {e}"
+                        );
+                        break;
+                    }
+                };
+                for r in set.records {
+                    offset = offset.max(r.offset + 1);
+                    apply(r.key.as_ref(), r.value.as_ref());
+                    count += 1;
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// Appends records (key, value) as one batch and waits until they are on disk.
+    pub async fn append(
+        &self,
+        records: Vec<(Option<Bytes>, Option<Bytes>)>,
+    ) -> Result<(), LogError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let records: Vec<Record> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, value))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1 + i as i32,
+                timestamp: now,
+                key,
+                value,
+                headers: IndexMap::new(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .map_err(|e| LogError::Io {
+            op: "encode internal records",
+            path: self.name.into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let out = self.partition.append(&buf)?;
+        self.partition.wait_durable(out.last_offset + 1).await
+    }
+}
