@@ -86,6 +86,7 @@ class Node:
             self.config_path = self.workdir / f"{name}.toml"
             self.config_path.write_text(config)
         self.port = port or free_port()
+        self.http_port = free_port()
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
         self.last_exit_code: Optional[int] = None
@@ -103,10 +104,16 @@ class Node:
     # -- lifecycle ---------------------------------------------------------
     def command(self) -> list:
         cmd = [str(require_binary()), "serve", "--data-dir", str(self.data_dir),
-               "--kafka-addr", self.bootstrap]
+               "--kafka-addr", self.bootstrap,
+               "--http-addr", f"127.0.0.1:{self.http_port}"]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
         return cmd
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of the node's HTTP API (Schema Registry API at the root)."""
+        return f"http://127.0.0.1:{self.http_port}"
 
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -53,6 +53,7 @@ fn start(bin: &Path, dir: &Path) -> anyhow::Result<(Child, Duration)> {
         .args(["serve", "--data-dir"])
         .arg(dir)
         .args(["--kafka-addr", &format!("127.0.0.1:{port}")])
+        .args(["--http-addr", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;

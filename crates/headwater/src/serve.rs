@@ -21,6 +21,9 @@ pub struct ServeArgs {
     /// Address of the Kafka protocol listener.
     #[arg(long, default_value = "127.0.0.1:9092", env = "HEADWATER_KAFKA_ADDR")]
     kafka_addr: SocketAddr,
+    /// Address of the HTTP listener (Schema Registry API; Headwater's API under /v1).
+    #[arg(long, default_value = "127.0.0.1:8081", env = "HEADWATER_HTTP_ADDR")]
+    http_addr: SocketAddr,
     /// TOML config file with [kafka] and [log] tables.
     #[arg(long, env = "HEADWATER_CONFIG")]
     config: Option<PathBuf>,
@@ -84,9 +87,36 @@ async fn serve(args: ServeArgs, config: NodeConfig, log: Arc<Log>) -> anyhow::Re
         cluster_id: cluster_id(&log)?,
     };
     let broker = Broker::new(log.clone(), config.kafka.clone(), node)?;
+    let registry = Arc::new(headwater_server::SchemaRegistry::open(&log)?);
+    let http = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for HTTP; pass another --http-addr",
+                args.http_addr
+            )
+        })?;
+    let http_local = http.local_addr()?;
     log.start_background();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let http_task = tokio::spawn(headwater_server::serve_http(
+        registry,
+        http,
+        stopped(stop_rx.clone()),
+    ));
+    tracing::info!(addr = %http_local, "http listener ready on {http_local} (schema registry API)");
     tracing::info!(addr = %local, data_dir = %args.data_dir.display(), "kafka listener ready on {local}");
-    headwater_kafka::serve(broker, listener, shutdown_signal()).await;
+    headwater_kafka::serve(broker, listener, stopped(stop_rx)).await;
+    if let Ok(Err(e)) = http_task.await {
+        tracing::warn!("http listener ended with an error: {e}");
+    }
     tracing::info!("shutting down: closing segments");
     Ok(())
 }
