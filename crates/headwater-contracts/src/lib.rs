@@ -23,6 +23,7 @@ mod compatibility;
 mod contract;
 mod json_schema;
 pub mod registry;
+pub mod validate;
 
 pub use compatibility::{check, Compatibility, Incompatibility};
 pub use contract::{Contract, ContractError, Format};

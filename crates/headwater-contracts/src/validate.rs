@@ -1,0 +1,254 @@
+//! Checking one record against a stream's contract and quality rules, as produce-time
+//! validation needs it: decode the value (Confluent framing, or plain JSON on a JSON Schema
+//! stream), validate it against the schema, then evaluate every CEL rule with the record's
+//! top-level fields as variables.
+//!
+//! A [`RecordValidator`] is compiled once per schema version and reused for every record.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+
+use crate::{Contract, Format};
+
+/// Why a record was refused: which check and what it said. `rule` is `contract` for the schema
+/// itself, `framing` for undecodable bytes, or the quality rule's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{rule}: {message}")]
+pub struct Invalid {
+    pub rule: String,
+    pub message: String,
+}
+
+impl Invalid {
+    fn new(rule: &str, message: impl Into<String>) -> Self {
+        Invalid {
+            rule: rule.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// How a record's value is laid out on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Magic byte 0 and a 4-byte big-endian schema id, then the encoded value.
+    Confluent { schema_id: u32 },
+    /// Plain JSON text (JSON Schema streams only), checked against the latest version.
+    PlainJson,
+}
+
+/// Reads the framing of a record value.
+pub fn framing(value: &[u8]) -> Framing {
+    match value {
+        [0, a, b, c, d, ..] => Framing::Confluent {
+            schema_id: u32::from_be_bytes([*a, *b, *c, *d]),
+        },
+        _ => Framing::PlainJson,
+    }
+}
+
+/// A contract version and a stream's rules, compiled.
+pub struct RecordValidator {
+    format: Format,
+    json: Option<jsonschema::Validator>,
+    avro: Option<apache_avro::Schema>,
+    rules: Vec<(String, cel::Program)>,
+}
+
+impl std::fmt::Debug for RecordValidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordValidator")
+            .field("format", &self.format)
+            .field(
+                "rules",
+                &self.rules.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl RecordValidator {
+    /// Compiles the contract and the rules (name, CEL source). Errors name the rule.
+    pub fn new(contract: &Contract, rules: &[(String, String)]) -> Result<Self, Invalid> {
+        let json = match contract.format() {
+            Format::JsonSchema => Some(
+                jsonschema::validator_for(contract.json())
+                    .map_err(|e| Invalid::new("contract", e.to_string()))?,
+            ),
+            Format::Avro => None,
+        };
+        let rules = rules
+            .iter()
+            .map(|(name, src)| {
+                cel::Program::compile(src)
+                    .map(|p| (name.clone(), p))
+                    .map_err(|e| Invalid::new(name, format!("not valid CEL: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(RecordValidator {
+            format: contract.format(),
+            json,
+            avro: contract.avro().cloned(),
+            rules,
+        })
+    }
+
+    /// Decodes the payload (without framing) into JSON, checking it against the schema.
+    pub fn decode(&self, payload: &[u8]) -> Result<serde_json::Value, Invalid> {
+        match self.format {
+            Format::JsonSchema => {
+                let value: serde_json::Value = serde_json::from_slice(payload)
+                    .map_err(|e| Invalid::new("framing", format!("value is not JSON: {e}")))?;
+                if let Some(v) = &self.json {
+                    if let Err(e) = v.validate(&value) {
+                        let at = e.instance_path().to_string();
+                        let at = if at.is_empty() { "/".to_string() } else { at };
+                        return Err(Invalid::new("contract", format!("{e} (at {at})")));
+                    }
+                }
+                Ok(value)
+            }
+            Format::Avro => {
+                let schema = self
+                    .avro
+                    .as_ref()
+                    .ok_or_else(|| Invalid::new("contract", "no Avro schema"))?;
+                let mut cursor = Cursor::new(payload);
+                let datum =
+                    apache_avro::from_avro_datum(schema, &mut cursor, None).map_err(|e| {
+                        Invalid::new(
+                            "contract",
+                            format!("value does not decode with the Avro schema: {e}"),
+                        )
+                    })?;
+                if (cursor.position() as usize) != payload.len() {
+                    return Err(Invalid::new(
+                        "contract",
+                        format!(
+                            "{} bytes left after the Avro value",
+                            payload.len() - cursor.position() as usize
+                        ),
+                    ));
+                }
+                serde_json::Value::try_from(datum).map_err(|e| {
+                    Invalid::new("contract", format!("Avro value has no JSON form: {e}"))
+                })
+            }
+        }
+    }
+
+    /// Evaluates every rule with the record's top-level fields as CEL variables; the first
+    /// rule that is not `true` refuses the record.
+    pub fn check_rules(&self, record: &serde_json::Value) -> Result<(), Invalid> {
+        if self.rules.is_empty() {
+            return Ok(());
+        }
+        let mut ctx = cel::Context::default();
+        let fields: BTreeMap<String, serde_json::Value> = record
+            .as_object()
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        for (name, value) in &fields {
+            let v = cel::to_value(value).map_err(|e| {
+                Invalid::new("contract", format!("field '{name}' has no CEL value: {e}"))
+            })?;
+            ctx.add_variable_from_value(name.clone(), v);
+        }
+        ctx.add_variable_from_value("record", cel::to_value(record).unwrap_or(cel::Value::Null));
+        for (name, program) in &self.rules {
+            match program.execute(&ctx) {
+                Ok(cel::Value::Bool(true)) => {}
+                Ok(cel::Value::Bool(false)) => {
+                    return Err(Invalid::new(name, "rule is false for this record"))
+                }
+                Ok(other) => {
+                    return Err(Invalid::new(
+                        name,
+                        format!("rule gave {other:?}, not a boolean"),
+                    ))
+                }
+                Err(e) => {
+                    return Err(Invalid::new(
+                        name,
+                        format!("rule could not be evaluated: {e}"),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes, validates and checks one payload (framing already removed).
+    pub fn validate(&self, payload: &[u8]) -> Result<serde_json::Value, Invalid> {
+        let value = self.decode(payload)?;
+        self.check_rules(&value)?;
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, s)| (n.to_string(), s.to_string()))
+            .collect()
+    }
+
+    const PAYMENT: &str = r#"{"type":"object","required":["amount","currency"],"properties":{"amount":{"type":"number"},"currency":{"type":"string"}}}"#;
+
+    #[test]
+    fn json_records_are_validated_and_ruled() {
+        let c = Contract::parse(Format::JsonSchema, PAYMENT).expect("schema");
+        let v = RecordValidator::new(
+            &c,
+            &rules(&[
+                ("non_negative_amount", "amount >= 0.0"),
+                ("known_currency", "currency in ['USD', 'EUR', 'GBP']"),
+            ]),
+        )
+        .expect("compile");
+        assert!(v
+            .validate(br#"{"amount": 12.5, "currency": "EUR"}"#)
+            .is_ok());
+        assert!(
+            v.validate(br#"{"amount": 12, "currency": "EUR"}"#).is_ok(),
+            "an integer amount is a number"
+        );
+        let e = v
+            .validate(br#"{"amount": -1.0, "currency": "EUR"}"#)
+            .expect_err("negative");
+        assert_eq!(e.rule, "non_negative_amount");
+        let e = v
+            .validate(br#"{"amount": 1.0, "currency": "JPY"}"#)
+            .expect_err("currency");
+        assert_eq!(e.rule, "known_currency");
+        let e = v
+            .validate(br#"{"amount": "1", "currency": "EUR"}"#)
+            .expect_err("type");
+        assert_eq!(e.rule, "contract");
+        assert!(e.message.contains("/amount"), "{e}");
+        let e = v.validate(b"not json").expect_err("framing");
+        assert_eq!(e.rule, "framing");
+    }
+
+    #[test]
+    fn avro_records_decode_to_json() {
+        let schema = r#"{"type":"record","name":"R","fields":[{"name":"amount_cents","type":"long"},{"name":"who","type":"string"}]}"#;
+        let c = Contract::parse(Format::Avro, schema).expect("schema");
+        let v =
+            RecordValidator::new(&c, &rules(&[("positive", "amount_cents > 0")])).expect("compile");
+        // long 150 (zigzag 300 = 0xac 0x02), string "al" (length 2 -> 0x04)
+        let ok = [0xac, 0x02, 0x04, b'a', b'l'];
+        assert_eq!(v.validate(&ok).expect("valid")["who"], "al");
+        let neg = [0x01, 0x04, b'a', b'l']; // -1
+        assert_eq!(v.validate(&neg).expect_err("rule").rule, "positive");
+        assert_eq!(v.validate(&[0x04]).expect_err("short").rule, "contract");
+        assert_eq!(
+            framing(&[0, 0, 0, 0, 7, 1]),
+            Framing::Confluent { schema_id: 7 }
+        );
+        assert_eq!(framing(b"{}"), Framing::PlainJson);
+    }
+}
