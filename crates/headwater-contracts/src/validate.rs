@@ -114,8 +114,10 @@ impl RecordValidator {
                     .as_ref()
                     .ok_or_else(|| Invalid::new("contract", "no Avro schema"))?;
                 let mut cursor = Cursor::new(payload);
-                let datum =
-                    apache_avro::from_avro_datum(schema, &mut cursor, None).map_err(|e| {
+                let datum = apache_avro::reader::datum::GenericDatumReader::builder(schema)
+                    .build()
+                    .and_then(|r| r.read_value(&mut cursor))
+                    .map_err(|e| {
                         Invalid::new(
                             "contract",
                             format!("value does not decode with the Avro schema: {e}"),
