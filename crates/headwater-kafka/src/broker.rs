@@ -25,6 +25,7 @@ pub struct Broker {
     pub(crate) config: KafkaConfig,
     pub(crate) node: NodeIdentity,
     pub(crate) groups: Coordinator,
+    pub(crate) gate: parking_lot::RwLock<Option<Arc<dyn crate::ProduceGate>>>,
 }
 
 /// What to do after a request was handled.
@@ -47,6 +48,7 @@ impl Broker {
             config,
             node,
             groups,
+            gate: parking_lot::RwLock::new(None),
         });
         broker.groups.start_expiry(Arc::downgrade(&broker));
         Ok(broker)
@@ -54,6 +56,11 @@ impl Broker {
 
     pub fn log(&self) -> &Arc<Log> {
         &self.log
+    }
+
+    /// Installs the check every produce to a validated topic passes before it is written.
+    pub fn set_gate(&self, gate: Arc<dyn crate::ProduceGate>) {
+        *self.gate.write() = Some(gate);
     }
 
     pub(crate) fn str(s: impl Into<String>) -> StrBytes {

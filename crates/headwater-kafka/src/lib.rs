@@ -14,6 +14,7 @@ mod broker;
 mod config;
 mod connection;
 mod error;
+mod gate;
 mod groups;
 mod handlers;
 mod internal_topic;
@@ -25,6 +26,7 @@ pub use broker::{Broker, NodeIdentity};
 pub use config::KafkaConfig;
 pub use connection::serve_connection;
 pub use error::ConnectionError;
+pub use gate::{GateVerdict, ProduceGate};
 pub use internal_topic::InternalTopic;
 
 /// Accepts connections until `shutdown` resolves, serving each on its own task.

@@ -91,6 +91,10 @@ pub struct TopicConfig {
     pub retention_ms: i64,
     pub retention_bytes: i64,
     pub max_message_bytes: u64,
+    /// Check produced records against the topic's registered value schema
+    /// (`<topic>-value`) and refuse invalid ones. Off by default: a plain Kafka topic
+    /// takes any bytes, as in Kafka.
+    pub validate_records: bool,
 }
 
 /// A topic setting a client can read and change, in Kafka's naming.
@@ -127,6 +131,10 @@ pub const TOPIC_CONFIG_KEYS: &[ConfigKey] = &[
         doc: "always | interval | never",
     },
     ConfigKey {
+        name: "headwater.validation",
+        doc: "none | reject: check records against the subject <topic>-value",
+    },
+    ConfigKey {
         name: "cleanup.policy",
         doc: "only 'delete' is supported",
     },
@@ -145,6 +153,7 @@ impl TopicConfig {
             retention_ms: defaults.retention_ms,
             retention_bytes: defaults.retention_bytes,
             max_message_bytes: defaults.max_message_bytes,
+            validate_records: false,
         };
         for (key, value) in overrides {
             c.set(key, value)?;
@@ -192,6 +201,13 @@ impl TopicConfig {
                 self.fsync = FsyncPolicy::parse(value.trim())
                     .ok_or_else(|| bad("expected always, interval or never"))?;
             }
+            "headwater.validation" => {
+                self.validate_records = match value.trim() {
+                    "none" => false,
+                    "reject" => true,
+                    _ => return Err(bad("expected none or reject")),
+                };
+            }
             "cleanup.policy" => {
                 if value.trim() != "delete" {
                     return Err(bad(
@@ -219,6 +235,15 @@ impl TopicConfig {
             ("segment.ms", self.segment_ms.to_string()),
             ("max.message.bytes", self.max_message_bytes.to_string()),
             ("headwater.fsync", self.fsync.as_str().to_string()),
+            (
+                "headwater.validation",
+                if self.validate_records {
+                    "reject"
+                } else {
+                    "none"
+                }
+                .to_string(),
+            ),
             ("cleanup.policy", "delete".to_string()),
         ]
     }

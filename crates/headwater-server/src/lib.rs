@@ -10,9 +10,11 @@
 //!
 //! Entry point: [`SchemaRegistry::open`] over a log, then [`serve_http`].
 
+mod contract_gate;
 mod registry_api;
 mod registry_store;
 
+pub use contract_gate::ContractGate;
 pub use registry_api::router;
 pub use registry_store::SchemaRegistry;
 

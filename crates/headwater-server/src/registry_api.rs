@@ -162,7 +162,7 @@ fn version_ref(s: &str) -> Result<VersionRef, Response> {
 }
 
 async fn list_subjects(State(r): Shared, Query(q): Params) -> Response {
-    reply(json!(r.read().await.subjects(flag(&q, "deleted"))))
+    reply(json!(r.read().subjects(flag(&q, "deleted"))))
 }
 
 async fn list_versions(
@@ -170,7 +170,7 @@ async fn list_versions(
     Path(subject): Path<String>,
     Query(q): Params,
 ) -> Response {
-    match r.read().await.versions(&subject, flag(&q, "deleted")) {
+    match r.read().versions(&subject, flag(&q, "deleted")) {
         Ok(v) => reply(json!(v)),
         Err(e) => refused(e),
     }
@@ -184,7 +184,7 @@ async fn get_version(
         Ok(w) => w,
         Err(resp) => return resp,
     };
-    match r.read().await.version(&subject, which) {
+    match r.read().version(&subject, which) {
         Ok((v, id, s)) => reply(with_type(
             json!({"subject": subject, "version": v, "id": id, "schema": s.text}),
             s.format,
@@ -201,7 +201,7 @@ async fn get_version_schema(
         Ok(w) => w,
         Err(resp) => return resp,
     };
-    match r.read().await.version(&subject, which) {
+    match r.read().version(&subject, which) {
         Ok((_, _, s)) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], s.text.clone()).into_response(),
         Err(e) => refused(e),
     }
@@ -247,7 +247,7 @@ async fn lookup(State(r): Shared, Path(subject): Path<String>, body: String) -> 
         Ok(x) => x,
         Err(resp) => return resp,
     };
-    let reg = r.read().await;
+    let reg = r.read();
     match reg.lookup(&subject, format, &text) {
         Ok((version, id)) => {
             let stored = reg.schema(id).map(|s| s.text.clone()).unwrap_or(text);
@@ -301,21 +301,21 @@ async fn delete_version(
 }
 
 async fn schema_by_id(State(r): Shared, Path(id): Path<u32>) -> Response {
-    match r.read().await.schema(id) {
+    match r.read().schema(id) {
         Ok(s) => reply(with_type(json!({"schema": s.text}), s.format)),
         Err(e) => refused(e),
     }
 }
 
 async fn raw_schema_by_id(State(r): Shared, Path(id): Path<u32>) -> Response {
-    match r.read().await.schema(id) {
+    match r.read().schema(id) {
         Ok(s) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], s.text.clone()).into_response(),
         Err(e) => refused(e),
     }
 }
 
 async fn schema_versions(State(r): Shared, Path(id): Path<u32>) -> Response {
-    let reg = r.read().await;
+    let reg = r.read();
     if let Err(e) = reg.schema(id) {
         return refused(e);
     }
@@ -328,7 +328,7 @@ async fn schema_versions(State(r): Shared, Path(id): Path<u32>) -> Response {
 }
 
 async fn schema_subjects(State(r): Shared, Path(id): Path<u32>) -> Response {
-    let reg = r.read().await;
+    let reg = r.read();
     if let Err(e) = reg.schema(id) {
         return refused(e);
     }
@@ -348,11 +348,7 @@ async fn compatibility(
         Ok(x) => x,
         Err(resp) => return resp,
     };
-    match r
-        .read()
-        .await
-        .test_compatibility(subject, format, &text, against)
-    {
+    match r.read().test_compatibility(subject, format, &text, against) {
         Ok(messages) => {
             let mut out = json!({"is_compatible": messages.is_empty()});
             if verbose {
@@ -383,13 +379,12 @@ async fn compat_version(
         Ok(w) => w,
         Err(resp) => return resp,
     };
-    if r.read().await.versions(&subject, false).is_err() {
+    if r.read().versions(&subject, false).is_err() {
         return refused(RegistryError::SubjectNotFound(subject));
     }
     let against = match which {
         VersionRef::Latest => r
             .read()
-            .await
             .version(&subject, VersionRef::Latest)
             .map(|(v, _, _)| VersionRef::Number(v))
             .ok(),
@@ -416,7 +411,7 @@ fn parse_level(body: &str) -> Result<Compatibility, Response> {
 }
 
 async fn get_global_config(State(r): Shared) -> Response {
-    reply(json!({"compatibilityLevel": r.read().await.compatibility(None).as_str()}))
+    reply(json!({"compatibilityLevel": r.read().compatibility(None).as_str()}))
 }
 
 async fn put_global_config(State(r): Shared, body: String) -> Response {
@@ -439,7 +434,7 @@ async fn set_config(r: &SchemaRegistry, subject: Option<String>, body: &str) -> 
 }
 
 async fn get_config(State(r): Shared, Path(subject): Path<String>, Query(q): Params) -> Response {
-    let reg = r.read().await;
+    let reg = r.read();
     match reg.subject_compatibility(&subject) {
         Some(level) => reply(json!({"compatibilityLevel": level.as_str()})),
         None if flag(&q, "defaultToGlobal") => {
@@ -458,7 +453,7 @@ async fn put_config(State(r): Shared, Path(subject): Path<String>, body: String)
 }
 
 async fn delete_config(State(r): Shared, Path(subject): Path<String>) -> Response {
-    let old = r.read().await.compatibility(Some(&subject));
+    let old = r.read().compatibility(Some(&subject));
     let event = RegistryEvent::ConfigSet {
         subject: Some(subject),
         compatibility: None,
@@ -482,7 +477,7 @@ fn parse_mode(body: &str) -> Result<Mode, Response> {
 }
 
 async fn get_global_mode(State(r): Shared) -> Response {
-    reply(json!({"mode": r.read().await.mode(None).as_str()}))
+    reply(json!({"mode": r.read().mode(None).as_str()}))
 }
 
 async fn put_global_mode(State(r): Shared, body: String) -> Response {
@@ -505,7 +500,7 @@ async fn set_mode(r: &SchemaRegistry, subject: Option<String>, body: &str) -> Re
 }
 
 async fn get_mode(State(r): Shared, Path(subject): Path<String>) -> Response {
-    reply(json!({"mode": r.read().await.mode(Some(&subject)).as_str()}))
+    reply(json!({"mode": r.read().mode(Some(&subject)).as_str()}))
 }
 
 async fn put_mode(State(r): Shared, Path(subject): Path<String>, body: String) -> Response {
@@ -513,7 +508,7 @@ async fn put_mode(State(r): Shared, Path(subject): Path<String>, body: String) -
 }
 
 async fn delete_mode(State(r): Shared, Path(subject): Path<String>) -> Response {
-    let old = r.read().await.mode(Some(&subject));
+    let old = r.read().mode(Some(&subject));
     let event = RegistryEvent::ModeSet {
         subject: Some(subject),
         mode: None,

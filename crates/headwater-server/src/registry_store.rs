@@ -6,7 +6,8 @@ use bytes::Bytes;
 use headwater_contracts::registry::{Registry, RegistryError, RegistryEvent};
 use headwater_kafka::InternalTopic;
 use headwater_log::{Log, LogError};
-use tokio::sync::{Mutex, RwLock};
+use parking_lot::RwLock;
+use tokio::sync::Mutex;
 
 pub(crate) const SCHEMAS_TOPIC: &str = "_headwater.schemas";
 
@@ -57,8 +58,9 @@ impl SchemaRegistry {
         })
     }
 
-    pub async fn read(&self) -> tokio::sync::RwLockReadGuard<'_, Registry> {
-        self.state.read().await
+    /// The current state; hold the guard briefly (never across an await).
+    pub fn read(&self) -> parking_lot::RwLockReadGuard<'_, Registry> {
+        self.state.read()
     }
 
     /// Runs `plan` against the current state; stores and applies the event it returns.
@@ -67,7 +69,7 @@ impl SchemaRegistry {
         plan: impl FnOnce(&Registry) -> Result<(Option<RegistryEvent>, T), RegistryError>,
     ) -> Result<T, ChangeError> {
         let _one_at_a_time = self.writer.lock().await;
-        let (event, out) = plan(&*self.state.read().await)?;
+        let (event, out) = plan(&self.state.read())?;
         if let Some(event) = event {
             let value = serde_json::to_vec(&event).map_err(|e| LogError::Io {
                 op: "encode registry event",
@@ -77,7 +79,7 @@ impl SchemaRegistry {
             self.topic
                 .append(vec![(None, Some(Bytes::from(value)))])
                 .await?;
-            self.state.write().await.apply(&event);
+            self.state.write().apply(&event);
         }
         Ok(out)
     }

@@ -88,6 +88,9 @@ async fn serve(args: ServeArgs, config: NodeConfig, log: Arc<Log>) -> anyhow::Re
     };
     let broker = Broker::new(log.clone(), config.kafka.clone(), node)?;
     let registry = Arc::new(headwater_server::SchemaRegistry::open(&log)?);
+    broker.set_gate(Arc::new(headwater_server::ContractGate::new(
+        registry.clone(),
+    )));
     let http = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| {

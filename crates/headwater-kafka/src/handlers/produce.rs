@@ -1,20 +1,74 @@
 use std::sync::Arc;
 
 use headwater_log::{FsyncPolicy, LogError, Partition};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 
 use super::client_topic;
 use crate::error::log_error_code;
 use crate::Broker;
+use crate::GateVerdict;
+
+/// Runs the produce gate for a topic that validates records; returns how to answer a refusal.
+fn gate_check(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    records: &bytes::Bytes,
+    version: i16,
+) -> Option<impl FnOnce(PartitionProduceResponse) -> PartitionProduceResponse> {
+    let validated = broker
+        .log
+        .topic(topic)
+        .is_some_and(|t| t.config().validate_records);
+    if !validated {
+        return None;
+    }
+    let gate = broker.gate.read().clone()?;
+    match gate.check(topic, index, records) {
+        GateVerdict::Pass => None,
+        GateVerdict::Reject {
+            record_errors,
+            message,
+        } => {
+            tracing::info!(
+                topic,
+                partition = index,
+                "produce refused by the contract: {message}"
+            );
+            // Per-record errors exist from Produce v8 (KIP-467); older clients get the code.
+            let record_errors = if version >= 8 {
+                record_errors
+            } else {
+                Vec::new()
+            };
+            Some(move |base: PartitionProduceResponse| {
+                base.with_error_code(ResponseError::InvalidRecord.code())
+                    .with_error_message(Some(Broker::str(message)))
+                    .with_record_errors(
+                        record_errors
+                            .into_iter()
+                            .map(|(i, m)| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(i)
+                                    .with_batch_index_error_message(Some(Broker::str(m)))
+                            })
+                            .collect(),
+                    )
+            })
+        }
+    }
+}
 
 /// Appends every partition's batches as sent; with acks=-1 or 1 under the `always` policy, waits
 /// for the shared fsync before answering. Returns `None` for acks=0 (no response is sent).
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
     req: ProduceRequest,
-    _version: i16,
+    version: i16,
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
     let transactional = req.transactional_id.is_some();
@@ -62,6 +116,10 @@ pub(crate) async fn handle(
                 ));
                 continue;
             };
+            if let Some(rejected) = gate_check(broker, &name, pd.index, &records, version) {
+                parts.push(rejected(base));
+                continue;
+            }
             match partition.append(&records) {
                 Ok(out) => {
                     if acks != 0

@@ -1,0 +1,23 @@
+//! The produce gate: a check a produce request passes before its batches reach the log.
+//!
+//! The front end does not know contracts; the node plugs in a gate that does (see
+//! `headwater-server`). Refused records are reported per record, as KIP-467 defines, and the
+//! whole batch is refused: a batch is stored exactly as sent or not at all.
+
+use bytes::Bytes;
+
+/// What the gate says about one partition's batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateVerdict {
+    Pass,
+    /// INVALID_RECORD: (index of the record in the request's batches, why), and a summary.
+    Reject {
+        record_errors: Vec<(i32, String)>,
+        message: String,
+    },
+}
+
+pub trait ProduceGate: Send + Sync + std::fmt::Debug {
+    /// Checks `records` (the request's record batches for `topic`, as sent).
+    fn check(&self, topic: &str, partition: i32, records: &Bytes) -> GateVerdict;
+}
