@@ -13,6 +13,7 @@ mod duration;
 mod error;
 mod load;
 mod manifest;
+mod spec;
 
 pub use duration::HumanDuration;
 pub use error::ManifestError;
@@ -20,3 +21,4 @@ pub use load::{load_dir, LoadedDomain, LoadedStream};
 pub use manifest::{
     ContractSpec, Governance, Manifest, OnInvalid, QualityRule, QualitySpec, StreamSpec,
 };
+pub use spec::{DomainSpec, StreamDef};

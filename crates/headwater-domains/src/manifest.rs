@@ -99,7 +99,7 @@ pub struct QualitySpec {
     pub rules: Vec<QualityRule>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnInvalid {
     #[default]

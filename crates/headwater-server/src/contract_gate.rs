@@ -18,33 +18,55 @@ use parking_lot::Mutex;
 
 use crate::SchemaRegistry;
 
+/// Quality rules of one topic: (name, CEL expression).
+type Rules = Vec<(String, String)>;
+
 #[derive(Debug)]
 pub struct ContractGate {
     registry: Arc<SchemaRegistry>,
-    validators: Mutex<HashMap<u32, Arc<RecordValidator>>>,
+    /// Quality rules per topic, set by the topic's domain.
+    rules: parking_lot::RwLock<HashMap<String, Rules>>,
+    /// Compiled per (schema id, topic): the topic decides the rules.
+    validators: Mutex<HashMap<(u32, String), Arc<RecordValidator>>>,
 }
 
 impl ContractGate {
     pub fn new(registry: Arc<SchemaRegistry>) -> Self {
         ContractGate {
             registry,
+            rules: parking_lot::RwLock::new(HashMap::new()),
             validators: Mutex::new(HashMap::new()),
         }
     }
 
-    fn validator(&self, reg: &Registry, id: u32) -> Result<Arc<RecordValidator>, String> {
-        if let Some(v) = self.validators.lock().get(&id) {
+    /// Replaces a topic's quality rules; validators compiled with the old ones are dropped.
+    pub fn set_rules(&self, topic: &str, rules: Rules) {
+        self.rules.write().insert(topic.to_string(), rules);
+        self.validators.lock().retain(|(_, t), _| t != topic);
+    }
+
+    fn validator(
+        &self,
+        reg: &Registry,
+        id: u32,
+        topic: &str,
+    ) -> Result<Arc<RecordValidator>, String> {
+        let key = (id, topic.to_string());
+        if let Some(v) = self.validators.lock().get(&key) {
             return Ok(v.clone());
         }
         let schema = reg.schema(id).map_err(|e| e.to_string())?;
-        let v = Arc::new(RecordValidator::new(&schema.contract, &[]).map_err(|e| e.to_string())?);
-        self.validators.lock().insert(id, v.clone());
+        let rules = self.rules.read().get(topic).cloned().unwrap_or_default();
+        let v =
+            Arc::new(RecordValidator::new(&schema.contract, &rules).map_err(|e| e.to_string())?);
+        self.validators.lock().insert(key, v.clone());
         Ok(v)
     }
 
     fn check_value(
         &self,
         reg: &Registry,
+        topic: &str,
         subject: &str,
         value: Option<&Bytes>,
     ) -> Result<(), String> {
@@ -59,7 +81,7 @@ impl ContractGate {
                         "schema id {schema_id} is not a version of subject '{subject}'"
                     ));
                 }
-                let v = self.validator(reg, schema_id)?;
+                let v = self.validator(reg, schema_id, topic)?;
                 v.validate(&value[5..])
                     .map(|_| ())
                     .map_err(|e| format!("schema id {schema_id}: {e}"))
@@ -71,7 +93,7 @@ impl ContractGate {
                 if schema.format != Format::JsonSchema {
                     return Err(format!("the value is not framed (magic byte 0 + schema id) and subject '{subject}' is Avro; use a Confluent serializer"));
                 }
-                let v = self.validator(reg, id)?;
+                let v = self.validator(reg, id, topic)?;
                 v.validate(value)
                     .map(|_| ())
                     .map_err(|e| format!("version {version}: {e}"))
@@ -104,7 +126,7 @@ impl ProduceGate for ContractGate {
                 }
             };
             for r in &set.records {
-                if let Err(e) = self.check_value(&reg, &subject, r.value.as_ref()) {
+                if let Err(e) = self.check_value(&reg, topic, &subject, r.value.as_ref()) {
                     errors.push((index, e));
                 }
                 index += 1;

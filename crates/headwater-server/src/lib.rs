@@ -11,11 +11,13 @@
 //! Entry point: [`SchemaRegistry::open`] over a log, then [`serve_http`].
 
 mod contract_gate;
+mod domains;
 mod registry_api;
 mod registry_store;
 
 pub use contract_gate::ContractGate;
-pub use registry_api::router;
+pub use domains::{DomainOutcome, DomainService};
+pub use registry_api::{domains_router, router};
 pub use registry_store::SchemaRegistry;
 
 use std::sync::Arc;
@@ -23,10 +25,11 @@ use std::sync::Arc;
 /// Serves the HTTP API on `listener` until `shutdown` resolves.
 pub async fn serve_http(
     registry: Arc<SchemaRegistry>,
+    domains: Arc<DomainService>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(registry))
+    axum::serve(listener, router(registry).merge(domains_router(domains)))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -518,3 +518,42 @@ async fn delete_mode(State(r): Shared, Path(subject): Path<String>) -> Response 
         Err(e) => failed(e),
     }
 }
+
+/// Headwater's own API under `/v1`: domains.
+pub fn domains_router(domains: Arc<crate::DomainService>) -> Router {
+    Router::new()
+        .route("/v1/domains", get(list_domains))
+        .route("/v1/domains/plan", post(plan_domains))
+        .route("/v1/domains/apply", post(apply_domains))
+        .with_state(domains)
+}
+
+fn specs(body: &str) -> Result<Vec<headwater_domains::DomainSpec>, Response> {
+    serde_json::from_str(body).map_err(|e| {
+        error(
+            422,
+            42200,
+            format!(
+                "the body must be a JSON list of resolved domains (as `headwater plan` sends): {e}"
+            ),
+        )
+    })
+}
+
+async fn list_domains(State(d): State<Arc<crate::DomainService>>) -> Response {
+    reply(json!(d.applied()))
+}
+
+async fn plan_domains(State(d): State<Arc<crate::DomainService>>, body: String) -> Response {
+    match specs(&body) {
+        Ok(s) => reply(json!(d.plan(&s))),
+        Err(r) => r,
+    }
+}
+
+async fn apply_domains(State(d): State<Arc<crate::DomainService>>, body: String) -> Response {
+    match specs(&body) {
+        Ok(s) => reply(json!(d.apply(&s).await)),
+        Err(r) => r,
+    }
+}

@@ -1,6 +1,7 @@
 //! The `headwater` command line: run a node, and read log files offline.
 
 mod config;
+mod domains_cmd;
 mod log_tools;
 mod serve;
 
@@ -24,6 +25,19 @@ struct Cli {
 enum Command {
     /// Run a node: the Kafka protocol over the embedded log.
     Serve(serve::ServeArgs),
+    /// Show what applying the domain manifests in DIR would change on the node.
+    Plan {
+        dir: PathBuf,
+        /// The node's HTTP API.
+        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
+    },
+    /// Apply the domain manifests in DIR: only domains whose manifest changed are touched.
+    Apply {
+        dir: PathBuf,
+        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
+    },
     /// Read segment files directly (no node needed).
     Log {
         #[command(subcommand)]
@@ -43,6 +57,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Plan { dir, url } => domains_cmd::run(&dir, &url, false),
+        Command::Apply { dir, url } => domains_cmd::run(&dir, &url, true),
         Command::Log { command } => match command {
             LogCommand::Inspect { path } => log_tools::inspect(&path),
             LogCommand::Verify { path } => log_tools::verify(&path),

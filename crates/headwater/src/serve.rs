@@ -88,9 +88,13 @@ async fn serve(args: ServeArgs, config: NodeConfig, log: Arc<Log>) -> anyhow::Re
     };
     let broker = Broker::new(log.clone(), config.kafka.clone(), node)?;
     let registry = Arc::new(headwater_server::SchemaRegistry::open(&log)?);
-    broker.set_gate(Arc::new(headwater_server::ContractGate::new(
+    let gate = Arc::new(headwater_server::ContractGate::new(registry.clone()));
+    broker.set_gate(gate.clone());
+    let domains = Arc::new(headwater_server::DomainService::open(
+        log.clone(),
         registry.clone(),
-    )));
+        gate,
+    )?);
     let http = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| {
@@ -111,6 +115,7 @@ async fn serve(args: ServeArgs, config: NodeConfig, log: Arc<Log>) -> anyhow::Re
     };
     let http_task = tokio::spawn(headwater_server::serve_http(
         registry,
+        domains,
         http,
         stopped(stop_rx.clone()),
     ));

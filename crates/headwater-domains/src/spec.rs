@@ -1,0 +1,65 @@
+//! The resolved form of a domain that `headwater apply` sends to a node: every stream with its
+//! schema text inlined, so the node needs no access to the manifest's files.
+
+use headwater_contracts::{Compatibility, Format};
+use serde::{Deserialize, Serialize};
+
+use crate::{LoadedDomain, OnInvalid};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainSpec {
+    pub domain: String,
+    pub owners: Vec<String>,
+    /// The manifest file's text, kept for the catalog and audit trail.
+    pub manifest: String,
+    pub streams: Vec<StreamDef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamDef {
+    pub name: String,
+    pub topic: String,
+    pub partitions: i32,
+    pub retention_ms: Option<u64>,
+    pub format: Format,
+    pub schema: String,
+    pub compatibility: Compatibility,
+    pub on_invalid: OnInvalid,
+    /// (rule name, CEL expression)
+    pub rules: Vec<(String, String)>,
+    pub readers: Vec<String>,
+}
+
+impl LoadedDomain {
+    pub fn spec(&self) -> DomainSpec {
+        DomainSpec {
+            domain: self.manifest.domain.clone(),
+            owners: self.manifest.owners.clone(),
+            manifest: self.text.clone(),
+            streams: self
+                .streams
+                .iter()
+                .map(|(name, s)| StreamDef {
+                    name: name.clone(),
+                    topic: s.topic.clone(),
+                    partitions: s.spec.partitions,
+                    retention_ms: s.spec.retention.map(|r| r.millis),
+                    format: s.spec.contract.format,
+                    schema: s.contract.text().to_string(),
+                    compatibility: s.spec.contract.compatibility,
+                    on_invalid: s.spec.quality.on_invalid,
+                    rules: s
+                        .spec
+                        .quality
+                        .rules
+                        .iter()
+                        .map(|r| (r.name.clone(), r.check.clone()))
+                        .collect(),
+                    readers: s.spec.readers.clone(),
+                })
+                .collect(),
+        }
+    }
+}

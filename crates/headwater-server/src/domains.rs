@@ -1,0 +1,343 @@
+//! Domains on a node: `plan` says what applying a domain's resolved manifest would change,
+//! `apply` does it. Each domain is planned and applied on its own: a domain whose plan has an
+//! error changes nothing, and applying one domain never touches another's topics or subjects.
+//! Applied domains are events in `_headwater.domains`, replayed at start.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use headwater_contracts::registry::{RegistryEvent, VersionRef};
+use headwater_contracts::{check, Contract};
+use headwater_domains::{DomainSpec, OnInvalid, StreamDef};
+use headwater_kafka::InternalTopic;
+use headwater_log::{Log, LogError};
+use parking_lot::RwLock;
+use serde::Serialize;
+
+use crate::{ContractGate, SchemaRegistry};
+
+const DOMAINS_TOPIC: &str = "_headwater.domains";
+
+/// What planning or applying one domain found.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DomainOutcome {
+    pub domain: String,
+    pub unchanged: bool,
+    pub applied: bool,
+    pub changes: Vec<String>,
+    pub notes: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct DomainService {
+    log: Arc<Log>,
+    registry: Arc<SchemaRegistry>,
+    gate: Arc<ContractGate>,
+    topic: InternalTopic,
+    applied: RwLock<BTreeMap<String, DomainSpec>>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+/// What must happen to one stream, computed before anything changes.
+#[derive(Debug, Default)]
+struct StreamPlan {
+    create: bool,
+    grow_to: Option<i32>,
+    configs: Vec<(String, Option<String>)>,
+    compatibility: bool,
+    register: bool,
+}
+
+impl DomainService {
+    pub fn open(
+        log: Arc<Log>,
+        registry: Arc<SchemaRegistry>,
+        gate: Arc<ContractGate>,
+    ) -> Result<Self, LogError> {
+        let topic = InternalTopic::open(&log, DOMAINS_TOPIC)?;
+        let mut applied = BTreeMap::new();
+        topic.replay(|_, value| {
+            if let Some(spec) = value.and_then(|v| serde_json::from_slice::<DomainSpec>(v).ok()) {
+                applied.insert(spec.domain.clone(), spec);
+            }
+        })?;
+        for spec in applied.values() {
+            for s in &spec.streams {
+                gate.set_rules(&s.topic, s.rules.clone());
+            }
+        }
+        tracing::info!(domains = applied.len(), "replayed applied domains");
+        Ok(DomainService {
+            log,
+            registry,
+            gate,
+            topic,
+            applied: RwLock::new(applied),
+            writer: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn applied(&self) -> Vec<DomainSpec> {
+        self.applied.read().values().cloned().collect()
+    }
+
+    fn plan_stream(&self, spec: &DomainSpec, s: &StreamDef, out: &mut DomainOutcome) -> StreamPlan {
+        let mut plan = StreamPlan::default();
+        let subject = format!("{}-value", s.topic);
+        if let Some(owner) = self
+            .applied
+            .read()
+            .values()
+            .find(|d| d.domain != spec.domain && d.streams.iter().any(|o| o.topic == s.topic))
+        {
+            out.errors.push(format!(
+                "stream {}: topic is owned by domain '{}'",
+                s.topic, owner.domain
+            ));
+            return plan;
+        }
+        let mut wanted: Vec<(String, Option<String>)> =
+            vec![("headwater.validation".into(), Some("reject".into()))];
+        wanted.push(("retention.ms".into(), s.retention_ms.map(|r| r.to_string())));
+        match self.log.topic(&s.topic) {
+            None => {
+                plan.create = true;
+                let retention = s
+                    .retention_ms
+                    .map(|r| format!(", retention {r} ms"))
+                    .unwrap_or_default();
+                out.changes.push(format!(
+                    "+ create stream {} ({} partitions{retention}, records validated)",
+                    s.topic, s.partitions
+                ));
+                plan.configs = wanted;
+            }
+            Some(t) => {
+                let have = t.partitions().len() as i32;
+                if s.partitions > have {
+                    plan.grow_to = Some(s.partitions);
+                    out.changes.push(format!(
+                        "~ grow {} from {have} to {} partitions",
+                        s.topic, s.partitions
+                    ));
+                } else if s.partitions < have {
+                    out.errors.push(format!("stream {}: partitions cannot shrink from {have} to {} (records are keyed to partitions); keep {have} or more", s.topic, s.partitions));
+                }
+                let overrides = t.overrides();
+                for (k, v) in wanted {
+                    if overrides.get(&k) != v.as_ref() {
+                        out.changes.push(format!(
+                            "~ set {} {k} = {}",
+                            s.topic,
+                            v.clone().unwrap_or_else(|| "default".into())
+                        ));
+                        plan.configs.push((k, v));
+                    }
+                }
+            }
+        }
+        let reg = self.registry.read();
+        if reg.subject_compatibility(&subject) != Some(s.compatibility) {
+            plan.compatibility = true;
+            out.changes
+                .push(format!("~ set {subject} compatibility {}", s.compatibility));
+        }
+        let new = match Contract::parse(s.format, &s.schema) {
+            Ok(c) => c,
+            Err(e) => {
+                out.errors.push(format!("stream {}: {e}", s.topic));
+                return plan;
+            }
+        };
+        if reg.lookup(&subject, s.format, &s.schema).is_err() {
+            let versions = reg.versions(&subject, false).unwrap_or_default();
+            let previous: Vec<(u32, Contract)> = versions
+                .iter()
+                .filter_map(|v| {
+                    reg.version(&subject, VersionRef::Number(*v))
+                        .ok()
+                        .map(|(v, _, st)| (v, st.contract.clone()))
+                })
+                .collect();
+            let refs: Vec<(u32, &Contract)> = previous.iter().map(|(v, c)| (*v, c)).collect();
+            let problems = check(s.compatibility, &new, &refs);
+            if problems.is_empty() {
+                plan.register = true;
+                let next = versions.iter().max().copied().unwrap_or(0) + 1;
+                let verdict = if previous.is_empty() {
+                    "first version".to_string()
+                } else {
+                    format!("compatible under {}", s.compatibility)
+                };
+                out.changes
+                    .push(format!("+ register {subject} version {next} ({verdict})"));
+            } else {
+                for p in problems {
+                    out.errors.push(format!("stream {}: {p}", s.topic));
+                }
+            }
+        }
+        let before = self
+            .applied
+            .read()
+            .get(&spec.domain)
+            .and_then(|d| d.streams.iter().find(|o| o.topic == s.topic).cloned());
+        if before.as_ref().map(|b| &b.rules) != Some(&s.rules) && !s.rules.is_empty() {
+            out.changes.push(format!(
+                "~ set {} quality rules: {}",
+                s.topic,
+                s.rules
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if before.as_ref().map(|b| &b.readers) != Some(&s.readers) {
+            out.changes.push(format!(
+                "~ set {} readers: {}",
+                s.topic,
+                if s.readers.is_empty() {
+                    "owner only".to_string()
+                } else {
+                    s.readers.join(", ")
+                }
+            ));
+        }
+        if s.on_invalid == OnInvalid::DeadLetter {
+            out.notes.push(format!(
+                "{}: dead-letter routing is not built yet; invalid records are rejected",
+                s.topic
+            ));
+        }
+        plan
+    }
+
+    fn plan_domain(&self, spec: &DomainSpec) -> (DomainOutcome, Vec<(StreamDef, StreamPlan)>) {
+        let mut out = DomainOutcome {
+            domain: spec.domain.clone(),
+            unchanged: false,
+            applied: false,
+            changes: Vec::new(),
+            notes: Vec::new(),
+            errors: Vec::new(),
+        };
+        if self.applied.read().get(&spec.domain) == Some(spec) {
+            out.unchanged = true;
+            return (out, Vec::new());
+        }
+        let plans = spec
+            .streams
+            .iter()
+            .map(|s| (s.clone(), self.plan_stream(spec, s, &mut out)))
+            .collect();
+        if let Some(before) = self.applied.read().get(&spec.domain) {
+            for old in before
+                .streams
+                .iter()
+                .filter(|o| !spec.streams.iter().any(|s| s.topic == o.topic))
+            {
+                out.notes.push(format!(
+                    "{} is no longer declared; its topic and records are kept",
+                    old.topic
+                ));
+            }
+        }
+        if out.changes.is_empty() {
+            out.changes.push("~ update the stored manifest".into());
+        }
+        (out, plans)
+    }
+
+    pub fn plan(&self, specs: &[DomainSpec]) -> Vec<DomainOutcome> {
+        specs.iter().map(|s| self.plan_domain(s).0).collect()
+    }
+
+    pub async fn apply(&self, specs: &[DomainSpec]) -> Vec<DomainOutcome> {
+        let _one_at_a_time = self.writer.lock().await;
+        let mut outcomes = Vec::new();
+        for spec in specs {
+            let (mut out, plans) = self.plan_domain(spec);
+            if out.unchanged || !out.errors.is_empty() {
+                outcomes.push(out);
+                continue;
+            }
+            if let Err(e) = self.execute(spec, plans).await {
+                out.errors
+                    .push(format!("applying stopped: {e}; run apply again to finish"));
+                outcomes.push(out);
+                continue;
+            }
+            out.applied = true;
+            tracing::info!(domain = %spec.domain, changes = out.changes.len(), "applied domain");
+            outcomes.push(out);
+        }
+        outcomes
+    }
+
+    async fn execute(
+        &self,
+        spec: &DomainSpec,
+        plans: Vec<(StreamDef, StreamPlan)>,
+    ) -> Result<(), String> {
+        for (s, plan) in plans {
+            let subject = format!("{}-value", s.topic);
+            if plan.create {
+                let configs = plan
+                    .configs
+                    .iter()
+                    .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+                    .collect();
+                self.log
+                    .create_topic(&s.topic, s.partitions, configs)
+                    .map_err(|e| e.to_string())?;
+            } else {
+                if let Some(n) = plan.grow_to {
+                    self.log
+                        .create_partitions(&s.topic, n, false)
+                        .map_err(|e| e.to_string())?;
+                }
+                if !plan.configs.is_empty() {
+                    self.log
+                        .alter_topic_config(&s.topic, &plan.configs, false)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            if plan.compatibility {
+                let event = RegistryEvent::ConfigSet {
+                    subject: Some(subject.clone()),
+                    compatibility: Some(s.compatibility),
+                };
+                self.registry
+                    .change(|_| Ok((Some(event), ())))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            if plan.register {
+                let (format, text) = (s.format, s.schema.clone());
+                self.registry
+                    .change(|reg| match reg.plan_register(&subject, format, &text)? {
+                        Ok(event) => Ok((Some(event), ())),
+                        Err(_) => Ok((None, ())),
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            self.gate.set_rules(&s.topic, s.rules.clone());
+        }
+        let value = serde_json::to_vec(spec).map_err(|e| e.to_string())?;
+        self.topic
+            .append(vec![(
+                Some(Bytes::from(spec.domain.clone())),
+                Some(Bytes::from(value)),
+            )])
+            .await
+            .map_err(|e| e.to_string())?;
+        self.applied
+            .write()
+            .insert(spec.domain.clone(), spec.clone());
+        Ok(())
+    }
+}

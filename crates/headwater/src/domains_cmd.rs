@@ -1,0 +1,95 @@
+//! `headwater plan DIR` and `headwater apply DIR`: check the manifests locally, then ask the
+//! node (over its HTTP API) what would change, or change it.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use headwater_domains::load_dir;
+use serde_json::Value;
+
+fn post(url: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let full = format!("{}{path}", url.trim_end_matches('/'));
+    let mut resp = agent
+        .post(&full)
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .with_context(|| {
+            format!("cannot reach the node at {url}; start it with `headwater serve` or pass --url")
+        })?;
+    let status = resp.status();
+    let text = resp
+        .body_mut()
+        .read_to_string()
+        .context("reading the node's answer")?;
+    if !status.is_success() {
+        anyhow::bail!("the node answered {status}: {text}");
+    }
+    serde_json::from_str(&text).with_context(|| format!("the node's answer is not JSON: {text}"))
+}
+
+pub fn run(dir: &Path, url: &str, apply: bool) -> anyhow::Result<ExitCode> {
+    let domains = match load_dir(dir) {
+        Ok(d) => d,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!(
+                "{} problem(s) in the manifests; nothing was sent to the node",
+                errors.len()
+            );
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let specs: Vec<_> = domains.iter().map(|d| d.spec()).collect();
+    let path = if apply {
+        "/v1/domains/apply"
+    } else {
+        "/v1/domains/plan"
+    };
+    let outcomes = post(url, path, &serde_json::to_value(&specs)?)?;
+    let mut failed = false;
+    for o in outcomes.as_array().into_iter().flatten() {
+        let name = o["domain"].as_str().unwrap_or("?");
+        let list = |k: &str| -> Vec<String> {
+            o[k].as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        };
+        let (changes, notes, errors) = (list("changes"), list("notes"), list("errors"));
+        if o["unchanged"].as_bool() == Some(true) {
+            println!("{name}: unchanged");
+            continue;
+        }
+        let verb = if !errors.is_empty() {
+            failed = true;
+            "refused, nothing changed"
+        } else if apply {
+            "applied"
+        } else {
+            "would change"
+        };
+        println!("{name}: {verb}");
+        for c in &changes {
+            println!("  {c}");
+        }
+        for n in &notes {
+            println!("  note: {n}");
+        }
+        for e in &errors {
+            println!("  error: {e}");
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
