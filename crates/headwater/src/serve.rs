@@ -24,6 +24,9 @@ pub struct ServeArgs {
     /// Address of the HTTP listener (Schema Registry API; Headwater's API under /v1).
     #[arg(long, default_value = "127.0.0.1:8081", env = "HEADWATER_HTTP_ADDR")]
     http_addr: SocketAddr,
+    /// Apply the domain manifests in this directory at start (as `headwater apply` would).
+    #[arg(long, env = "HEADWATER_DOMAINS")]
+    domains: Option<PathBuf>,
     /// TOML config file with [kafka] and [log] tables.
     #[arg(long, env = "HEADWATER_CONFIG")]
     config: Option<PathBuf>,
@@ -95,6 +98,9 @@ async fn serve(args: ServeArgs, config: NodeConfig, log: Arc<Log>) -> anyhow::Re
         registry.clone(),
         gate,
     )?);
+    if let Some(dir) = &args.domains {
+        apply_at_start(&domains, dir).await?;
+    }
     let http = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| {
@@ -126,6 +132,28 @@ async fn serve(args: ServeArgs, config: NodeConfig, log: Arc<Log>) -> anyhow::Re
         tracing::warn!("http listener ended with an error: {e}");
     }
     tracing::info!("shutting down: closing segments");
+    Ok(())
+}
+
+/// Applies the manifests of `dir`; refuses to start when they do not load.
+async fn apply_at_start(
+    domains: &headwater_server::DomainService,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let loaded = headwater_domains::load_dir(dir).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!("the manifests in {} have problems:\n{}", dir.display(), list.join("\n"))
+    })?;
+    let specs: Vec<_> = loaded.iter().map(|d| d.spec()).collect();
+    for o in domains.apply(&specs).await {
+        if !o.errors.is_empty() {
+            tracing::error!(domain = %o.domain, "domain not applied: {}", o.errors.join("; "));
+        } else if o.unchanged {
+            tracing::info!(domain = %o.domain, "domain unchanged");
+        } else {
+            tracing::info!(domain = %o.domain, "domain applied: {}", o.changes.join("; "));
+        }
+    }
     Ok(())
 }
 
