@@ -142,7 +142,11 @@ async fn apply_at_start(
 ) -> anyhow::Result<()> {
     let loaded = headwater_domains::load_dir(dir).map_err(|errors| {
         let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        anyhow::anyhow!("the manifests in {} have problems:\n{}", dir.display(), list.join("\n"))
+        anyhow::anyhow!(
+            "the manifests in {} have problems:\n{}",
+            dir.display(),
+            list.join("\n")
+        )
     })?;
     let specs: Vec<_> = loaded.iter().map(|d| d.spec()).collect();
     for o in domains.apply(&specs).await {
