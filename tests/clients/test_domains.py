@@ -7,7 +7,7 @@ from pathlib import Path
 
 from confluent_kafka import KafkaError, Producer
 
-from conftest import REPO_ROOT, run_cli
+from conftest import REPO_ROOT, consume_partitions, run_cli
 
 EXAMPLES = REPO_ROOT / "examples" / "domains"
 
@@ -45,13 +45,14 @@ def test_plan_apply_and_rules_at_produce(node):
     good = (b'{"transaction_id": "t-1", "customer_id": "c-1", "merchant_id": "m-1", '
             b'"amount": 12.5, "currency": "EUR", "settled_at": "2026-11-25T08:00:00Z"}')
     assert produce(node, topic, good) is None
-    negative = good.replace(b"12.5", b"-3")
-    err = produce(node, topic, negative)
-    assert err is not None and err.code() == KafkaError.INVALID_RECORD
+    # transaction_settled dead-letters; fraud_score (ml) does too; ledger_entry (finance) is
+    # Avro and rejects: an unframed record there is refused outright.
+    assert produce(node, topic, good.replace(b"12.5", b"-3")) is None
     assert "non_negative_amount" in node.log_since_last_start()
-    err = produce(node, topic, good.replace(b"EUR", b"JPY"))
-    assert err is not None and err.code() == KafkaError.INVALID_RECORD
+    assert produce(node, topic, good.replace(b"EUR", b"JPY")) is None
     assert "known_currency" in node.log_since_last_start()
+    err = produce(node, "finance.ledger_entry", b'{"entry_id": "e-1"}')
+    assert err is not None and err.code() == KafkaError.INVALID_RECORD
 
     # State survives a restart: nothing to do.
     node.restart()
@@ -90,3 +91,29 @@ def test_broken_manifest_is_reported_with_its_place_and_nothing_is_sent(node, tm
     assert out.returncode == 1
     assert "ml/domain.yaml:" in out.stderr and "did you mean 'freshness'?" in out.stderr, out.stderr
     assert "nothing was sent" in out.stderr
+
+
+def test_dead_letter_stream_keeps_valid_records_and_explains_invalid_ones(node):
+    assert cli(node, "apply", str(EXAMPLES)).returncode == 0
+    topic = "payments.transaction_settled"
+    good = (b'{"transaction_id": "t-1", "customer_id": "c-1", "merchant_id": "m-1", '
+            b'"amount": 12.5, "currency": "EUR", "settled_at": "2026-11-25T08:00:00Z"}')
+    bad = good.replace(b"12.5", b"-3")
+    p = Producer({"bootstrap.servers": node.bootstrap, "linger.ms": 200, "enable.idempotence": True})
+    results = []
+    for v in [good, bad, good.replace(b"t-1", b"t-2"), bad.replace(b"t-1", b"t-3")]:
+        p.produce(topic, value=v, partition=0, on_delivery=lambda e, m: results.append(e))
+    p.flush(10)
+    assert results == [None] * 4, results
+    # The same idempotent producer keeps producing: sequence numbers stayed whole.
+    p.produce(topic, value=good.replace(b"t-1", b"t-4"), partition=0, on_delivery=lambda e, m: results.append(e))
+    p.flush(10)
+    assert results[-1] is None, results[-1]
+    stored = [m.value() for m in consume_partitions(node.bootstrap, topic, [0])]
+    assert stored == [good, good.replace(b"t-1", b"t-2"), good.replace(b"t-1", b"t-4")]
+    dead = consume_partitions(node.bootstrap, topic + ".dlq", [0])
+    assert [m.value() for m in dead] == [bad, bad.replace(b"t-1", b"t-3")]
+    headers = dict(dead[0].headers())
+    assert headers["headwater.rule"] == b"non_negative_amount"
+    assert b"payments.transaction_settled-value version 1" in headers["headwater.contract"]
+    assert headers["headwater.source"].startswith(b"payments.transaction_settled-0@")

@@ -10,6 +10,15 @@ use bytes::Bytes;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GateVerdict {
     Pass,
+    /// Dead-letter mode with some invalid records: write `valid` (the valid records re-encoded
+    /// with their original offsets and sequences, so idempotent producers keep their numbering;
+    /// `None` when no record was valid) and append `dead` to the dead-letter topic.
+    Split {
+        valid: Option<Bytes>,
+        dead: Bytes,
+        dead_letter_topic: String,
+        message: String,
+    },
     /// INVALID_RECORD: (index of the record in the request's batches, why), and a summary.
     Reject {
         record_errors: Vec<(i32, String)>,
@@ -19,5 +28,7 @@ pub enum GateVerdict {
 
 pub trait ProduceGate: Send + Sync + std::fmt::Debug {
     /// Checks `records` (the request's record batches for `topic`, as sent).
-    fn check(&self, topic: &str, partition: i32, records: &Bytes) -> GateVerdict;
+    /// With `dead_letter`, invalid records are split off instead of refusing the batch.
+    fn check(&self, topic: &str, partition: i32, records: &Bytes, dead_letter: bool)
+        -> GateVerdict;
 }

@@ -91,10 +91,31 @@ pub struct TopicConfig {
     pub retention_ms: i64,
     pub retention_bytes: i64,
     pub max_message_bytes: u64,
-    /// Check produced records against the topic's registered value schema
-    /// (`<topic>-value`) and refuse invalid ones. Off by default: a plain Kafka topic
-    /// takes any bytes, as in Kafka.
-    pub validate_records: bool,
+    /// Whether produced records are checked against the topic's registered value schema
+    /// (`<topic>-value`). Off by default: a plain Kafka topic takes any bytes, as in Kafka.
+    pub validation: Validation,
+}
+
+/// What happens to records of a produce that break the topic's contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Validation {
+    /// Not checked.
+    #[default]
+    None,
+    /// The whole batch is refused with INVALID_RECORD.
+    Reject,
+    /// Valid records are written, invalid ones go to `<topic>.dlq` with the reason.
+    DeadLetter,
+}
+
+impl Validation {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Validation::None => "none",
+            Validation::Reject => "reject",
+            Validation::DeadLetter => "dead-letter",
+        }
+    }
 }
 
 /// A topic setting a client can read and change, in Kafka's naming.
@@ -132,7 +153,7 @@ pub const TOPIC_CONFIG_KEYS: &[ConfigKey] = &[
     },
     ConfigKey {
         name: "headwater.validation",
-        doc: "none | reject: check records against the subject <topic>-value",
+        doc: "none | reject | dead-letter: check records against the subject <topic>-value",
     },
     ConfigKey {
         name: "cleanup.policy",
@@ -153,7 +174,7 @@ impl TopicConfig {
             retention_ms: defaults.retention_ms,
             retention_bytes: defaults.retention_bytes,
             max_message_bytes: defaults.max_message_bytes,
-            validate_records: false,
+            validation: Validation::None,
         };
         for (key, value) in overrides {
             c.set(key, value)?;
@@ -202,10 +223,11 @@ impl TopicConfig {
                     .ok_or_else(|| bad("expected always, interval or never"))?;
             }
             "headwater.validation" => {
-                self.validate_records = match value.trim() {
-                    "none" => false,
-                    "reject" => true,
-                    _ => return Err(bad("expected none or reject")),
+                self.validation = match value.trim() {
+                    "none" => Validation::None,
+                    "reject" => Validation::Reject,
+                    "dead-letter" => Validation::DeadLetter,
+                    _ => return Err(bad("expected none, reject or dead-letter")),
                 };
             }
             "cleanup.policy" => {
@@ -235,15 +257,7 @@ impl TopicConfig {
             ("segment.ms", self.segment_ms.to_string()),
             ("max.message.bytes", self.max_message_bytes.to_string()),
             ("headwater.fsync", self.fsync.as_str().to_string()),
-            (
-                "headwater.validation",
-                if self.validate_records {
-                    "reject"
-                } else {
-                    "none"
-                }
-                .to_string(),
-            ),
+            ("headwater.validation", self.validation.as_str().to_string()),
             ("cleanup.policy", "delete".to_string()),
         ]
     }

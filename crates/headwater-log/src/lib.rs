@@ -35,7 +35,7 @@ mod producer;
 pub mod records;
 mod segment;
 
-pub use config::{FsyncPolicy, LogConfig, TopicConfig, TOPIC_CONFIG_KEYS};
+pub use config::{FsyncPolicy, LogConfig, TopicConfig, Validation, TOPIC_CONFIG_KEYS};
 pub use error::LogError;
 pub use log::{validate_topic_name, Log, Topic};
 pub use partition::{list_segments, AppendOutcome, Partition, Watermarks};

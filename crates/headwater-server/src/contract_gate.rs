@@ -8,12 +8,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use headwater_contracts::registry::{Registry, VersionRef};
 use headwater_contracts::validate::{framing, Framing, RecordValidator};
 use headwater_contracts::Format;
 use headwater_kafka::{GateVerdict, ProduceGate};
-use kafka_protocol::records::RecordBatchDecoder;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use parking_lot::Mutex;
 
 use crate::SchemaRegistry;
@@ -69,53 +72,155 @@ impl ContractGate {
         topic: &str,
         subject: &str,
         value: Option<&Bytes>,
-    ) -> Result<(), String> {
-        let value = value.ok_or("the record has no value; the contract requires one")?;
-        match framing(value) {
+    ) -> Result<(), Refusal> {
+        let framing_error = |message: String| Refusal {
+            rule: "framing".into(),
+            message,
+            contract: subject.to_string(),
+        };
+        let value = value.ok_or_else(|| {
+            framing_error("the record has no value; the contract requires one".into())
+        })?;
+        let (label, validator, payload) = match framing(value) {
             Framing::Confluent { schema_id } => {
                 if reg.schema(schema_id).is_err() {
-                    return Err(format!("unknown schema id {schema_id}; register the schema under '{subject}' first"));
+                    return Err(framing_error(format!(
+                        "unknown schema id {schema_id}; register the schema under '{subject}' first"
+                    )));
                 }
                 if !reg.usages(schema_id).iter().any(|(s, _)| s == subject) {
-                    return Err(format!(
+                    return Err(framing_error(format!(
                         "schema id {schema_id} is not a version of subject '{subject}'"
-                    ));
+                    )));
                 }
-                let v = self.validator(reg, schema_id, topic)?;
-                v.validate(&value[5..])
-                    .map(|_| ())
-                    .map_err(|e| format!("schema id {schema_id}: {e}"))
+                let v = self
+                    .validator(reg, schema_id, topic)
+                    .map_err(framing_error)?;
+                (format!("{subject} schema id {schema_id}"), v, &value[5..])
             }
             Framing::PlainJson => {
                 let (version, id, schema) = reg
                     .version(subject, VersionRef::Latest)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| framing_error(e.to_string()))?;
                 if schema.format != Format::JsonSchema {
-                    return Err(format!("the value is not framed (magic byte 0 + schema id) and subject '{subject}' is Avro; use a Confluent serializer"));
+                    return Err(framing_error(format!("the value is not framed (magic byte 0 + schema id) and subject '{subject}' is Avro; use a Confluent serializer")));
                 }
-                let v = self.validator(reg, id, topic)?;
-                v.validate(value)
-                    .map(|_| ())
-                    .map_err(|e| format!("version {version}: {e}"))
+                let v = self.validator(reg, id, topic).map_err(framing_error)?;
+                (format!("{subject} version {version}"), v, &value[..])
             }
-        }
+        };
+        validator
+            .validate(payload)
+            .map(|_| ())
+            .map_err(|e| Refusal {
+                rule: e.rule,
+                message: e.message,
+                contract: label,
+            })
     }
 }
 
+/// Why one record was refused.
+#[derive(Debug, Clone)]
+struct Refusal {
+    rule: String,
+    message: String,
+    /// The contract version checked, e.g. `payments.x-value version 3`.
+    contract: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} ({})", self.rule, self.message, self.contract)
+    }
+}
+
+/// The dead-letter copy of a refused record: original key, value and headers, plus headers
+/// naming the rule, the error, the contract version and where it came from.
+fn dead_letter(r: &Record, why: &Refusal, source: &str) -> Record {
+    let mut headers = r.headers.clone();
+    let mut put = |k: &'static str, v: String| {
+        headers.insert(StrBytes::from_static_str(k), Some(Bytes::from(v)));
+    };
+    put("headwater.rule", why.rule.clone());
+    put("headwater.error", why.message.clone());
+    put("headwater.contract", why.contract.clone());
+    put("headwater.source", format!("{source}@{}", r.offset));
+    put(
+        "headwater.producer",
+        format!("{}/{}", r.producer_id, r.producer_epoch),
+    );
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: r.timestamp,
+        key: r.key.clone(),
+        value: r.value.clone(),
+        headers,
+    }
+}
+
+/// Gives a re-encoded batch the offset span of the batch it came from (its last offset delta,
+/// CRC updated), so the log assigns the same offsets and an idempotent producer's sequence
+/// numbers stay whole even when invalid records were taken out.
+fn keep_span(batch: Bytes, last_delta: i32) -> Bytes {
+    let mut b = BytesMut::from(&batch[..]);
+    if b.len() < 61 {
+        return batch;
+    }
+    b[23..27].copy_from_slice(&last_delta.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b.freeze()
+}
+
+fn encode(records: &[Record], compression: Compression) -> Result<Bytes, String> {
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(buf.freeze())
+}
+
 impl ProduceGate for ContractGate {
-    fn check(&self, topic: &str, _partition: i32, records: &Bytes) -> GateVerdict {
+    fn check(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &Bytes,
+        dead_letter_mode: bool,
+    ) -> GateVerdict {
         let subject = format!("{topic}-value");
         let reg = self.registry.read();
         if reg.version(&subject, VersionRef::Latest).is_err() {
             return GateVerdict::Reject {
                 record_errors: Vec::new(),
-                message: format!("topic '{topic}' validates records (headwater.validation=reject) but subject '{subject}' has no schema; register one or set headwater.validation=none"),
+                message: format!("topic '{topic}' validates records (headwater.validation) but subject '{subject}' has no schema; register one or set headwater.validation=none"),
             };
         }
         let mut buf = records.clone();
         let mut index = 0i32;
         let mut errors = Vec::new();
+        let mut valid_batches = Vec::new();
+        let mut dead = Vec::new();
+        let source = format!("{topic}-{partition}");
         while buf.has_remaining() {
+            let last_delta = headwater_log::batch::BatchHeader::parse(&buf)
+                .map(|h| h.last_offset_delta)
+                .unwrap_or(0);
             let set = match RecordBatchDecoder::decode(&mut buf) {
                 Ok(s) => s,
                 Err(e) => {
@@ -125,12 +230,18 @@ impl ProduceGate for ContractGate {
                     }
                 }
             };
-            for r in &set.records {
-                if let Err(e) = self.check_value(&reg, topic, &subject, r.value.as_ref()) {
-                    errors.push((index, e));
+            let mut valid = Vec::new();
+            for r in set.records {
+                match self.check_value(&reg, topic, &subject, r.value.as_ref()) {
+                    Ok(()) => valid.push(r),
+                    Err(why) => {
+                        dead.push(dead_letter(&r, &why, &source));
+                        errors.push((index, why.to_string()));
+                    }
                 }
                 index += 1;
             }
+            valid_batches.push((valid, set.compression, last_delta));
         }
         if errors.is_empty() {
             return GateVerdict::Pass;
@@ -141,9 +252,51 @@ impl ProduceGate for ContractGate {
             errors[0].0,
             errors[0].1
         );
-        GateVerdict::Reject {
-            record_errors: errors,
-            message,
+        if !dead_letter_mode {
+            return GateVerdict::Reject {
+                record_errors: errors,
+                message,
+            };
+        }
+        // Valid records keep their offsets and sequences, so an idempotent producer's
+        // numbering stays whole; the gap they leave is like a compacted batch's.
+        let mut kept = BytesMut::new();
+        for (records, compression, last_delta) in valid_batches {
+            if records.is_empty() {
+                continue;
+            }
+            // The re-encoded batch starts at its first valid record; its span must still end
+            // where the original batch ended.
+            let first = records[0].offset as i32;
+            match encode(&records, compression) {
+                Ok(b) => kept.extend_from_slice(&keep_span(b, last_delta - first)),
+                Err(e) => {
+                    return GateVerdict::Reject {
+                        record_errors: Vec::new(),
+                        message: format!("valid records could not be re-encoded: {e}"),
+                    }
+                }
+            }
+        }
+        let valid = (!kept.is_empty()).then(|| kept.freeze());
+        // Dead letters form one plain batch of their own: consecutive offsets, no producer.
+        for (i, r) in dead.iter_mut().enumerate() {
+            r.offset = i as i64;
+            r.sequence = i as i32 - 1;
+        }
+        match encode(&dead, Compression::None) {
+            Ok(dead) => GateVerdict::Split {
+                valid,
+                dead,
+                dead_letter_topic: format!("{topic}.dlq"),
+                message,
+            },
+            Err(e) => GateVerdict::Reject {
+                record_errors: Vec::new(),
+                message: format!(
+                    "invalid records could not be encoded for the dead-letter topic: {e}"
+                ),
+            },
         }
     }
 }

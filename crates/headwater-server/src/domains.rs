@@ -48,6 +48,11 @@ struct StreamPlan {
     configs: Vec<(String, Option<String>)>,
     compatibility: bool,
     register: bool,
+    create_dlq: bool,
+}
+
+fn dlq(topic: &str) -> String {
+    format!("{topic}.dlq")
 }
 
 impl DomainService {
@@ -98,8 +103,12 @@ impl DomainService {
             ));
             return plan;
         }
+        let validation = match s.on_invalid {
+            OnInvalid::Reject => "reject",
+            OnInvalid::DeadLetter => "dead-letter",
+        };
         let mut wanted: Vec<(String, Option<String>)> =
-            vec![("headwater.validation".into(), Some("reject".into()))];
+            vec![("headwater.validation".into(), Some(validation.into()))];
         wanted.push(("retention.ms".into(), s.retention_ms.map(|r| r.to_string())));
         match self.log.topic(&s.topic) {
             None => {
@@ -206,11 +215,10 @@ impl DomainService {
                 }
             ));
         }
-        if s.on_invalid == OnInvalid::DeadLetter {
-            out.notes.push(format!(
-                "{}: dead-letter routing is not built yet; invalid records are rejected",
-                s.topic
-            ));
+        if s.on_invalid == OnInvalid::DeadLetter && self.log.topic(&dlq(&s.topic)).is_none() {
+            plan.create_dlq = true;
+            out.changes
+                .push(format!("+ create dead-letter stream {}", dlq(&s.topic)));
         }
         plan
     }
@@ -304,6 +312,15 @@ impl DomainService {
                         .alter_topic_config(&s.topic, &plan.configs, false)
                         .map_err(|e| e.to_string())?;
                 }
+            }
+            if plan.create_dlq {
+                let mut configs = BTreeMap::new();
+                if let Some(r) = s.retention_ms {
+                    configs.insert("retention.ms".to_string(), r.to_string());
+                }
+                self.log
+                    .create_topic(&dlq(&s.topic), 1, configs)
+                    .map_err(|e| e.to_string())?;
             }
             if plan.compatibility {
                 let event = RegistryEvent::ConfigSet {

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use headwater_log::{FsyncPolicy, LogError, Partition};
+use headwater_log::{FsyncPolicy, LogError, Partition, Validation};
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -12,24 +12,36 @@ use crate::error::log_error_code;
 use crate::Broker;
 use crate::GateVerdict;
 
-/// Runs the produce gate for a topic that validates records; returns how to answer a refusal.
-fn gate_check(
+/// What to do with one partition's batches after the produce gate.
+enum Gated {
+    /// Append these bytes (the batches as sent, or the valid records of a split).
+    Append(bytes::Bytes),
+    /// Answer without appending anything here.
+    Answer(PartitionProduceResponse),
+}
+
+/// Runs the produce gate for a topic that validates records.
+fn gate(
     broker: &Broker,
     topic: &str,
     index: i32,
-    records: &bytes::Bytes,
+    records: bytes::Bytes,
     version: i16,
-) -> Option<impl FnOnce(PartitionProduceResponse) -> PartitionProduceResponse> {
-    let validated = broker
+    base: PartitionProduceResponse,
+) -> Gated {
+    let validation = broker
         .log
         .topic(topic)
-        .is_some_and(|t| t.config().validate_records);
-    if !validated {
-        return None;
+        .map(|t| t.config().validation)
+        .unwrap_or_default();
+    if validation == Validation::None {
+        return Gated::Append(records);
     }
-    let gate = broker.gate.read().clone()?;
-    match gate.check(topic, index, records) {
-        GateVerdict::Pass => None,
+    let Some(check) = broker.gate.read().clone() else {
+        return Gated::Append(records);
+    };
+    match check.check(topic, index, &records, validation == Validation::DeadLetter) {
+        GateVerdict::Pass => Gated::Append(records),
         GateVerdict::Reject {
             record_errors,
             message,
@@ -45,7 +57,7 @@ fn gate_check(
             } else {
                 Vec::new()
             };
-            Some(move |base: PartitionProduceResponse| {
+            Gated::Answer(
                 base.with_error_code(ResponseError::InvalidRecord.code())
                     .with_error_message(Some(Broker::str(message)))
                     .with_record_errors(
@@ -57,8 +69,37 @@ fn gate_check(
                                     .with_batch_index_error_message(Some(Broker::str(m)))
                             })
                             .collect(),
-                    )
-            })
+                    ),
+            )
+        }
+        GateVerdict::Split {
+            valid,
+            dead,
+            dead_letter_topic,
+            message,
+        } => {
+            let stored = broker
+                .log
+                .partition(&dead_letter_topic, 0)
+                .and_then(|p| p.append(&dead));
+            if let Err(e) = stored {
+                tracing::error!(
+                    topic,
+                    "dead-letter topic {dead_letter_topic} refused records: {e}"
+                );
+                return Gated::Answer(
+                    base.with_error_code(log_error_code(&e).code())
+                        .with_error_message(Some(Broker::str(format!(
+                            "invalid records could not be dead-lettered to {dead_letter_topic}: {e}"
+                        )))),
+                );
+            }
+            tracing::info!(topic, partition = index, dead_letter_topic = %dead_letter_topic, "dead-lettered: {message}");
+            match valid {
+                Some(v) => Gated::Append(v),
+                // Every record went to the dead-letter topic: accepted, nothing written here.
+                None => Gated::Answer(base),
+            }
         }
     }
 }
@@ -116,10 +157,13 @@ pub(crate) async fn handle(
                 ));
                 continue;
             };
-            if let Some(rejected) = gate_check(broker, &name, pd.index, &records, version) {
-                parts.push(rejected(base));
-                continue;
-            }
+            let records = match gate(broker, &name, pd.index, records, version, base.clone()) {
+                Gated::Append(bytes) => bytes,
+                Gated::Answer(response) => {
+                    parts.push(response);
+                    continue;
+                }
+            };
             match partition.append(&records) {
                 Ok(out) => {
                     if acks != 0
