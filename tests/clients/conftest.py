@@ -86,7 +86,10 @@ class Node:
             self.config_path = self.workdir / f"{name}.toml"
             self.config_path.write_text(config)
         self.port = port or free_port()
+        # Two free_port() calls can hand out the same port; the HTTP port must differ.
         self.http_port = free_port()
+        while self.http_port == self.port:
+            self.http_port = free_port()
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
         self.last_exit_code: Optional[int] = None

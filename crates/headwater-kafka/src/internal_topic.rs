@@ -14,6 +14,33 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
+/// The `i`th record of a batch written by Headwater itself: no producer id, no transaction.
+pub fn plain_record(
+    i: usize,
+    timestamp: i64,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    headers: IndexMap<kafka_protocol::protocol::StrBytes, Option<Bytes>>,
+) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: i as i64,
+        // The encoder keeps records in one batch while offset - sequence is constant; -1 as
+        // the base sequence marks a batch without an idempotent producer.
+        sequence: i as i32 - 1,
+        timestamp,
+        key,
+        value,
+        headers,
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct InternalTopic {
     name: &'static str,
@@ -96,21 +123,7 @@ impl InternalTopic {
         let records: Vec<Record> = records
             .into_iter()
             .enumerate()
-            .map(|(i, (key, value))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1 + i as i32,
-                timestamp: now,
-                key,
-                value,
-                headers: IndexMap::new(),
-            })
+            .map(|(i, (key, value))| plain_record(i, now, key, value, IndexMap::new()))
             .collect();
         let mut buf = BytesMut::new();
         RecordBatchEncoder::encode(

@@ -27,7 +27,7 @@ pub use config::KafkaConfig;
 pub use connection::serve_connection;
 pub use error::ConnectionError;
 pub use gate::{GateVerdict, ProduceGate};
-pub use internal_topic::InternalTopic;
+pub use internal_topic::{plain_record, InternalTopic};
 
 /// Accepts connections until `shutdown` resolves, serving each on its own task.
 pub async fn serve(

@@ -12,10 +12,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use headwater_contracts::registry::{Registry, VersionRef};
 use headwater_contracts::validate::{framing, Framing, RecordValidator};
 use headwater_contracts::Format;
-use headwater_kafka::{GateVerdict, ProduceGate};
+use headwater_kafka::{plain_record, GateVerdict, ProduceGate};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
 };
 use parking_lot::Mutex;
 
@@ -150,21 +150,7 @@ fn dead_letter(r: &Record, why: &Refusal, source: &str) -> Record {
         "headwater.producer",
         format!("{}/{}", r.producer_id, r.producer_epoch),
     );
-    Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: r.timestamp,
-        key: r.key.clone(),
-        value: r.value.clone(),
-        headers,
-    }
+    plain_record(0, r.timestamp, r.key.clone(), r.value.clone(), headers)
 }
 
 /// Gives a re-encoded batch the offset span of the batch it came from (its last offset delta,
@@ -284,6 +270,7 @@ impl ProduceGate for ContractGate {
             r.offset = i as i64;
             r.sequence = i as i32 - 1;
         }
+
         match encode(&dead, Compression::None) {
             Ok(dead) => GateVerdict::Split {
                 valid,
