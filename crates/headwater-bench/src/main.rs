@@ -12,6 +12,7 @@
 mod latency;
 mod log_append;
 mod restart;
+mod validation;
 
 use std::path::PathBuf;
 
@@ -49,6 +50,13 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         records_per_producer: usize,
     },
+    /// Produce throughput to a contracted stream vs an uncontracted topic (JSON Schema, Avro).
+    Validation {
+        #[arg(long, default_value_t = 200_000)]
+        records: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
     /// Time from process start to answering a Kafka request, on a data dir holding N GiB,
     /// vs the same on an empty data dir.
     Restart {
@@ -77,5 +85,6 @@ fn main() -> anyhow::Result<()> {
             records_per_producer,
         } => latency::run(&cli.dir, producers, records_per_producer),
         Command::Restart { gib, bin, keep } => restart::run(&cli.dir, gib, &bin, keep),
+        Command::Validation { records, rounds } => validation::run(&cli.dir, records, rounds),
     }
 }

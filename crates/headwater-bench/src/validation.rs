@@ -1,0 +1,156 @@
+//! Produce throughput of valid records to a contracted stream (validated at produce) vs the same
+//! records to an uncontracted topic, on one node, in the same run: JSON Schema with 10 fields and
+//! two CEL rules, and Avro with 10 fields.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use headwater_contracts::{Compatibility, Format};
+use headwater_domains::{DomainSpec, OnInvalid, StreamDef};
+use headwater_kafka::{Broker, KafkaConfig, NodeIdentity};
+use headwater_log::{Log, LogConfig};
+use headwater_server::{ContractGate, DomainService, SchemaRegistry};
+use headwater_test_support::{batch, Client};
+
+const JSON_SCHEMA: &str = r#"{"type":"object","additionalProperties":false,
+ "required":["id","customer","merchant","amount","currency","country","channel","card_last4","settled_at","batch"],
+ "properties":{"id":{"type":"string"},"customer":{"type":"string"},"merchant":{"type":"string"},
+ "amount":{"type":"number"},"currency":{"type":"string"},"country":{"type":"string"},
+ "channel":{"type":"string","enum":["online","store","wallet"]},"card_last4":{"type":"string"},
+ "settled_at":{"type":"string"},"batch":{"type":"integer"}}}"#;
+
+const AVRO_SCHEMA: &str = r#"{"type":"record","name":"Settled","fields":[
+ {"name":"id","type":"string"},{"name":"customer","type":"string"},{"name":"merchant","type":"string"},
+ {"name":"amount","type":"double"},{"name":"currency","type":"string"},{"name":"country","type":"string"},
+ {"name":"channel","type":"string"},{"name":"card_last4","type":"string"},{"name":"settled_at","type":"string"},
+ {"name":"batch","type":"long"}]}"#;
+
+fn json_record(i: usize) -> Vec<u8> {
+    format!(
+        r#"{{"id":"t-{i:08}","customer":"c-{:05}","merchant":"m-{:04}","amount":{}.25,"currency":"EUR","country":"FR","channel":"online","card_last4":"4242","settled_at":"2026-11-25T08:00:00Z","batch":{}}}"#,
+        i % 50_000,
+        i % 7_000,
+        i % 900,
+        i / 1000
+    )
+    .into_bytes()
+}
+
+fn avro_record(schema: &apache_avro::Schema, id: u32, i: usize) -> anyhow::Result<Vec<u8>> {
+    use apache_avro::types::Value;
+    let s = |v: String| Value::String(v);
+    let record = Value::Record(vec![
+        ("id".into(), s(format!("t-{i:08}"))),
+        ("customer".into(), s(format!("c-{:05}", i % 50_000))),
+        ("merchant".into(), s(format!("m-{:04}", i % 7_000))),
+        ("amount".into(), Value::Double((i % 900) as f64 + 0.25)),
+        ("currency".into(), s("EUR".into())),
+        ("country".into(), s("FR".into())),
+        ("channel".into(), s("online".into())),
+        ("card_last4".into(), s("4242".into())),
+        ("settled_at".into(), s("2026-11-25T08:00:00Z".into())),
+        ("batch".into(), Value::Long((i / 1000) as i64)),
+    ]);
+    let mut out = vec![0u8];
+    out.extend(id.to_be_bytes());
+    let writer = apache_avro::writer::datum::GenericDatumWriter::builder(schema).build()?;
+    out.extend(writer.write_value_to_vec(record)?);
+    Ok(out)
+}
+
+fn stream(name: &str, format: Format, schema: &str, rules: Vec<(String, String)>) -> StreamDef {
+    StreamDef {
+        name: name.into(),
+        topic: format!("bench.{name}"),
+        partitions: 1,
+        retention_ms: None,
+        format,
+        schema: schema.into(),
+        compatibility: Compatibility::Backward,
+        on_invalid: OnInvalid::Reject,
+        rules,
+        readers: Vec::new(),
+    }
+}
+
+async fn produce_all(c: &mut Client, topic: &str, batches: &[Bytes]) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    for b in batches {
+        let (err, _) = c.produce(topic, 0, b.clone(), 1).await?;
+        anyhow::ensure!(err == 0, "produce to {topic} failed with error code {err}");
+    }
+    Ok(t.elapsed())
+}
+
+pub fn run(dir: &std::path::Path, records: usize, rounds: usize) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir_in(dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let log = Log::open(tmp.path(), LogConfig::default())?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let node = NodeIdentity { node_id: 0, host: addr.ip().to_string(), port: i32::from(addr.port()), cluster_id: "bench".into() };
+        let broker = Broker::new(log.clone(), KafkaConfig::default(), node)?;
+        let registry = Arc::new(SchemaRegistry::open(&log)?);
+        let gate = Arc::new(ContractGate::new(registry.clone()));
+        broker.set_gate(gate.clone());
+        let domains = DomainService::open(log.clone(), registry.clone(), gate)?;
+        let rules = vec![
+            ("non_negative_amount".to_string(), "amount >= 0.0".to_string()),
+            ("known_currency".to_string(), "currency in ['USD', 'EUR', 'GBP']".to_string()),
+        ];
+        let spec = DomainSpec {
+            domain: "bench".into(),
+            owners: vec![],
+            manifest: String::new(),
+            streams: vec![stream("json", Format::JsonSchema, JSON_SCHEMA, rules), stream("avro", Format::Avro, AVRO_SCHEMA, vec![])],
+        };
+        let outcome = domains.apply(&[spec]).await;
+        anyhow::ensure!(outcome.iter().all(|o| o.errors.is_empty()), "apply failed: {outcome:?}");
+        for t in ["plain.json", "plain.avro"] {
+            log.create_topic(t, 1, Default::default())?;
+        }
+        tokio::spawn(headwater_kafka::serve(broker, listener, std::future::pending()));
+        let avro_schema = apache_avro::Schema::parse_str(AVRO_SCHEMA)?;
+        let avro_id = registry
+            .read()
+            .version("bench.avro-value", headwater_contracts::registry::VersionRef::Latest)
+            .map(|(_, id, _)| id)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+        // 1000 records per batch (about 240 KB of JSON, 110 KB of Avro).
+        let per_batch = 1000;
+        let json: Vec<Vec<u8>> = (0..records).map(json_record).collect();
+        let avro: Vec<Vec<u8>> = (0..records).map(|i| avro_record(&avro_schema, avro_id, i)).collect::<anyhow::Result<_>>()?;
+        let to_batches = |values: &[Vec<u8>]| -> Vec<Bytes> {
+            values.chunks(per_batch).map(|c| batch(&c.iter().map(|v| v.as_slice()).collect::<Vec<_>>(), None)).collect()
+        };
+        let (json_b, avro_b) = (to_batches(&json), to_batches(&avro));
+        let mut c = Client::connect(addr).await?;
+        let mut times: std::collections::BTreeMap<&str, Vec<Duration>> = Default::default();
+        for _ in 0..rounds {
+            for (topic, b) in [("plain.json", &json_b), ("bench.json", &json_b), ("plain.avro", &avro_b), ("bench.avro", &avro_b)] {
+                let t = produce_all(&mut c, topic, b).await?;
+                times.entry(topic).or_default().push(t);
+            }
+        }
+        let median = |k: &str| {
+            let mut v = times.get(k).cloned().unwrap_or_default();
+            v.sort();
+            v.get(v.len() / 2).copied().unwrap_or_default()
+        };
+        let rate = |d: Duration| records as f64 / d.as_secs_f64();
+        println!("validation: {records} records per run, batches of {per_batch}, median of {rounds} alternating rounds, acks=1");
+        for (fmt, plain, gated, goal) in [("JSON Schema, 10 fields + 2 CEL rules", "plain.json", "bench.json", 20.0), ("Avro, 10 fields", "plain.avro", "bench.avro", 10.0)] {
+            let (p, g) = (median(plain), median(gated));
+            println!("{fmt}:");
+            println!("  uncontracted topic : {:>10.0} records/s", rate(p));
+            println!("  contracted stream  : {:>10.0} records/s", rate(g));
+            println!("  overhead           : {:>9.1} %   (goal <= {goal} %)", (g.as_secs_f64() / p.as_secs_f64() - 1.0) * 100.0);
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+}
