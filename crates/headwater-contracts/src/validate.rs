@@ -5,7 +5,6 @@
 //!
 //! A [`RecordValidator`] is compiled once per schema version and reused for every record.
 
-use std::collections::BTreeMap;
 use std::io::Cursor;
 
 use crate::{Contract, Format};
@@ -47,12 +46,35 @@ pub fn framing(value: &[u8]) -> Framing {
     }
 }
 
+/// The variables the rules mention: only these are bound for each record, which keeps a rule
+/// check cheap. A name is a top-level field of the record, or `record` for the whole value.
+fn variables_of(rules: &[(String, cel::Program)]) -> Vec<String> {
+    let mut names: Vec<String> = rules
+        .iter()
+        .flat_map(|(_, p)| {
+            p.references()
+                .variables()
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// A contract version and a stream's rules, compiled.
 pub struct RecordValidator {
     format: Format,
     json: Option<jsonschema::Validator>,
     avro: Option<apache_avro::Schema>,
     rules: Vec<(String, cel::Program)>,
+    /// The standard CEL functions, registered once: building them per record dominated the
+    /// cost of a rule check.
+    base: cel::Context<'static, 'static>,
+    /// Record fields the rules refer to; only these become CEL variables.
+    variables: Vec<String>,
 }
 
 impl std::fmt::Debug for RecordValidator {
@@ -84,12 +106,15 @@ impl RecordValidator {
                     .map(|p| (name.clone(), p))
                     .map_err(|e| Invalid::new(name, format!("not valid CEL: {e}")))
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
+        let variables = variables_of(&rules);
         Ok(RecordValidator {
             format: contract.format(),
             json,
             avro: contract.avro().cloned(),
             rules,
+            base: cel::Context::default(),
+            variables,
         })
     }
 
@@ -145,18 +170,21 @@ impl RecordValidator {
         if self.rules.is_empty() {
             return Ok(());
         }
-        let mut ctx = cel::Context::default();
-        let fields: BTreeMap<String, serde_json::Value> = record
-            .as_object()
-            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
-        for (name, value) in &fields {
+        let mut ctx = self.base.new_inner_scope();
+        let fields = record.as_object();
+        for name in &self.variables {
+            let value = match name.as_str() {
+                "record" => record,
+                field => match fields.and_then(|o| o.get(field)) {
+                    Some(v) => v,
+                    None => continue,
+                },
+            };
             let v = cel::to_value(value).map_err(|e| {
                 Invalid::new("contract", format!("field '{name}' has no CEL value: {e}"))
             })?;
             ctx.add_variable_from_value(name.clone(), v);
         }
-        ctx.add_variable_from_value("record", cel::to_value(record).unwrap_or(cel::Value::Null));
         for (name, program) in &self.rules {
             match program.execute(&ctx) {
                 Ok(cel::Value::Bool(true)) => {}
