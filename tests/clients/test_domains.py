@@ -117,3 +117,30 @@ def test_dead_letter_stream_keeps_valid_records_and_explains_invalid_ones(node):
     assert headers["headwater.rule"] == b"non_negative_amount"
     assert b"payments.transaction_settled-value version 1" in headers["headwater.contract"]
     assert headers["headwater.source"].startswith(b"payments.transaction_settled-0@")
+
+
+def test_a_domain_streams_subject_changes_only_through_its_domain(node):
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    assert cli(node, "apply", str(EXAMPLES)).returncode == 0
+    sr = SchemaRegistryClient({"url": node.http_url})
+    subject = "payments.transaction_settled-value"
+    assert sr.get_latest_version(subject).version == 1, "readable by anyone"
+    for change in (
+        lambda: sr.register_schema(subject, Schema('{"type": "object"}', "JSON")),
+        lambda: sr.delete_subject(subject),
+        lambda: sr.set_compatibility(subject, "NONE"),
+    ):
+        try:
+            change()
+            raise AssertionError("a domain stream's subject was changed outside its domain")
+        except SchemaRegistryError as e:
+            assert e.error_code == 42205, e
+            assert "domain 'payments'" in e.error_message and "headwater apply" in e.error_message
+    node.restart()
+    try:
+        sr.delete_subject(subject)
+        raise AssertionError("ownership must survive a restart")
+    except SchemaRegistryError as e:
+        assert e.error_code == 42205

@@ -71,6 +71,7 @@ impl DomainService {
         for spec in applied.values() {
             for s in &spec.streams {
                 gate.set_rules(&s.topic, s.rules.clone());
+                registry.set_owner(&format!("{}-value", s.topic), &spec.domain);
             }
         }
         tracing::info!(domains = applied.len(), "replayed applied domains");
@@ -343,6 +344,7 @@ impl DomainService {
                     .map_err(|e| e.to_string())?;
             }
             self.gate.set_rules(&s.topic, s.rules.clone());
+            self.registry.set_owner(&subject, &spec.domain);
         }
         let value = serde_json::to_vec(spec).map_err(|e| e.to_string())?;
         self.topic

@@ -127,6 +127,16 @@ struct SchemaBody {
     references: Vec<Value>,
 }
 
+/// Refuses a change to a subject that belongs to a domain stream: it changes through the domain.
+fn owned(r: &SchemaRegistry, subject: &str) -> Option<Response> {
+    let domain = r.owner(subject)?;
+    Some(error(
+        422,
+        42205,
+        format!("Subject '{subject}' belongs to a stream of domain '{domain}': change its contract in that domain's manifest and run `headwater apply`"),
+    ))
+}
+
 fn parse_body(body: &str) -> Result<(Format, String), Response> {
     let b: SchemaBody = serde_json::from_str(body).map_err(|e| {
         error(
@@ -208,6 +218,9 @@ async fn get_version_schema(
 }
 
 async fn register(State(r): Shared, Path(subject): Path<String>, body: String) -> Response {
+    if let Some(refusal) = owned(&r, &subject) {
+        return refusal;
+    }
     let (format, text) = match parse_body(&body) {
         Ok(x) => x,
         Err(resp) => return resp,
@@ -265,6 +278,9 @@ async fn delete_subject(
     Path(subject): Path<String>,
     Query(q): Params,
 ) -> Response {
+    if let Some(refusal) = owned(&r, &subject) {
+        return refusal;
+    }
     let permanent = flag(&q, "permanent");
     match r
         .change(|reg| {
@@ -283,6 +299,9 @@ async fn delete_version(
     Path((subject, version)): Path<(String, String)>,
     Query(q): Params,
 ) -> Response {
+    if let Some(refusal) = owned(&r, &subject) {
+        return refusal;
+    }
     let which = match version_ref(&version) {
         Ok(w) => w,
         Err(resp) => return resp,
@@ -449,10 +468,16 @@ async fn get_config(State(r): Shared, Path(subject): Path<String>, Query(q): Par
 }
 
 async fn put_config(State(r): Shared, Path(subject): Path<String>, body: String) -> Response {
+    if let Some(refusal) = owned(&r, &subject) {
+        return refusal;
+    }
     set_config(&r, Some(subject), &body).await
 }
 
 async fn delete_config(State(r): Shared, Path(subject): Path<String>) -> Response {
+    if let Some(refusal) = owned(&r, &subject) {
+        return refusal;
+    }
     let old = r.read().compatibility(Some(&subject));
     let event = RegistryEvent::ConfigSet {
         subject: Some(subject),

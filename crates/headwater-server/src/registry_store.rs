@@ -17,6 +17,8 @@ pub struct SchemaRegistry {
     topic: InternalTopic,
     /// One change at a time: plan against the state, store the event, apply it.
     writer: Mutex<()>,
+    /// Subjects of domain streams, by owning domain: only that domain's apply may change them.
+    owned: RwLock<std::collections::HashMap<String, String>>,
 }
 
 /// A failed change: refused by the rules, or not stored.
@@ -55,7 +57,20 @@ impl SchemaRegistry {
             state: RwLock::new(registry),
             topic,
             writer: Mutex::new(()),
+            owned: RwLock::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// Marks `subject` as belonging to `domain`'s stream.
+    pub fn set_owner(&self, subject: &str, domain: &str) {
+        self.owned
+            .write()
+            .insert(subject.to_string(), domain.to_string());
+    }
+
+    /// The domain that owns `subject`, if a domain stream does.
+    pub fn owner(&self, subject: &str) -> Option<String> {
+        self.owned.read().get(subject).cloned()
     }
 
     /// The current state; hold the guard briefly (never across an await).
