@@ -329,7 +329,7 @@ impl DomainService {
                     compatibility: Some(s.compatibility),
                 };
                 self.registry
-                    .change(|_| Ok((Some(event), ())))
+                    .record(event)
                     .await
                     .map_err(|e| e.to_string())?;
             }

@@ -446,7 +446,7 @@ async fn set_config(r: &SchemaRegistry, subject: Option<String>, body: &str) -> 
         subject,
         compatibility: Some(level),
     };
-    match r.change(|_| Ok((Some(event), ()))).await {
+    match r.record(event).await {
         Ok(()) => reply(json!({"compatibility": level.as_str()})),
         Err(e) => failed(e),
     }
@@ -483,7 +483,7 @@ async fn delete_config(State(r): Shared, Path(subject): Path<String>) -> Respons
         subject: Some(subject),
         compatibility: None,
     };
-    match r.change(|_| Ok((Some(event), ()))).await {
+    match r.record(event).await {
         Ok(()) => reply(json!({"compatibilityLevel": old.as_str()})),
         Err(e) => failed(e),
     }
@@ -518,7 +518,7 @@ async fn set_mode(r: &SchemaRegistry, subject: Option<String>, body: &str) -> Re
         subject,
         mode: Some(mode),
     };
-    match r.change(|_| Ok((Some(event), ()))).await {
+    match r.record(event).await {
         Ok(()) => reply(json!({"mode": mode.as_str()})),
         Err(e) => failed(e),
     }
@@ -538,7 +538,7 @@ async fn delete_mode(State(r): Shared, Path(subject): Path<String>) -> Response 
         subject: Some(subject),
         mode: None,
     };
-    match r.change(|_| Ok((Some(event), ()))).await {
+    match r.record(event).await {
         Ok(()) => reply(json!({"mode": old.as_str()})),
         Err(e) => failed(e),
     }

@@ -78,6 +78,11 @@ impl SchemaRegistry {
         self.state.read()
     }
 
+    /// Stores and applies an event that needs no check against the state (config, mode).
+    pub async fn record(&self, event: RegistryEvent) -> Result<(), ChangeError> {
+        self.change(|_| Ok((Some(event), ()))).await
+    }
+
     /// Runs `plan` against the current state; stores and applies the event it returns.
     pub async fn change<T>(
         &self,

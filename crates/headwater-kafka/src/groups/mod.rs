@@ -110,6 +110,12 @@ impl Group {
         self.members.iter_mut().find(|m| m.id == id)
     }
 
+    /// A member with the group's state and generation, for the checks that need all three.
+    fn member_with_state(&mut self, id: &str) -> Option<(&mut Member, GroupState, i32)> {
+        let (state, generation) = (self.state, self.generation);
+        self.member(id).map(|m| (m, state, generation))
+    }
+
     /// Moves to PreparingRebalance; members waiting in SyncGroup are told to rejoin.
     fn start_rebalance(&mut self, group_id: &str, reason: &str) {
         if self.state == GroupState::PreparingRebalance {
@@ -543,9 +549,7 @@ impl Coordinator {
         let Some(g) = groups.get_mut(group_id) else {
             return Some(ResponseError::UnknownMemberId);
         };
-        let state = g.state;
-        let current = g.generation;
-        let Some(m) = g.member(member_id) else {
+        let Some((m, state, current)) = g.member_with_state(member_id) else {
             return Some(ResponseError::UnknownMemberId);
         };
         m.last_seen = Instant::now();
@@ -590,15 +594,15 @@ impl Coordinator {
         if generation < 0 && member_id.is_empty() {
             return (!g.members.is_empty()).then_some(ResponseError::IllegalGeneration);
         }
-        let state = g.state;
-        let current = g.generation;
-        match g.member(member_id) {
+        match g.member_with_state(member_id) {
             None => Some(ResponseError::UnknownMemberId),
-            Some(_) if generation != current => Some(ResponseError::IllegalGeneration),
-            Some(_) if state == GroupState::CompletingRebalance => {
+            Some((_, _, current)) if generation != current => {
+                Some(ResponseError::IllegalGeneration)
+            }
+            Some((_, GroupState::CompletingRebalance, _)) => {
                 Some(ResponseError::RebalanceInProgress)
             }
-            Some(m) => {
+            Some((m, _, _)) => {
                 m.last_seen = Instant::now();
                 None
             }

@@ -24,16 +24,12 @@ enum Gated {
 fn gate(
     broker: &Broker,
     topic: &str,
+    validation: Validation,
     index: i32,
     records: bytes::Bytes,
     version: i16,
     base: PartitionProduceResponse,
 ) -> Gated {
-    let validation = broker
-        .log
-        .topic(topic)
-        .map(|t| t.config().validation)
-        .unwrap_or_default();
     if validation == Validation::None {
         return Gated::Append(records);
     }
@@ -119,6 +115,10 @@ pub(crate) async fn handle(
     for topic_data in req.topic_data {
         let name = topic_data.name.0.to_string();
         let topic = client_topic(broker, &name, true);
+        let validation = topic
+            .as_ref()
+            .map(|t| t.config().validation)
+            .unwrap_or_default();
         let mut parts = Vec::with_capacity(topic_data.partition_data.len());
         for pd in topic_data.partition_data {
             let base = PartitionProduceResponse::default()
@@ -157,7 +157,15 @@ pub(crate) async fn handle(
                 ));
                 continue;
             };
-            let records = match gate(broker, &name, pd.index, records, version, base.clone()) {
+            let records = match gate(
+                broker,
+                &name,
+                validation,
+                pd.index,
+                records,
+                version,
+                base.clone(),
+            ) {
                 Gated::Append(bytes) => bytes,
                 Gated::Answer(response) => {
                     parts.push(response);
