@@ -64,6 +64,7 @@ fn stream(name: &str, format: Format, schema: &str, rules: Vec<(String, String)>
         name: name.into(),
         topic: format!("bench.{name}"),
         partitions: 1,
+        key: None,
         retention_ms: None,
         format,
         schema: schema.into(),

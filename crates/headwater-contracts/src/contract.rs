@@ -92,4 +92,90 @@ impl Contract {
     pub(crate) fn avro(&self) -> Option<&apache_avro::Schema> {
         self.avro.as_ref()
     }
+
+    /// Encodes a JSON value in the contract's wire form (without framing): Avro binary for an
+    /// Avro contract, compact JSON text for JSON Schema. Plain JSON is how people write events;
+    /// union branches are chosen by the value, as Avro's own schema resolution does.
+    pub fn encode_json(&self, value: &serde_json::Value) -> Result<Vec<u8>, String> {
+        let Some(schema) = &self.avro else {
+            return serde_json::to_vec(value).map_err(|e| e.to_string());
+        };
+        let datum = apache_avro::types::Value::try_from(value.clone())
+            .and_then(|v| v.resolve(schema))
+            .map_err(|e| match misfit_field(schema, value) {
+                Some(field) => format!("does not fit the Avro schema: field '{field}': {e}"),
+                None => format!("does not fit the Avro schema: {e}"),
+            })?;
+        apache_avro::writer::datum::GenericDatumWriter::builder(schema)
+            .build()
+            .and_then(|w| w.write_value_to_vec(datum))
+            .map_err(|e| format!("cannot be written with the Avro schema: {e}"))
+    }
+
+    /// Decodes a payload (without framing) to JSON: Avro binary read with this schema (unions
+    /// as their plain value), or JSON text. The whole payload must be one value.
+    pub fn decode_json(&self, payload: &[u8]) -> Result<serde_json::Value, String> {
+        let Some(schema) = &self.avro else {
+            return serde_json::from_slice(payload).map_err(|e| format!("value is not JSON: {e}"));
+        };
+        let mut cursor = std::io::Cursor::new(payload);
+        let datum = apache_avro::reader::datum::GenericDatumReader::builder(schema)
+            .build()
+            .and_then(|r| r.read_value(&mut cursor))
+            .map_err(|e| format!("value does not decode with the Avro schema: {e}"))?;
+        let left = payload.len().saturating_sub(cursor.position() as usize);
+        if left != 0 {
+            return Err(format!("{left} bytes left after the Avro value"));
+        }
+        serde_json::Value::try_from(datum).map_err(|e| format!("Avro value has no JSON form: {e}"))
+    }
+}
+
+/// The first top-level field of a record that does not resolve on its own (missing without a
+/// default, or of the wrong type), so an error can name it.
+fn misfit_field(schema: &apache_avro::Schema, value: &serde_json::Value) -> Option<String> {
+    let (apache_avro::Schema::Record(record), serde_json::Value::Object(fields)) = (schema, value)
+    else {
+        return None;
+    };
+    record.fields.iter().find_map(|f| {
+        let fits = match fields.get(&f.name) {
+            None => f.default.is_some(),
+            Some(v) => apache_avro::types::Value::try_from(v.clone())
+                .and_then(|v| v.resolve(&f.schema))
+                .is_ok(),
+        };
+        (!fits).then(|| f.name.clone())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trips_through_avro() {
+        let c = Contract::parse(
+            Format::Avro,
+            r#"{"type":"record","name":"R","fields":[
+                {"name":"id","type":"string"},
+                {"name":"cents","type":"long"},
+                {"name":"rate","type":"double"},
+                {"name":"note","type":["null","string"],"default":null},
+                {"name":"kind","type":{"type":"enum","name":"K","symbols":["A","B"]}}]}"#,
+        )
+        .expect("schema");
+        let v = serde_json::json!({"id": "x", "cents": 150, "rate": 2, "note": "hi", "kind": "B"});
+        let bytes = c.encode_json(&v).expect("encode");
+        let back = c.decode_json(&bytes).expect("decode");
+        assert_eq!(back["cents"], 150);
+        assert_eq!(back["note"], "hi");
+        assert_eq!(back["kind"], "B");
+        assert_eq!(back["rate"], 2.0);
+        let e = c
+            .encode_json(&serde_json::json!({"id": "x"}))
+            .expect_err("missing fields");
+        assert!(e.contains("field 'cents'"), "{e}");
+        assert!(c.decode_json(&[1, 2]).is_err());
+    }
 }

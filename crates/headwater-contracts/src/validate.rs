@@ -5,8 +5,6 @@
 //!
 //! A [`RecordValidator`] is compiled once per schema version and reused for every record.
 
-use std::io::Cursor;
-
 use crate::{Contract, Format};
 
 /// Why a record was refused: which check and what it said. `rule` is `contract` for the schema
@@ -68,7 +66,7 @@ fn variables_of(rules: &[(String, cel::Program)]) -> Vec<String> {
 pub struct RecordValidator {
     format: Format,
     json: Option<jsonschema::Validator>,
-    avro: Option<apache_avro::Schema>,
+    contract: Contract,
     rules: Vec<(String, cel::Program)>,
     /// The standard CEL functions, registered once: building them per record dominated the
     /// cost of a rule check.
@@ -111,7 +109,7 @@ impl RecordValidator {
         Ok(RecordValidator {
             format: contract.format(),
             json,
-            avro: contract.avro().cloned(),
+            contract: contract.clone(),
             rules,
             base: cel::Context::default(),
             variables,
@@ -133,34 +131,10 @@ impl RecordValidator {
                 }
                 Ok(value)
             }
-            Format::Avro => {
-                let schema = self
-                    .avro
-                    .as_ref()
-                    .ok_or_else(|| Invalid::new("contract", "no Avro schema"))?;
-                let mut cursor = Cursor::new(payload);
-                let datum = apache_avro::reader::datum::GenericDatumReader::builder(schema)
-                    .build()
-                    .and_then(|r| r.read_value(&mut cursor))
-                    .map_err(|e| {
-                        Invalid::new(
-                            "contract",
-                            format!("value does not decode with the Avro schema: {e}"),
-                        )
-                    })?;
-                if (cursor.position() as usize) != payload.len() {
-                    return Err(Invalid::new(
-                        "contract",
-                        format!(
-                            "{} bytes left after the Avro value",
-                            payload.len() - cursor.position() as usize
-                        ),
-                    ));
-                }
-                serde_json::Value::try_from(datum).map_err(|e| {
-                    Invalid::new("contract", format!("Avro value has no JSON form: {e}"))
-                })
-            }
+            Format::Avro => self
+                .contract
+                .decode_json(payload)
+                .map_err(|e| Invalid::new("contract", e)),
         }
     }
 

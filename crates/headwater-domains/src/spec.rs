@@ -22,6 +22,10 @@ pub struct StreamDef {
     pub name: String,
     pub topic: String,
     pub partitions: i32,
+    /// Field of the record whose value is the Kafka key when the node produces on a user's
+    /// behalf (`headwater publish`), so per-key order holds.
+    #[serde(default)]
+    pub key: Option<String>,
     pub retention_ms: Option<u64>,
     pub format: Format,
     pub schema: String,
@@ -45,6 +49,7 @@ impl LoadedDomain {
                     name: name.clone(),
                     topic: s.topic.clone(),
                     partitions: s.spec.partitions,
+                    key: s.spec.key.clone(),
                     retention_ms: s.spec.retention.map(|r| r.millis),
                     format: s.spec.contract.format,
                     schema: s.contract.text().to_string(),

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use headwater_log::Log;
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::groups::Coordinator;
@@ -63,22 +63,32 @@ impl Broker {
         *self.gate.write() = Some(gate);
     }
 
+    /// Handles one request in-process exactly as if a Kafka client had sent it: what the node
+    /// does on a user's behalf (HTTP publish, DLQ replay, `tail --group`) goes through the same
+    /// checks, gate and commit paths. `None` for a produce with acks=0.
+    pub async fn call(
+        self: &Arc<Self>,
+        version: i16,
+        request: RequestKind,
+        client: &str,
+    ) -> Option<ResponseKind> {
+        match self.dispatch(version, client, request, client).await {
+            Reply::Send(r) => Some(*r),
+            Reply::Nothing => None,
+        }
+    }
+
     pub(crate) fn str(s: impl Into<String>) -> StrBytes {
         StrBytes::from_string(s.into())
     }
 
     pub(crate) async fn dispatch(
         self: &Arc<Self>,
-        header: &RequestHeader,
+        v: i16,
+        client_id: &str,
         request: RequestKind,
         peer: &str,
     ) -> Reply {
-        let v = header.request_api_version;
-        let client_id = header
-            .client_id
-            .as_ref()
-            .map(|s| s.to_string())
-            .unwrap_or_default();
         let r = match request {
             RequestKind::ApiVersions(_) => {
                 ResponseKind::ApiVersions(crate::versions::api_versions(None))
@@ -121,7 +131,7 @@ impl Broker {
                 ResponseKind::FindCoordinator(crate::groups::api::find_coordinator(self, req, v))
             }
             RequestKind::JoinGroup(req) => ResponseKind::JoinGroup(
-                crate::groups::api::join(self, req, v, &client_id, peer).await,
+                crate::groups::api::join(self, req, v, client_id, peer).await,
             ),
             RequestKind::SyncGroup(req) => {
                 ResponseKind::SyncGroup(crate::groups::api::sync(self, req).await)

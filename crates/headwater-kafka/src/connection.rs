@@ -119,7 +119,12 @@ async fn handle_frame(
     let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| malformed(format!("bad request header: {e}")))?;
     let request = decode_request(api_key, &mut frame, version).map_err(malformed)?;
-    match broker.dispatch(&header, request, peer).await {
+    let client_id = header
+        .client_id
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    match broker.dispatch(version, &client_id, request, peer).await {
         Reply::Nothing => Ok(None),
         Reply::Send(response) => encode_response(api_key, version, correlation_id, &response)
             .map(Some)

@@ -41,13 +41,41 @@ pub fn plain_record(
     }
 }
 
+/// Headers of a record, as the codec keeps them.
+pub type Headers = IndexMap<kafka_protocol::protocol::StrBytes, Option<Bytes>>;
+
+/// One uncompressed batch of records written by Headwater itself (key, value, headers), all
+/// stamped `timestamp`: what the node produces on a client's behalf.
+pub fn plain_batch(
+    records: Vec<(Option<Bytes>, Option<Bytes>, Headers)>,
+    timestamp: i64,
+) -> Result<Bytes, String> {
+    let records: Vec<Record> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value, headers))| plain_record(i, timestamp, key, value, headers))
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(buf.freeze())
+}
+
 #[derive(Debug, Clone)]
 pub struct InternalTopic {
     name: &'static str,
     partition: Arc<Partition>,
 }
 
-fn now_ms() -> i64 {
+/// Milliseconds since the Unix epoch, as record timestamps hold them.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -119,25 +147,14 @@ impl InternalTopic {
         if records.is_empty() {
             return Ok(());
         }
-        let now = now_ms();
-        let records: Vec<Record> = records
+        let records = records
             .into_iter()
-            .enumerate()
-            .map(|(i, (key, value))| plain_record(i, now, key, value, IndexMap::new()))
+            .map(|(key, value)| (key, value, IndexMap::new()))
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| LogError::Io {
+        let buf = plain_batch(records, now_ms()).map_err(|e| LogError::Io {
             op: "encode internal records",
             path: self.name.into(),
-            source: std::io::Error::other(e.to_string()),
+            source: std::io::Error::other(e),
         })?;
         let out = self.partition.append(&buf)?;
         self.partition.wait_durable(out.last_offset + 1).await

@@ -18,6 +18,7 @@ mod gate;
 mod groups;
 mod handlers;
 mod internal_topic;
+mod partitioner;
 mod versions;
 
 use std::sync::Arc;
@@ -27,7 +28,9 @@ pub use config::KafkaConfig;
 pub use connection::serve_connection;
 pub use error::ConnectionError;
 pub use gate::{GateVerdict, ProduceGate};
-pub use internal_topic::{plain_record, InternalTopic};
+pub use internal_topic::{now_ms, plain_batch, plain_record, Headers, InternalTopic};
+pub use kafka_protocol;
+pub use partitioner::partition_for_key;
 
 /// Accepts connections until `shutdown` resolves, serving each on its own task.
 pub async fn serve(

@@ -12,7 +12,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use headwater_contracts::registry::{Registry, VersionRef};
 use headwater_contracts::validate::{framing, Framing, RecordValidator};
 use headwater_contracts::Format;
-use headwater_kafka::{plain_record, GateVerdict, ProduceGate};
+use headwater_kafka::{plain_record, GateVerdict, Headers, ProduceGate};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
@@ -46,6 +46,13 @@ impl ContractGate {
     pub fn set_rules(&self, topic: &str, rules: Rules) {
         self.rules.write().insert(topic.to_string(), rules);
         self.validators.lock().retain(|(_, t), _| t != topic);
+    }
+
+    /// Checks one record value as a produce to `topic` would.
+    pub fn check_one(&self, topic: &str, value: Option<&Bytes>) -> Result<(), Refusal> {
+        let subject = format!("{topic}-value");
+        let reg = self.registry.read();
+        self.check_value(&reg, topic, &subject, value)
     }
 
     fn validator(
@@ -96,7 +103,17 @@ impl ContractGate {
                 let v = self
                     .validator(reg, schema_id, topic)
                     .map_err(framing_error)?;
-                (format!("{subject} schema id {schema_id}"), v, &value[5..])
+                let version = reg
+                    .usages(schema_id)
+                    .into_iter()
+                    .find(|(s, _)| s == subject)
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                (
+                    format!("{subject} version {version}, schema id {schema_id}"),
+                    v,
+                    &value[5..],
+                )
             }
             Framing::PlainJson => {
                 let (version, id, schema) = reg
@@ -122,11 +139,11 @@ impl ContractGate {
 
 /// Why one record was refused.
 #[derive(Debug, Clone)]
-struct Refusal {
-    rule: String,
-    message: String,
+pub struct Refusal {
+    pub rule: String,
+    pub message: String,
     /// The contract version checked, e.g. `payments.x-value version 3`.
-    contract: String,
+    pub contract: String,
 }
 
 impl std::fmt::Display for Refusal {
@@ -135,16 +152,24 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-/// The dead-letter copy of a refused record: original key, value and headers, plus headers
-/// naming the rule, the error, the contract version and where it came from.
-fn dead_letter(r: &Record, why: &Refusal, source: &str) -> Record {
-    let mut headers = r.headers.clone();
+/// Sets the headers of a dead letter that say why it was refused.
+pub(crate) fn put_refusal(headers: &mut Headers, why: &Refusal) {
     let mut put = |k: &'static str, v: String| {
         headers.insert(StrBytes::from_static_str(k), Some(Bytes::from(v)));
     };
     put("headwater.rule", why.rule.clone());
     put("headwater.error", why.message.clone());
     put("headwater.contract", why.contract.clone());
+}
+
+/// The dead-letter copy of a refused record: original key, value and headers, plus headers
+/// naming the rule, the error, the contract version and where it came from.
+fn dead_letter(r: &Record, why: &Refusal, source: &str) -> Record {
+    let mut headers = r.headers.clone();
+    put_refusal(&mut headers, why);
+    let mut put = |k: &'static str, v: String| {
+        headers.insert(StrBytes::from_static_str(k), Some(Bytes::from(v)));
+    };
     put("headwater.source", format!("{source}@{}", r.offset));
     put(
         "headwater.producer",

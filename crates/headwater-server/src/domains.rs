@@ -85,6 +85,16 @@ impl DomainService {
         })
     }
 
+    /// The applied definition of the stream stored in `topic`, with its domain's name.
+    pub fn stream(&self, topic: &str) -> Option<(String, StreamDef)> {
+        self.applied.read().values().find_map(|d| {
+            d.streams
+                .iter()
+                .find(|s| s.topic == topic)
+                .map(|s| (d.domain.clone(), s.clone()))
+        })
+    }
+
     pub fn applied(&self) -> Vec<DomainSpec> {
         self.applied.read().values().cloned().collect()
     }

@@ -1,8 +1,8 @@
 //! # headwater-server
 //!
-//! The HTTP listener of a Headwater node (default `127.0.0.1:8081`). Today it serves the
-//! Confluent Schema Registry REST API at the root paths, so Confluent's serializers and clients
-//! work unchanged; Headwater's own API will live under `/v1`.
+//! The HTTP listener of a Headwater node (default `127.0.0.1:8081`): the Confluent Schema
+//! Registry REST API at the root paths, so Confluent's serializers and clients work unchanged,
+//! and Headwater's own API under `/v1` (domains; streams: publish, follow, dead-letter replay).
 //!
 //! It owns HTTP routing, request and response bodies and the registry's persistence in the
 //! internal topic `_headwater.schemas`. Compatibility rules and registry state are
@@ -14,11 +14,17 @@ mod contract_gate;
 mod domains;
 mod registry_api;
 mod registry_store;
+mod streams;
+mod streams_api;
 
 pub use contract_gate::ContractGate;
 pub use domains::{DomainOutcome, DomainService};
 pub use registry_api::{domains_router, router};
 pub use registry_store::SchemaRegistry;
+pub use streams::{
+    Event, LineOutcome, PublishOutcome, ReplayOutcome, StillInvalid, StreamError, StreamService,
+};
+pub use streams_api::streams_router;
 
 use std::sync::Arc;
 
@@ -26,10 +32,16 @@ use std::sync::Arc;
 pub async fn serve_http(
     registry: Arc<SchemaRegistry>,
     domains: Arc<DomainService>,
+    streams: Arc<StreamService>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(registry).merge(domains_router(domains)))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(registry)
+            .merge(domains_router(domains))
+            .merge(streams_router(streams)),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -4,33 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use headwater_domains::load_dir;
-use serde_json::Value;
-
-fn post(url: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let full = format!("{}{path}", url.trim_end_matches('/'));
-    let mut resp = agent
-        .post(&full)
-        .header("content-type", "application/json")
-        .send(body.to_string())
-        .with_context(|| {
-            format!("cannot reach the node at {url}; start it with `headwater serve` or pass --url")
-        })?;
-    let status = resp.status();
-    let text = resp
-        .body_mut()
-        .read_to_string()
-        .context("reading the node's answer")?;
-    if !status.is_success() {
-        anyhow::bail!("the node answered {status}: {text}");
-    }
-    serde_json::from_str(&text).with_context(|| format!("the node's answer is not JSON: {text}"))
-}
 
 pub fn run(dir: &Path, url: &str, apply: bool) -> anyhow::Result<ExitCode> {
     let domains = match load_dir(dir) {
@@ -52,7 +26,12 @@ pub fn run(dir: &Path, url: &str, apply: bool) -> anyhow::Result<ExitCode> {
     } else {
         "/v1/domains/plan"
     };
-    let outcomes = post(url, path, &serde_json::to_value(&specs)?)?;
+    let outcomes = crate::node_http::post(
+        url,
+        path,
+        "application/json",
+        serde_json::to_string(&specs)?,
+    )?;
     let mut failed = false;
     for o in outcomes.as_array().into_iter().flatten() {
         let name = o["domain"].as_str().unwrap_or("?");

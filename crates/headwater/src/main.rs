@@ -1,9 +1,12 @@
-//! The `headwater` command line: run a node, and read log files offline.
+//! The `headwater` command line: run a node, manage domains and streams on it, and read log
+//! files offline.
 
 mod config;
 mod domains_cmd;
 mod log_tools;
+mod node_http;
 mod serve;
+mod streams_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,10 +41,37 @@ enum Command {
         #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
         url: String,
     },
+    /// Publish JSON lines from stdin to DOMAIN.STREAM; prints each refused line and why.
+    Publish {
+        stream: String,
+        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
+    },
+    /// Print a stream's events as JSON lines, decoded with their contract.
+    Tail(streams_cmd::TailArgs),
+    /// Dead-letter streams.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// Read segment files directly (no node needed).
     Log {
         #[command(subcommand)]
         command: LogCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// Re-submit STREAM's dead letters after a fix; those still invalid are dead-lettered
+    /// again. Without --from, continues after the last replay.
+    Replay {
+        stream: String,
+        /// Dead-letter offset to start from.
+        #[arg(long)]
+        from: Option<i64>,
+        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
     },
 }
 
@@ -59,6 +89,11 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Plan { dir, url } => domains_cmd::run(&dir, &url, false),
         Command::Apply { dir, url } => domains_cmd::run(&dir, &url, true),
+        Command::Publish { stream, url } => streams_cmd::publish(&stream, &url),
+        Command::Tail(args) => streams_cmd::tail(&args),
+        Command::Dlq {
+            command: DlqCommand::Replay { stream, from, url },
+        } => streams_cmd::replay(&stream, from, &url),
         Command::Log { command } => match command {
             LogCommand::Inspect { path } => log_tools::inspect(&path),
             LogCommand::Verify { path } => log_tools::verify(&path),

@@ -96,8 +96,14 @@ async fn serve(args: ServeArgs, config: NodeConfig, log: Arc<Log>) -> anyhow::Re
     let domains = Arc::new(headwater_server::DomainService::open(
         log.clone(),
         registry.clone(),
-        gate,
+        gate.clone(),
     )?);
+    let streams = Arc::new(headwater_server::StreamService::new(
+        broker.clone(),
+        registry.clone(),
+        gate,
+        domains.clone(),
+    ));
     if let Some(dir) = &args.domains {
         apply_at_start(&domains, dir).await?;
     }
@@ -122,6 +128,7 @@ async fn serve(args: ServeArgs, config: NodeConfig, log: Arc<Log>) -> anyhow::Re
     let http_task = tokio::spawn(headwater_server::serve_http(
         registry,
         domains,
+        streams,
         http,
         stopped(stop_rx.clone()),
     ));

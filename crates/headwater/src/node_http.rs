@@ -1,0 +1,62 @@
+//! Talking to a running node's HTTP API from the CLI.
+
+use anyhow::Context;
+use serde_json::Value;
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn unreachable(url: &str) -> String {
+    format!("cannot reach the node at {url}; start it with `headwater serve` or pass --url")
+}
+
+/// POSTs `body` to `url` + `path` and returns the JSON answer; a non-2xx answer is an error
+/// carrying the node's message.
+pub fn post(url: &str, path: &str, content_type: &str, body: String) -> anyhow::Result<Value> {
+    let full = format!("{}{path}", url.trim_end_matches('/'));
+    let mut resp = agent()
+        .post(&full)
+        .header("content-type", content_type)
+        .send(body)
+        .with_context(|| unreachable(url))?;
+    let status = resp.status();
+    let text = resp
+        .body_mut()
+        .read_to_string()
+        .context("reading the node's answer")?;
+    let json: Option<Value> = serde_json::from_str(&text).ok();
+    if !status.is_success() {
+        let message = json
+            .as_ref()
+            .and_then(|j| j.get("error").or_else(|| j.get("message")))
+            .and_then(|m| m.as_str())
+            .map(String::from)
+            .unwrap_or(text);
+        anyhow::bail!("the node answered {status}: {message}");
+    }
+    json.with_context(|| format!("the node's answer is not JSON: {text}"))
+}
+
+/// Opens a GET whose body is read as it arrives (server-sent events).
+pub fn stream(url: &str, path: &str) -> anyhow::Result<ureq::Body> {
+    let full = format!("{}{path}", url.trim_end_matches('/'));
+    let mut resp = agent()
+        .get(&full)
+        .header("accept", "text/event-stream")
+        .call()
+        .with_context(|| unreachable(url))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let message = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|j| j["error"].as_str().map(String::from))
+            .unwrap_or(text);
+        anyhow::bail!("the node answered {status}: {message}");
+    }
+    Ok(resp.into_body())
+}
