@@ -84,7 +84,12 @@ async fn produce_all(c: &mut Client, topic: &str, batches: &[Bytes]) -> anyhow::
     Ok(t.elapsed())
 }
 
-pub fn run(dir: &std::path::Path, records: usize, rounds: usize) -> anyhow::Result<()> {
+pub fn run(
+    dir: &std::path::Path,
+    records: usize,
+    rounds: usize,
+    kcat_records: usize,
+) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir_in(dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -152,6 +157,74 @@ pub fn run(dir: &std::path::Path, records: usize, rounds: usize) -> anyhow::Resu
             println!("  contracted stream  : {:>10.0} records/s", rate(g));
             println!("  overhead           : {:>9.1} %   (goal <= {goal} %)", (g.as_secs_f64() / p.as_secs_f64() - 1.0) * 100.0);
         }
+        if kcat_records > 0 {
+            through_kcat(tmp.path(), addr, kcat_records, rounds).await?;
+        }
         Ok::<_, anyhow::Error>(())
     })
+}
+
+/// The same comparison as a real producer sees it: kcat (librdkafka) sends `records` JSON lines
+/// to each topic in turn, batched as a throughput-minded producer would.
+async fn through_kcat(
+    dir: &std::path::Path,
+    addr: std::net::SocketAddr,
+    records: usize,
+    rounds: usize,
+) -> anyhow::Result<()> {
+    if std::process::Command::new("kcat")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        println!("kcat not found: skipping the real-producer comparison (apt-get install kcat)");
+        return Ok(());
+    }
+    let path = dir.join("records.jsonl");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        for i in 0..records {
+            f.write_all(&json_record(i))?;
+            f.write_all(b"\n")?;
+        }
+        f.flush()?;
+    }
+    let mut times: std::collections::BTreeMap<&str, Vec<Duration>> = Default::default();
+    for _ in 0..rounds {
+        for topic in ["plain.json", "bench.json"] {
+            let path = path.clone();
+            let t = Instant::now();
+            let status = tokio::task::spawn_blocking(move || {
+                std::process::Command::new("kcat")
+                    .args(["-P", "-b", &addr.to_string(), "-t", topic, "-p", "0", "-l"])
+                    .args(["-X", "linger.ms=5", "-X", "batch.size=1048576"])
+                    .args(["-X", "batch.num.messages=100000", "-X", "acks=1"])
+                    .args(["-X", "queue.buffering.max.kbytes=1048576"])
+                    .arg(&path)
+                    .status()
+            })
+            .await??;
+            anyhow::ensure!(
+                status.success(),
+                "kcat failed producing to {topic}: {status}"
+            );
+            times.entry(topic).or_default().push(t.elapsed());
+        }
+    }
+    let median = |k: &str| {
+        let mut v = times.get(k).cloned().unwrap_or_default();
+        v.sort();
+        v.get(v.len() / 2).copied().unwrap_or_default()
+    };
+    let (p, g) = (median("plain.json"), median("bench.json"));
+    let rate = |d: Duration| records as f64 / d.as_secs_f64();
+    println!("JSON Schema through kcat (librdkafka), {records} records, one partition, acks=1:");
+    println!("  uncontracted topic : {:>10.0} records/s", rate(p));
+    println!("  contracted stream  : {:>10.0} records/s", rate(g));
+    println!(
+        "  overhead           : {:>9.1} %   (goal <= 20.0 %)",
+        (g.as_secs_f64() / p.as_secs_f64() - 1.0) * 100.0
+    );
+    Ok(())
 }

@@ -115,9 +115,20 @@ impl Contract {
     /// Decodes a payload (without framing) to JSON: Avro binary read with this schema (unions
     /// as their plain value), or JSON text. The whole payload must be one value.
     pub fn decode_json(&self, payload: &[u8]) -> Result<serde_json::Value, String> {
-        let Some(schema) = &self.avro else {
+        if self.avro.is_none() {
             return serde_json::from_slice(payload).map_err(|e| format!("value is not JSON: {e}"));
-        };
+        }
+        let datum = self.decode_avro(payload)?;
+        serde_json::Value::try_from(datum).map_err(|e| format!("Avro value has no JSON form: {e}"))
+    }
+
+    /// Reads an Avro payload (without framing) with this contract's schema; the whole payload
+    /// must be one value. Checking a record needs no more than this when no rule looks at it.
+    pub fn decode_avro(&self, payload: &[u8]) -> Result<apache_avro::types::Value, String> {
+        let schema = self
+            .avro
+            .as_ref()
+            .ok_or_else(|| "the contract is not Avro".to_string())?;
         let mut cursor = std::io::Cursor::new(payload);
         let datum = apache_avro::reader::datum::GenericDatumReader::builder(schema)
             .build()
@@ -127,7 +138,7 @@ impl Contract {
         if left != 0 {
             return Err(format!("{left} bytes left after the Avro value"));
         }
-        serde_json::Value::try_from(datum).map_err(|e| format!("Avro value has no JSON form: {e}"))
+        Ok(datum)
     }
 }
 

@@ -18,6 +18,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
 };
 use parking_lot::Mutex;
+use rayon::prelude::*;
 
 use crate::SchemaRegistry;
 
@@ -73,47 +74,44 @@ impl ContractGate {
         Ok(v)
     }
 
-    fn check_value(
+    /// What a record framed with `framing` is checked against: (label naming the contract
+    /// version, validator), or why it cannot be checked.
+    fn resolve(
         &self,
         reg: &Registry,
         topic: &str,
         subject: &str,
-        value: Option<&Bytes>,
-    ) -> Result<(), Refusal> {
+        framing: Framing,
+    ) -> Result<(String, Arc<RecordValidator>), Refusal> {
         let framing_error = |message: String| Refusal {
             rule: "framing".into(),
             message,
             contract: subject.to_string(),
         };
-        let value = value.ok_or_else(|| {
-            framing_error("the record has no value; the contract requires one".into())
-        })?;
-        let (label, validator, payload) = match framing(value) {
+        match framing {
             Framing::Confluent { schema_id } => {
                 if reg.schema(schema_id).is_err() {
                     return Err(framing_error(format!(
                         "unknown schema id {schema_id}; register the schema under '{subject}' first"
                     )));
                 }
-                if !reg.usages(schema_id).iter().any(|(s, _)| s == subject) {
-                    return Err(framing_error(format!(
-                        "schema id {schema_id} is not a version of subject '{subject}'"
-                    )));
-                }
-                let v = self
-                    .validator(reg, schema_id, topic)
-                    .map_err(framing_error)?;
-                let version = reg
+                let Some(version) = reg
                     .usages(schema_id)
                     .into_iter()
                     .find(|(s, _)| s == subject)
                     .map(|(_, v)| v)
-                    .unwrap_or_default();
-                (
+                else {
+                    return Err(framing_error(format!(
+                        "schema id {schema_id} is not a version of subject '{subject}'"
+                    )));
+                };
+                let v = self
+                    .validator(reg, schema_id, topic)
+                    .map_err(framing_error)?;
+                Ok((
                     format!("{subject} version {version}, schema id {schema_id}"),
                     v,
-                    &value[5..],
-                )
+                ))
             }
             Framing::PlainJson => {
                 let (version, id, schema) = reg
@@ -123,8 +121,85 @@ impl ContractGate {
                     return Err(framing_error(format!("the value is not framed (magic byte 0 + schema id) and subject '{subject}' is Avro; use a Confluent serializer")));
                 }
                 let v = self.validator(reg, id, topic).map_err(framing_error)?;
-                (format!("{subject} version {version}"), v, &value[..])
+                Ok((format!("{subject} version {version}"), v))
             }
+        }
+    }
+
+    fn check_value(
+        &self,
+        reg: &Registry,
+        topic: &str,
+        subject: &str,
+        value: Option<&Bytes>,
+    ) -> Result<(), Refusal> {
+        Checker::new(self, reg, topic, subject).check(value)
+    }
+
+    /// Checks every record value, in order; large batches are split over the CPU pool, since
+    /// records are independent and decoding them is the whole cost.
+    fn check_all(
+        &self,
+        reg: &Registry,
+        topic: &str,
+        subject: &str,
+        values: &[Option<&Bytes>],
+    ) -> Vec<Result<(), Refusal>> {
+        if values.len() < PARALLEL_FROM {
+            let mut c = Checker::new(self, reg, topic, subject);
+            return values.iter().map(|v| c.check(*v)).collect();
+        }
+        let chunk = values.len().div_ceil(rayon::current_num_threads().max(1));
+        values
+            .par_chunks(chunk.max(PARALLEL_FROM / 2))
+            .flat_map_iter(|part| {
+                let mut c = Checker::new(self, reg, topic, subject);
+                part.iter().map(|v| c.check(*v)).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+/// Batches with at least this many records are validated in parallel; below it the hand-off
+/// costs more than it saves.
+const PARALLEL_FROM: usize = 64;
+
+/// Checks records of one topic, resolving each schema id's contract once instead of per record.
+struct Checker<'a> {
+    gate: &'a ContractGate,
+    reg: &'a Registry,
+    topic: &'a str,
+    subject: &'a str,
+    resolved: HashMap<Framing, Result<(String, Arc<RecordValidator>), Refusal>>,
+}
+
+impl<'a> Checker<'a> {
+    fn new(gate: &'a ContractGate, reg: &'a Registry, topic: &'a str, subject: &'a str) -> Self {
+        Checker {
+            gate,
+            reg,
+            topic,
+            subject,
+            resolved: HashMap::new(),
+        }
+    }
+
+    fn check(&mut self, value: Option<&Bytes>) -> Result<(), Refusal> {
+        let value = value.ok_or_else(|| Refusal {
+            rule: "framing".into(),
+            message: "the record has no value; the contract requires one".into(),
+            contract: self.subject.to_string(),
+        })?;
+        let f = framing(value);
+        let (gate, reg, topic, subject) = (self.gate, self.reg, self.topic, self.subject);
+        let (label, validator) = self
+            .resolved
+            .entry(f)
+            .or_insert_with(|| gate.resolve(reg, topic, subject, f))
+            .clone()?;
+        let payload = match f {
+            Framing::Confluent { .. } => &value[5..],
+            Framing::PlainJson => &value[..],
         };
         validator
             .validate(payload)
@@ -241,9 +316,14 @@ impl ProduceGate for ContractGate {
                     }
                 }
             };
+            let verdicts = {
+                let values: Vec<Option<&Bytes>> =
+                    set.records.iter().map(|r| r.value.as_ref()).collect();
+                self.check_all(&reg, topic, &subject, &values)
+            };
             let mut valid = Vec::new();
-            for r in set.records {
-                match self.check_value(&reg, topic, &subject, r.value.as_ref()) {
+            for (r, verdict) in set.records.into_iter().zip(verdicts) {
+                match verdict {
                     Ok(()) => valid.push(r),
                     Err(why) => {
                         dead.push(dead_letter(&r, &why, &source));
