@@ -45,7 +45,8 @@ def applied(node):
 
 
 def all_partitions(node, topic, n):
-    return consume_partitions(node.bootstrap, topic, range(n))
+    # Dead-lettered lines leave record-less spans at the end of some partitions.
+    return consume_partitions(node.bootstrap, topic, range(n), allow_gaps=True)
 
 
 def test_publish_reports_each_refused_line_and_confluent_clients_read_the_rest(node):

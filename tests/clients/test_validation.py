@@ -71,3 +71,39 @@ def test_validation_without_a_schema_refuses_with_the_fix(node):
     [(err, _)] = deliver(node.bootstrap, topic, [b'{"id": "p"}'])
     assert err is not None and err.code() == KafkaError.INVALID_RECORD
     assert "has no schema" in node.log_since_last_start()
+
+
+def test_dead_letters_keep_an_idempotent_producers_sequence(node):
+    """A batch whose records are all (or first) dead-lettered still advances the producer's
+    sequence: the node writes a record-less batch over their offsets, as Kafka's log cleaner
+    does, so the producer is never told OUT_OF_ORDER_SEQUENCE_NUMBER; and every client reads
+    past such batches."""
+    import subprocess
+    from kafka import KafkaConsumer, TopicPartition as KTP
+    topic = create_topic(node.bootstrap, unique("settled"), config={"headwater.validation": "dead-letter"})
+    create_topic(node.bootstrap, f"{topic}.dlq")
+    SchemaRegistryClient({"url": node.http_url}).register_schema(f"{topic}-value", Schema(PAYMENT, "JSON"))
+    p = Producer({"bootstrap.servers": node.bootstrap, "enable.idempotence": True, "linger.ms": 0})
+    good = lambda i: json.dumps({"id": f"p-{i}", "amount": i}).encode()
+    bad = b'{"id": "oops"}'
+    results = []
+    for batch in [[bad], [good(1)], [bad, bad, good(2)], [good(3), bad], [bad]]:
+        for v in batch:
+            p.produce(topic, value=v, partition=0,
+                      on_delivery=lambda e, m: results.append(e))
+        assert p.flush(10) == 0
+    p.produce(topic, value=good(4), partition=0, on_delivery=lambda e, m: results.append(e))
+    assert p.flush(10) == 0
+    assert results == [None] * len(results) and len(results) == 9, results
+
+    want = [good(i) for i in (1, 2, 3, 4)]
+    assert [m.value() for m in consume_partitions(node.bootstrap, topic, [0], allow_gaps=True)] == want
+    kcat = subprocess.run(["kcat", "-C", "-b", node.bootstrap, "-t", topic, "-p", "0", "-o", "beginning",
+                           "-e", "-q", "-f", "%s\\n"], capture_output=True, timeout=30)
+    assert kcat.stdout.decode().splitlines() == [v.decode() for v in want]
+    kp = KafkaConsumer(bootstrap_servers=node.bootstrap, consumer_timeout_ms=3000,
+                       auto_offset_reset="earliest", enable_auto_commit=False)
+    kp.assign([KTP(topic, 0)])
+    assert [m.value for m in kp] == want
+    kp.close()
+    assert len(consume_partitions(node.bootstrap, f"{topic}.dlq", [0])) == 5

@@ -11,10 +11,11 @@ use bytes::Bytes;
 pub enum GateVerdict {
     Pass,
     /// Dead-letter mode with some invalid records: write `valid` (the valid records re-encoded
-    /// with their original offsets and sequences, so idempotent producers keep their numbering;
-    /// `None` when no record was valid) and append `dead` to the dead-letter topic.
+    /// with their original offset spans and sequences, and record-less batches where a span had
+    /// no valid record, so idempotent producers keep their numbering) and append `dead` to the
+    /// dead-letter topic.
     Split {
-        valid: Option<Bytes>,
+        valid: Bytes,
         dead: Bytes,
         dead_letter_topic: String,
         message: String,

@@ -233,6 +233,18 @@ impl Partition {
     /// wrote is not written again and its original offsets are returned. Under the `always`
     /// policy the caller must still call [`Partition::sync_through`] before acknowledging.
     pub fn append(&self, records: &[u8]) -> Result<AppendOutcome, LogError> {
+        self.append_batches(records, false)
+    }
+
+    /// Appends batches the node built from a client's batch after taking invalid records out
+    /// (dead-letter mode). They may hold no records at all: like the batches Kafka's log
+    /// cleaner keeps, such a batch only carries its producer's sequence numbers and offset
+    /// span, so an idempotent producer's numbering stays whole.
+    pub fn append_filtered(&self, records: &[u8]) -> Result<AppendOutcome, LogError> {
+        self.append_batches(records, true)
+    }
+
+    fn append_batches(&self, records: &[u8], allow_empty: bool) -> Result<AppendOutcome, LogError> {
         let cfg = self.config.read().clone();
         let mut headers = Vec::new();
         let mut iter = BatchIter::new(records);
@@ -254,7 +266,7 @@ impl Partition {
             }
             BatchHeader::parse_checked(&records[position..position + h.total_len])
                 .map_err(invalid)?;
-            if h.record_count == 0 || h.record_count > h.last_offset_delta + 1 {
+            if (h.record_count == 0 && !allow_empty) || h.record_count > h.last_offset_delta + 1 {
                 return Err(invalid(BatchError::BadCount {
                     count: h.record_count,
                 }));
@@ -283,9 +295,33 @@ impl Partition {
         // Duplicates of already-written batches are answered, not written.
         let mut keep = Vec::with_capacity(headers.len());
         let mut duplicate: Option<BatchMeta> = None;
+        // Batches of one producer later in the same call (the node's own splits) continue the
+        // sequence of the earlier ones, which are not in the producer state yet.
+        let mut pending: Vec<(i64, i32)> = Vec::new();
         for (pos, h) in &headers {
+            let idempotent = h.producer_id >= 0 && h.base_sequence >= 0;
+            if let Some(at) = pending.iter().position(|(p, _)| *p == h.producer_id) {
+                let expected = crate::producer::next_seq(pending[at].1);
+                if idempotent && h.base_sequence != expected {
+                    return Err(LogError::OutOfOrderSequence {
+                        topic: self.topic.to_string(),
+                        partition: self.index,
+                        producer_id: h.producer_id,
+                        got: h.base_sequence,
+                        expected,
+                    });
+                }
+                pending[at].1 = h.last_sequence();
+                keep.push((*pos, *h));
+                continue;
+            }
             match producers.check(&self.topic, self.index, h)? {
-                SequenceCheck::Append => keep.push((*pos, *h)),
+                SequenceCheck::Append => {
+                    keep.push((*pos, *h));
+                    if idempotent {
+                        pending.push((h.producer_id, h.last_sequence()));
+                    }
+                }
                 SequenceCheck::Duplicate(meta) => duplicate = Some(meta),
             }
         }
@@ -703,6 +739,33 @@ mod tests {
         assert_eq!(p.end_offset(), 6);
         let gap = p.append(&batch(1, 10, Some((42, 0, 9))));
         assert!(matches!(gap, Err(LogError::OutOfOrderSequence { .. })));
+    }
+
+    #[test]
+    fn filtered_batches_continue_one_producers_sequence() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = Partition::create(args(dir.path(), cfg())).expect("create");
+        p.append(&batch(2, 10, Some((42, 0, 0)))).expect("first");
+        // What the contract gate makes of a 3-record batch whose first record was invalid: a
+        // batch without records over its offset, then the valid records' batch.
+        let mut empty = batch(1, 10, Some((42, 0, 2)));
+        empty.truncate(crate::batch::HEADER_LEN);
+        empty[8..12].copy_from_slice(&((crate::batch::HEADER_LEN - 12) as i32).to_be_bytes());
+        empty[57..61].copy_from_slice(&0i32.to_be_bytes());
+        let crc = crc32c::crc32c(&empty[21..]);
+        empty[17..21].copy_from_slice(&crc.to_be_bytes());
+        let mut split = empty.clone();
+        split.extend_from_slice(&batch(2, 10, Some((42, 0, 3))));
+        assert!(
+            p.append(&empty).is_err(),
+            "a client may not send a batch without records"
+        );
+        let out = p.append_filtered(&split).expect("split");
+        assert_eq!((out.base_offset, out.last_offset), (2, 4));
+        let dup = p.append_filtered(&split).expect("resent");
+        assert!(dup.duplicate, "a resend of the split batch is a duplicate");
+        let next = p.append(&batch(1, 10, Some((42, 0, 5)))).expect("next");
+        assert_eq!(next.base_offset, 5);
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub struct ProducerStates {
     pub producers: HashMap<i64, ProducerEntry>,
 }
 
-fn next_seq(seq: i32) -> i32 {
+pub(crate) fn next_seq(seq: i32) -> i32 {
     if seq == i32::MAX {
         0
     } else {

@@ -13,6 +13,7 @@ use headwater_contracts::registry::{Registry, VersionRef};
 use headwater_contracts::validate::{framing, Framing, RecordValidator};
 use headwater_contracts::Format;
 use headwater_kafka::{plain_record, GateVerdict, Headers, ProduceGate};
+use headwater_log::batch::HEADER_LEN;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
@@ -258,10 +259,26 @@ fn dead_letter(r: &Record, why: &Refusal, source: &str) -> Record {
 /// numbers stay whole even when invalid records were taken out.
 fn keep_span(batch: Bytes, last_delta: i32) -> Bytes {
     let mut b = BytesMut::from(&batch[..]);
-    if b.len() < 61 {
+    if b.len() < HEADER_LEN {
         return batch;
     }
     b[23..27].copy_from_slice(&last_delta.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b.freeze()
+}
+
+/// A batch with `header`'s producer, epoch and base sequence, spanning `span` offsets and
+/// holding no record: it stands for invalid records at the start of a batch, which left for
+/// the dead-letter topic, so the producer's next sequence number is still the expected one.
+fn empty_span(header: &[u8; HEADER_LEN], span: i32) -> Bytes {
+    let mut b = BytesMut::from(&header[..]);
+    // The length field counts from the partition leader epoch on: the header minus 12 bytes.
+    b[8..12].copy_from_slice(&((HEADER_LEN - 12) as i32).to_be_bytes());
+    // No records means nothing is compressed.
+    b[22] &= !0x07;
+    b[23..27].copy_from_slice(&(span - 1).to_be_bytes());
+    b[57..61].copy_from_slice(&0i32.to_be_bytes());
     let crc = crc32c::crc32c(&b[21..]);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
     b.freeze()
@@ -304,9 +321,13 @@ impl ProduceGate for ContractGate {
         let mut dead = Vec::new();
         let source = format!("{topic}-{partition}");
         while buf.has_remaining() {
-            let last_delta = headwater_log::batch::BatchHeader::parse(&buf)
-                .map(|h| h.last_offset_delta)
-                .unwrap_or(0);
+            let (base, last_delta) = headwater_log::batch::BatchHeader::parse(&buf)
+                .map(|h| (h.base_offset, h.last_offset_delta))
+                .unwrap_or((0, 0));
+            let mut header = [0u8; HEADER_LEN];
+            if let Some(h) = buf.get(..HEADER_LEN) {
+                header.copy_from_slice(h);
+            }
             let set = match RecordBatchDecoder::decode(&mut buf) {
                 Ok(s) => s,
                 Err(e) => {
@@ -332,7 +353,7 @@ impl ProduceGate for ContractGate {
                 }
                 index += 1;
             }
-            valid_batches.push((valid, set.compression, last_delta));
+            valid_batches.push((valid, set.compression, base, last_delta, header));
         }
         if errors.is_empty() {
             return GateVerdict::Pass;
@@ -352,13 +373,21 @@ impl ProduceGate for ContractGate {
         // Valid records keep their offsets and sequences, so an idempotent producer's
         // numbering stays whole; the gap they leave is like a compacted batch's.
         let mut kept = BytesMut::new();
-        for (records, compression, last_delta) in valid_batches {
+        for (records, compression, base, last_delta, header) in valid_batches {
+            // Offsets of the batch's records relative to its base: the first valid one, or one
+            // past the end when none is valid.
+            let first = records
+                .first()
+                .map(|r| (r.offset - base) as i32)
+                .unwrap_or(last_delta + 1);
+            if first > 0 {
+                kept.extend_from_slice(&empty_span(&header, first));
+            }
             if records.is_empty() {
                 continue;
             }
             // The re-encoded batch starts at its first valid record; its span must still end
             // where the original batch ended.
-            let first = records[0].offset as i32;
             match encode(&records, compression) {
                 Ok(b) => kept.extend_from_slice(&keep_span(b, last_delta - first)),
                 Err(e) => {
@@ -369,7 +398,7 @@ impl ProduceGate for ContractGate {
                 }
             }
         }
-        let valid = (!kept.is_empty()).then(|| kept.freeze());
+        let valid = kept.freeze();
         // Dead letters form one plain batch of their own: consecutive offsets, no producer.
         for (i, r) in dead.iter_mut().enumerate() {
             r.offset = i as i64;

@@ -14,8 +14,10 @@ use crate::GateVerdict;
 
 /// What to do with one partition's batches after the produce gate.
 enum Gated {
-    /// Append these bytes (the batches as sent, or the valid records of a split).
+    /// Append these bytes: the batches as sent.
     Append(bytes::Bytes),
+    /// Append the batches the gate rebuilt from the valid records of a split.
+    AppendFiltered(bytes::Bytes),
     /// Answer without appending anything here.
     Answer(PartitionProduceResponse),
 }
@@ -91,11 +93,7 @@ fn gate(
                 );
             }
             tracing::info!(topic, partition = index, dead_letter_topic = %dead_letter_topic, "dead-lettered: {message}");
-            match valid {
-                Some(v) => Gated::Append(v),
-                // Every record went to the dead-letter topic: accepted, nothing written here.
-                None => Gated::Answer(base),
-            }
+            Gated::AppendFiltered(valid)
         }
     }
 }
@@ -157,7 +155,7 @@ pub(crate) async fn handle(
                 ));
                 continue;
             };
-            let records = match gate(
+            let appended = match gate(
                 broker,
                 &name,
                 validation,
@@ -166,13 +164,14 @@ pub(crate) async fn handle(
                 version,
                 base.clone(),
             ) {
-                Gated::Append(bytes) => bytes,
+                Gated::Append(bytes) => partition.append(&bytes),
+                Gated::AppendFiltered(bytes) => partition.append_filtered(&bytes),
                 Gated::Answer(response) => {
                     parts.push(response);
                     continue;
                 }
             };
-            match partition.append(&records) {
+            match appended {
                 Ok(out) => {
                     if acks != 0
                         && !out.duplicate

@@ -191,6 +191,11 @@ impl StreamService {
             let mut buf = Bytes::from(data);
             let mut next = from;
             'batches: while !buf.is_empty() {
+                // A batch's records may not reach its end (records taken out by the contract
+                // gate, or none at all): the next batch starts after its whole span.
+                let span_end = headwater_log::batch::BatchHeader::parse(&buf)
+                    .map(|h| h.base_offset + i64::from(h.last_offset_delta) + 1)
+                    .ok();
                 let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
                     StreamError::BadRequest(format!(
                         "{topic_name} partition {index} near offset {next}: undecodable batch: {e}"
@@ -220,6 +225,9 @@ impl StreamService {
                             .map(|(k, v)| (k.to_string(), v.as_ref().map(text).unwrap_or_default()))
                             .collect(),
                     });
+                }
+                if let Some(end) = span_end {
+                    next = next.max(end.min(stop));
                 }
             }
             positions.0.insert(index, next);
