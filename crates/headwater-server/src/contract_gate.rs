@@ -138,7 +138,9 @@ impl ContractGate {
     }
 
     /// Checks every record value, in order; large batches are split over the CPU pool, since
-    /// records are independent and decoding them is the whole cost.
+    /// records are independent and decoding them is the whole cost. Between slices the pool
+    /// runs other queued checks, so one producer's large batches do not hold back another
+    /// producer's small one for their whole duration.
     fn check_all(
         &self,
         reg: &Registry,
@@ -150,12 +152,13 @@ impl ContractGate {
             let mut c = Checker::new(self, reg, topic, subject);
             return values.iter().map(|v| c.check(*v)).collect();
         }
-        let chunk = values.len().div_ceil(rayon::current_num_threads().max(1));
         values
-            .par_chunks(chunk.max(PARALLEL_FROM / 2))
+            .par_chunks(SLICE)
             .flat_map_iter(|part| {
                 let mut c = Checker::new(self, reg, topic, subject);
-                part.iter().map(|v| c.check(*v)).collect::<Vec<_>>()
+                let verdicts = part.iter().map(|v| c.check(*v)).collect::<Vec<_>>();
+                rayon::yield_now();
+                verdicts
             })
             .collect()
     }
@@ -164,6 +167,9 @@ impl ContractGate {
 /// Batches with at least this many records are validated in parallel; below it the hand-off
 /// costs more than it saves.
 const PARALLEL_FROM: usize = 64;
+
+/// Records checked between two chances for other checks to run: about 0.3 ms of work.
+const SLICE: usize = 256;
 
 /// Checks records of one topic, resolving each schema id's contract once instead of per record.
 struct Checker<'a> {
@@ -284,6 +290,49 @@ fn empty_span(header: &[u8; HEADER_LEN], span: i32) -> Bytes {
     b.freeze()
 }
 
+/// Dead letters are larger than the records they carry (five headers each), so they are cut
+/// into batches of at most this many bytes, well under any topic's `max.message.bytes`.
+const DEAD_LETTER_BATCH_BYTES: usize = 256 * 1024;
+
+/// Plain batches of dead letters (consecutive offsets, no producer), each under
+/// [`DEAD_LETTER_BATCH_BYTES`] unless one record alone is larger.
+fn dead_letter_batches(dead: Vec<Record>) -> Result<Bytes, String> {
+    let size = |r: &Record| {
+        r.key.as_ref().map_or(0, |k| k.len())
+            + r.value.as_ref().map_or(0, |v| v.len())
+            + r.headers
+                .iter()
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()) + 8)
+                .sum::<usize>()
+            + 24
+    };
+    let mut out = BytesMut::new();
+    let mut chunk: Vec<Record> = Vec::new();
+    let mut bytes = 0;
+    let mut flush = |chunk: &mut Vec<Record>| -> Result<(), String> {
+        for (i, r) in chunk.iter_mut().enumerate() {
+            r.offset = i as i64;
+            r.sequence = i as i32 - 1;
+        }
+        if !chunk.is_empty() {
+            out.extend_from_slice(&encode(chunk, Compression::None)?);
+        }
+        chunk.clear();
+        Ok(())
+    };
+    for r in dead {
+        let n = size(&r);
+        if !chunk.is_empty() && bytes + n > DEAD_LETTER_BATCH_BYTES {
+            flush(&mut chunk)?;
+            bytes = 0;
+        }
+        bytes += n;
+        chunk.push(r);
+    }
+    flush(&mut chunk)?;
+    Ok(out.freeze())
+}
+
 fn encode(records: &[Record], compression: Compression) -> Result<Bytes, String> {
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(
@@ -399,13 +448,7 @@ impl ProduceGate for ContractGate {
             }
         }
         let valid = kept.freeze();
-        // Dead letters form one plain batch of their own: consecutive offsets, no producer.
-        for (i, r) in dead.iter_mut().enumerate() {
-            r.offset = i as i64;
-            r.sequence = i as i32 - 1;
-        }
-
-        match encode(&dead, Compression::None) {
+        match dead_letter_batches(dead) {
             Ok(dead) => GateVerdict::Split {
                 valid,
                 dead,

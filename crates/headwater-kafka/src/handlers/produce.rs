@@ -22,8 +22,37 @@ enum Gated {
     Answer(PartitionProduceResponse),
 }
 
+/// Runs the gate's check on the CPU pool, not on this connection's task: decoding and checking
+/// a large batch takes milliseconds, and on the async workers it would stall every other
+/// connection (their fetches, heartbeats and accepts) while a flood of records is checked.
+/// The pool's queue is first come, first served, so one producer's flood delays another's
+/// check by at most the batches queued ahead of it.
+async fn check_off_thread(
+    check: std::sync::Arc<dyn crate::ProduceGate>,
+    topic: &str,
+    index: i32,
+    records: &bytes::Bytes,
+    dead_letter: bool,
+) -> GateVerdict {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (topic_owned, records_owned) = (topic.to_string(), records.clone());
+    rayon::spawn(move || {
+        // A panic in a check must fail this produce, not abort the node (rayon's default).
+        let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check.check(&topic_owned, index, &records_owned, dead_letter)
+        }));
+        if let Ok(v) = verdict {
+            let _ = tx.send(v);
+        }
+    });
+    rx.await.unwrap_or_else(|_| GateVerdict::Reject {
+        record_errors: Vec::new(),
+        message: format!("the contract check of '{topic}' partition {index} did not finish"),
+    })
+}
+
 /// Runs the produce gate for a topic that validates records.
-fn gate(
+async fn gate(
     broker: &Broker,
     topic: &str,
     validation: Validation,
@@ -38,7 +67,15 @@ fn gate(
     let Some(check) = broker.gate.read().clone() else {
         return Gated::Append(records);
     };
-    match check.check(topic, index, &records, validation == Validation::DeadLetter) {
+    let verdict = check_off_thread(
+        check,
+        topic,
+        index,
+        &records,
+        validation == Validation::DeadLetter,
+    )
+    .await;
+    match verdict {
         GateVerdict::Pass => Gated::Append(records),
         GateVerdict::Reject {
             record_errors,
@@ -163,7 +200,9 @@ pub(crate) async fn handle(
                 records,
                 version,
                 base.clone(),
-            ) {
+            )
+            .await
+            {
                 Gated::Append(bytes) => partition.append(&bytes),
                 Gated::AppendFiltered(bytes) => partition.append_filtered(&bytes),
                 Gated::Answer(response) => {
