@@ -131,6 +131,7 @@ def test_a_domain_streams_subject_changes_only_through_its_domain(node):
         lambda: sr.register_schema(subject, Schema('{"type": "object"}', "JSON")),
         lambda: sr.delete_subject(subject),
         lambda: sr.set_compatibility(subject, "NONE"),
+        lambda: sr.update_mode(subject, "READONLY"),
     ):
         try:
             change()

@@ -529,10 +529,16 @@ async fn get_mode(State(r): Shared, Path(subject): Path<String>) -> Response {
 }
 
 async fn put_mode(State(r): Shared, Path(subject): Path<String>, body: String) -> Response {
+    if let Some(refused) = owned(&r, &subject) {
+        return refused;
+    }
     set_mode(&r, Some(subject), &body).await
 }
 
 async fn delete_mode(State(r): Shared, Path(subject): Path<String>) -> Response {
+    if let Some(refused) = owned(&r, &subject) {
+        return refused;
+    }
     let old = r.read().mode(Some(&subject));
     let event = RegistryEvent::ModeSet {
         subject: Some(subject),
