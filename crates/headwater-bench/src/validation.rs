@@ -112,6 +112,7 @@ pub fn run(
             domain: "bench".into(),
             owners: vec![],
             manifest: String::new(),
+            pipelines: Default::default(),
             streams: vec![stream("json", Format::JsonSchema, JSON_SCHEMA, rules), stream("avro", Format::Avro, AVRO_SCHEMA, vec![])],
         };
         let outcome = domains.apply(&[spec]).await;

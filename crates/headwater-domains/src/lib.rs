@@ -13,12 +13,15 @@ mod duration;
 mod error;
 mod load;
 mod manifest;
+mod pipeline_checks;
 mod spec;
 
 pub use duration::HumanDuration;
 pub use error::ManifestError;
 pub use load::{load_dir, LoadedDomain, LoadedStream};
 pub use manifest::{
-    ContractSpec, Governance, Manifest, OnInvalid, QualityRule, QualitySpec, StreamSpec,
+    Aggregation, ContractSpec, FeatureSpec, Governance, Manifest, OnInvalid, OutputSpec,
+    PipelineMode, PipelineSpec, QualityRule, QualitySpec, StreamSpec,
 };
+pub use pipeline_checks::{refuse_input, Output};
 pub use spec::{DomainSpec, StreamDef};

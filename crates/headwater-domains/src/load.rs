@@ -213,6 +213,15 @@ pub fn load_dir(dir: &Path) -> Result<Vec<LoadedDomain>, Vec<ManifestError>> {
         }
     }
     let domains: BTreeSet<String> = seen.into_keys().collect();
+    // Readers of every stream declared in this directory, for pipeline inputs.
+    let readers: BTreeMap<String, Vec<String>> = parsed
+        .iter()
+        .flat_map(|(_, _, m)| {
+            m.streams
+                .iter()
+                .map(|(s, spec)| (format!("{}.{s}", m.domain), spec.readers.clone()))
+        })
+        .collect();
     let mut loaded = Vec::new();
     for (file, text, m) in parsed {
         let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -341,6 +350,55 @@ pub fn load_dir(dir: &Path) -> Result<Vec<LoadedDomain>, Vec<ManifestError>> {
                     ),
                     Some("fix the schema file".into()),
                 )),
+            }
+        }
+        let own: Vec<&str> = m.streams.keys().map(String::as_str).collect();
+        for (name, spec) in &m.pipelines {
+            let at = |key: &str| {
+                let mut path = vec!["pipelines", name.as_str()];
+                if !key.is_empty() {
+                    path.push(key);
+                }
+                locate(&text, &path)
+            };
+            if let Err(why) = valid_name(name, false) {
+                errors.push(err(
+                    &file,
+                    at(""),
+                    format!("pipeline name '{name}' is not valid: {why}"),
+                    Some("rename the pipeline".into()),
+                ));
+            }
+            for (key, message, fix) in crate::pipeline_checks::check(spec, &own) {
+                errors.push(err(
+                    &file,
+                    at(key),
+                    format!("pipeline '{name}': {message}"),
+                    Some(fix),
+                ));
+            }
+            for input in &spec.inputs {
+                let owner = input.split_once('.').map(|(d, _)| d).unwrap_or("");
+                // Inputs of domains not in this directory are checked by the node at plan time.
+                if !owner.is_empty() && owner != m.domain && !domains.contains(owner) {
+                    continue;
+                }
+                let known = readers.get(input).map(Vec::as_slice);
+                let missing_own =
+                    owner == m.domain && !m.streams.contains_key(&input[owner.len() + 1..]);
+                let refusal = if missing_own {
+                    Some(format!("input '{input}' is not a stream of this domain"))
+                } else {
+                    crate::pipeline_checks::refuse_input(&m.domain, input, known)
+                };
+                if let Some(why) = refusal {
+                    errors.push(err(
+                        &file,
+                        at("inputs"),
+                        format!("pipeline '{name}': {why}"),
+                        Some("read only streams whose `readers` admit this domain".into()),
+                    ));
+                }
             }
         }
         loaded.push(LoadedDomain {

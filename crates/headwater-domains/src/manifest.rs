@@ -26,9 +26,8 @@ pub struct Manifest {
     pub governance: Governance,
     #[serde(default)]
     pub streams: BTreeMap<String, StreamSpec>,
-    /// Pipelines are checked by the pipeline runtime, which owns their format.
     #[serde(default)]
-    pub pipelines: BTreeMap<String, serde_yaml::Value>,
+    pub pipelines: BTreeMap<String, PipelineSpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -113,4 +112,74 @@ pub struct QualityRule {
     pub name: String,
     /// A CEL expression over the record's fields that must be true.
     pub check: String,
+}
+
+/// A unit of processing the domain runs over streams it may read.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    #[serde(default)]
+    pub description: String,
+    pub mode: PipelineMode,
+    /// Batch only: when to run, as a cron expression (`min hour day month weekday`), in UTC.
+    /// Without it a batch pipeline runs on demand (`headwater run`).
+    pub schedule: Option<String>,
+    /// Streams read, as `<domain>.<stream>`; each must admit this domain in its `readers`.
+    pub inputs: Vec<String>,
+    /// DataFusion SQL over the inputs (each a table named like its stream). Views without SQL
+    /// aggregate the input's records as they are.
+    pub sql: Option<String>,
+    pub output: OutputSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PipelineMode {
+    /// Runs the SQL over the whole inputs, on a schedule or on demand.
+    Batch,
+    /// Processes records as they arrive.
+    Streaming,
+}
+
+/// Where a pipeline's results go: exactly one of `stream`, `table` or `view`.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// A stream of this domain (declared under `streams`), through its contract and rules.
+    pub stream: Option<String>,
+    /// A Parquet table under the node's data dir, queryable as `<domain>.<table>`.
+    pub table: Option<String>,
+    /// Table columns that become hive partition directories (`day=2026-11-25/`).
+    #[serde(default)]
+    pub partition_by: Vec<String>,
+    /// A keyed feature view, served over HTTP.
+    pub view: Option<String>,
+    /// View only: the record field that keys the view.
+    pub key: Option<String>,
+    /// View only: feature name -> aggregation.
+    #[serde(default)]
+    pub features: BTreeMap<String, FeatureSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSpec {
+    pub agg: Aggregation,
+    /// The field aggregated; not needed for `count`.
+    pub of: Option<String>,
+    /// Sliding window over event time; unset aggregates everything seen.
+    pub window: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+    Last,
+    /// Approximate count of distinct values (HyperLogLog).
+    ApproxDistinct,
 }

@@ -4,7 +4,7 @@
 use headwater_contracts::{Compatibility, Format};
 use serde::{Deserialize, Serialize};
 
-use crate::{LoadedDomain, OnInvalid};
+use crate::{LoadedDomain, OnInvalid, PipelineSpec};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -14,6 +14,9 @@ pub struct DomainSpec {
     /// The manifest file's text, kept for the catalog and audit trail.
     pub manifest: String,
     pub streams: Vec<StreamDef>,
+    /// Pipelines by name, as the manifest declares them.
+    #[serde(default)]
+    pub pipelines: std::collections::BTreeMap<String, PipelineSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +68,7 @@ impl LoadedDomain {
                     readers: s.spec.readers.clone(),
                 })
                 .collect(),
+            pipelines: self.manifest.pipelines.clone(),
         }
     }
 }

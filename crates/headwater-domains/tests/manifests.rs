@@ -143,3 +143,69 @@ fn bad_compatibility_and_duration_explain_the_choices() {
     let e = one_error(&load_one(&m, &[("s.json", SCHEMA)]));
     assert!(e.contains("compatibility 'sideways' is unknown"), "{e}");
 }
+
+#[test]
+fn pipeline_mistakes_are_named_with_their_place() {
+    let with_pipeline = |readers: &str, pipeline: &str| {
+        let mut m = manifest("", readers, "amount >= 0.0");
+        m.push_str(pipeline);
+        load_one(&m, &[("s.json", SCHEMA)])
+    };
+    // finance reads a payments stream that does not admit it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("payments.yaml"),
+        manifest("", "ml", "amount >= 0.0"),
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("s.json"), SCHEMA).expect("write");
+    std::fs::write(dir.path().join("ml.yaml"), "domain: ml\n").expect("write");
+    std::fs::write(
+        dir.path().join("finance.yaml"),
+        "domain: finance\npipelines:\n  totals:\n    mode: batch\n    inputs: [payments.settled]\n    sql: SELECT 1\n    output: { table: totals }\n",
+    )
+    .expect("write");
+    let errors = load_dir(dir.path()).expect_err("unreadable input");
+    let e = errors[0].to_string();
+    assert!(
+        e.contains("finance.yaml:5:5")
+            && e.contains("domain 'finance' may not read 'payments.settled': its readers are [ml]"),
+        "{e}"
+    );
+
+    let errors = with_pipeline(
+        "finance",
+        "pipelines:\n  nightly:\n    mode: batch\n    schedule: \"0 25 * * *\"\n    inputs: [payments.settled]\n    sql: SELECT 1\n    output: { table: t, view: v }\n",
+    );
+    let all: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert!(
+        all.iter().any(|e| e.contains("payments.yaml:14:5")
+            && e.contains("schedule '0 25 * * *' is not a cron expression")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter().any(|e| e.contains("more than one target")),
+        "{all:?}"
+    );
+
+    let errors = with_pipeline(
+        "finance",
+        "pipelines:\n  spend:\n    mode: streaming\n    inputs: [payments.settled]\n    output: { view: spend, key: customer, features: { total: { agg: sum } } }\n",
+    );
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("feature 'total' aggregates nothing"),
+        "{}",
+        errors[0]
+    );
+    let errors = with_pipeline(
+        "finance",
+        "pipelines:\n  spend:\n    mode: streaming\n    inputs: [payments.settled]\n    output: { stream: elsewhere }\n    windw: 5m\n",
+    );
+    assert!(
+        errors[0].to_string().contains("unknown key 'windw'"),
+        "{}",
+        errors[0]
+    );
+}

@@ -1,0 +1,157 @@
+//! Checks of a pipeline declaration that need no node: its output names one target, its
+//! schedule parses, its view features are complete, and its inputs may be read by its domain.
+
+use std::str::FromStr;
+
+use crate::manifest::{Aggregation, FeatureSpec, OutputSpec, PipelineMode, PipelineSpec};
+
+/// A pipeline's one output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output<'a> {
+    Stream(&'a str),
+    Table {
+        name: &'a str,
+        partition_by: &'a [String],
+    },
+    View {
+        name: &'a str,
+        key: &'a str,
+        features: &'a std::collections::BTreeMap<String, FeatureSpec>,
+    },
+}
+
+impl OutputSpec {
+    /// The one target this output names, or why it does not name exactly one.
+    pub fn target(&self) -> Result<Output<'_>, String> {
+        match (&self.stream, &self.table, &self.view) {
+            (Some(s), None, None) => Ok(Output::Stream(s)),
+            (None, Some(t), None) => Ok(Output::Table {
+                name: t,
+                partition_by: &self.partition_by,
+            }),
+            (None, None, Some(v)) => match &self.key {
+                Some(key) => Ok(Output::View {
+                    name: v,
+                    key,
+                    features: &self.features,
+                }),
+                None => Err(format!(
+                    "view '{v}' has no key; add `key: <field>` to the output"
+                )),
+            },
+            (None, None, None) => {
+                Err("the output names no target; set one of stream, table or view".into())
+            }
+            _ => Err(
+                "the output names more than one target; keep one of stream, table or view".into(),
+            ),
+        }
+    }
+}
+
+/// One problem: the key path inside the pipeline where it is, what is wrong, the fix.
+pub(crate) type Problem = (&'static str, String, String);
+
+/// Checks a pipeline on its own (not its inputs).
+pub(crate) fn check(spec: &PipelineSpec, own_streams: &[&str]) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if let Some(schedule) = &spec.schedule {
+        if spec.mode != PipelineMode::Batch {
+            out.push((
+                "schedule",
+                "only batch pipelines have a schedule; a streaming pipeline runs continuously"
+                    .to_string(),
+                "remove `schedule`, or set `mode: batch`".to_string(),
+            ));
+        } else if let Err(e) = croner::Cron::from_str(schedule) {
+            out.push((
+                "schedule",
+                format!("schedule '{schedule}' is not a cron expression: {e}"),
+                "write minute hour day-of-month month day-of-week, e.g. \"0 2 * * *\" for 02:00 UTC daily".to_string(),
+            ));
+        }
+    }
+    if spec.inputs.is_empty() {
+        out.push((
+            "inputs",
+            "the pipeline has no inputs".to_string(),
+            "list the streams it reads, as <domain>.<stream>".to_string(),
+        ));
+    }
+    let target = match spec.output.target() {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(("output", e, "see docs/pipelines.md".to_string()));
+            return out;
+        }
+    };
+    match (&target, spec.mode) {
+        (Output::Table { .. }, PipelineMode::Batch)
+        | (Output::Stream(_) | Output::View { .. }, PipelineMode::Streaming) => {}
+        (Output::Table { .. }, PipelineMode::Streaming) => out.push((
+            "output",
+            "a table is written by a batch pipeline".to_string(),
+            "set `mode: batch` (with a schedule, or run it with `headwater run`)".to_string(),
+        )),
+        (_, PipelineMode::Batch) => out.push((
+            "output",
+            "a batch pipeline writes a table".to_string(),
+            "write `output: { table: <name> }`, or set `mode: streaming` for a stream or a view"
+                .to_string(),
+        )),
+    }
+    if spec.mode == PipelineMode::Batch && spec.sql.is_none() {
+        out.push((
+            "sql",
+            "a batch pipeline needs `sql`".to_string(),
+            "add the query whose result becomes the table".to_string(),
+        ));
+    }
+    match target {
+        Output::Stream(s) if !own_streams.contains(&s) => out.push((
+            "output",
+            format!("output stream '{s}' is not a stream of this domain"),
+            format!("declare '{s}' under `streams` (its contract checks what the pipeline writes)"),
+        )),
+        Output::View { features, .. } => {
+            if features.is_empty() {
+                out.push((
+                    "output",
+                    "the view has no features".to_string(),
+                    "add `features: { name: { agg: count } }`".to_string(),
+                ));
+            }
+            for (name, f) in features {
+                if f.of.is_none() && f.agg != Aggregation::Count {
+                    out.push((
+                        "output",
+                        format!("feature '{name}' aggregates nothing"),
+                        "add `of: <field>` (only count needs none)".to_string(),
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Why `domain` may not read `input` whose stream admits `readers`, if it may not.
+pub fn refuse_input(domain: &str, input: &str, readers: Option<&[String]>) -> Option<String> {
+    let Some((owner, _)) = input.split_once('.') else {
+        return Some(format!(
+            "input '{input}' is not a stream name; write <domain>.<stream>"
+        ));
+    };
+    if owner == domain {
+        return None;
+    }
+    match readers {
+        None => Some(format!("input '{input}' does not exist")),
+        Some(r) if r.iter().any(|x| x == "*" || x == domain) => None,
+        Some(r) => Some(format!(
+            "domain '{domain}' may not read '{input}': its readers are [{}]; ask domain '{owner}' to add '{domain}' to the stream's `readers`",
+            r.join(", ")
+        )),
+    }
+}
