@@ -72,6 +72,7 @@ fn stream(name: &str, format: Format, schema: &str, rules: Vec<(String, String)>
         on_invalid: OnInvalid::Reject,
         rules,
         readers: Vec::new(),
+        freshness_ms: None,
     }
 }
 

@@ -89,7 +89,7 @@ impl Contract {
     pub fn json(&self) -> &serde_json::Value {
         &self.json
     }
-    pub(crate) fn avro(&self) -> Option<&apache_avro::Schema> {
+    pub fn avro(&self) -> Option<&apache_avro::Schema> {
         self.avro.as_ref()
     }
 

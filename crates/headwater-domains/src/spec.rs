@@ -37,6 +37,9 @@ pub struct StreamDef {
     /// (rule name, CEL expression)
     pub rules: Vec<(String, String)>,
     pub readers: Vec<String>,
+    /// How stale the newest record may be before the stream is reported late.
+    #[serde(default)]
+    pub freshness_ms: Option<u64>,
 }
 
 impl LoadedDomain {
@@ -66,6 +69,7 @@ impl LoadedDomain {
                         .map(|r| (r.name.clone(), r.check.clone()))
                         .collect(),
                     readers: s.spec.readers.clone(),
+                    freshness_ms: s.spec.freshness.map(|f| f.millis),
                 })
                 .collect(),
             pipelines: self.manifest.pipelines.clone(),

@@ -38,6 +38,7 @@ pub struct DomainService {
     topic: InternalTopic,
     applied: RwLock<BTreeMap<String, DomainSpec>>,
     writer: tokio::sync::Mutex<()>,
+    pipelines: std::sync::OnceLock<Arc<crate::PipelineService>>,
 }
 
 /// What must happen to one stream, computed before anything changes.
@@ -50,6 +51,9 @@ struct StreamPlan {
     register: bool,
     create_dlq: bool,
 }
+
+/// The change listed when nothing but the manifest's text differs.
+const STORED_ONLY: &str = "~ update the stored manifest";
 
 fn dlq(topic: &str) -> String {
     format!("{topic}.dlq")
@@ -82,6 +86,7 @@ impl DomainService {
             topic,
             applied: RwLock::new(applied),
             writer: tokio::sync::Mutex::new(()),
+            pipelines: std::sync::OnceLock::new(),
         })
     }
 
@@ -265,20 +270,65 @@ impl DomainService {
             }
         }
         if out.changes.is_empty() {
-            out.changes.push("~ update the stored manifest".into());
+            out.changes.push(STORED_ONLY.into());
         }
         (out, plans)
     }
 
-    pub fn plan(&self, specs: &[DomainSpec]) -> Vec<DomainOutcome> {
-        specs.iter().map(|s| self.plan_domain(s).0).collect()
+    /// Runs the applied domains' pipelines, and those of every domain applied from now on.
+    pub fn attach_pipelines(&self, pipelines: Arc<crate::PipelineService>) {
+        for spec in self.applied.read().values() {
+            pipelines.deploy(&spec.domain, &spec.pipelines);
+        }
+        let _ = self.pipelines.set(pipelines);
+    }
+
+    /// The domains a plan sees: those being planned, and the applied ones they do not replace.
+    fn known_with(&self, specs: &[DomainSpec]) -> Vec<DomainSpec> {
+        let mut known: BTreeMap<String, DomainSpec> = self.applied.read().clone();
+        for s in specs {
+            known.insert(s.domain.clone(), s.clone());
+        }
+        known.into_values().collect()
+    }
+
+    /// The domain's plan, pipelines included.
+    async fn plan_full(
+        &self,
+        spec: &DomainSpec,
+        known: &[DomainSpec],
+    ) -> (DomainOutcome, Vec<(StreamDef, StreamPlan)>) {
+        let (mut out, plans) = self.plan_domain(spec);
+        if out.unchanged {
+            return (out, plans);
+        }
+        if let Some(p) = self.pipelines.get() {
+            let before = self.applied.read().get(&spec.domain).cloned();
+            let (changes, errors) = p.plan(spec, before.as_ref(), known).await;
+            if !changes.is_empty() {
+                out.changes.retain(|c| c != STORED_ONLY);
+            }
+            out.changes.extend(changes);
+            out.errors.extend(errors);
+        }
+        (out, plans)
+    }
+
+    pub async fn plan(&self, specs: &[DomainSpec]) -> Vec<DomainOutcome> {
+        let known = self.known_with(specs);
+        let mut out = Vec::new();
+        for s in specs {
+            out.push(self.plan_full(s, &known).await.0);
+        }
+        out
     }
 
     pub async fn apply(&self, specs: &[DomainSpec]) -> Vec<DomainOutcome> {
         let _one_at_a_time = self.writer.lock().await;
+        let known = self.known_with(specs);
         let mut outcomes = Vec::new();
         for spec in specs {
-            let (mut out, plans) = self.plan_domain(spec);
+            let (mut out, plans) = self.plan_full(spec, &known).await;
             if out.unchanged || !out.errors.is_empty() {
                 outcomes.push(out);
                 continue;
@@ -290,6 +340,9 @@ impl DomainService {
                 continue;
             }
             out.applied = true;
+            if let Some(p) = self.pipelines.get() {
+                p.deploy(&spec.domain, &spec.pipelines);
+            }
             tracing::info!(domain = %spec.domain, changes = out.changes.len(), "applied domain");
             outcomes.push(out);
         }

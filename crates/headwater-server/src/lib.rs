@@ -12,15 +12,21 @@
 
 mod contract_gate;
 mod domains;
+mod pipelines;
+mod pipelines_api;
 mod registry_api;
 mod registry_store;
+mod status;
 mod streams;
 mod streams_api;
 
 pub use contract_gate::ContractGate;
 pub use domains::{DomainOutcome, DomainService};
+pub use pipelines::{NodeStreams, PipelineService};
+pub use pipelines_api::pipelines_router;
 pub use registry_api::{domains_router, router};
 pub use registry_store::SchemaRegistry;
+pub use status::{status_router, StatusService, StreamStatus, Subscriber};
 pub use streams::{
     Event, LineOutcome, PublishOutcome, ReplayOutcome, StillInvalid, StreamError, StreamService,
 };
@@ -33,6 +39,8 @@ pub async fn serve_http(
     registry: Arc<SchemaRegistry>,
     domains: Arc<DomainService>,
     streams: Arc<StreamService>,
+    pipelines: Arc<PipelineService>,
+    status: Arc<StatusService>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -40,7 +48,9 @@ pub async fn serve_http(
         listener,
         router(registry)
             .merge(domains_router(domains))
-            .merge(streams_router(streams)),
+            .merge(streams_router(streams))
+            .merge(pipelines_router(pipelines))
+            .merge(status_router(status)),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -577,7 +577,7 @@ async fn list_domains(State(d): State<Arc<crate::DomainService>>) -> Response {
 
 async fn plan_domains(State(d): State<Arc<crate::DomainService>>, body: String) -> Response {
     match specs(&body) {
-        Ok(s) => reply(json!(d.plan(&s))),
+        Ok(s) => reply(json!(d.plan(&s).await)),
         Err(r) => r,
     }
 }

@@ -5,6 +5,7 @@ mod config;
 mod domains_cmd;
 mod log_tools;
 mod node_http;
+mod pipelines_cmd;
 mod serve;
 mod streams_cmd;
 
@@ -59,6 +60,33 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Run SQL over streams (`payments.transaction_settled`) and tables (`finance.settlement_totals`).
+    Sql {
+        query: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: pipelines_cmd::SqlFormat,
+        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
+    },
+    /// Run a batch pipeline now (DOMAIN.PIPELINE), with a progress bar.
+    Run {
+        pipeline: String,
+        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
+    },
+    /// Per domain: streams, their freshness and every subscriber's lag; pipelines' state.
+    Status {
+        /// Print the node's JSON answer instead of text.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
+    },
+    /// List deployed pipelines and their state.
+    Pipelines {
+        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
+    },
     /// Read segment files directly (no node needed).
     Log {
         #[command(subcommand)]
@@ -99,6 +127,10 @@ fn main() -> ExitCode {
         Command::Dlq {
             command: DlqCommand::Replay { stream, from, url },
         } => streams_cmd::replay(&stream, from, &url),
+        Command::Sql { query, format, url } => pipelines_cmd::sql(&query, format, &url),
+        Command::Run { pipeline, url } => pipelines_cmd::run(&pipeline, &url),
+        Command::Pipelines { url } => pipelines_cmd::list(&url),
+        Command::Status { json, url } => pipelines_cmd::status(&url, json),
         Command::Log { command } => match command {
             LogCommand::Inspect { path } => log_tools::inspect(&path),
             LogCommand::Verify { path } => log_tools::verify(&path),

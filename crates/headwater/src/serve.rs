@@ -104,9 +104,21 @@ async fn serve(args: ServeArgs, config: NodeConfig, log: Arc<Log>) -> anyhow::Re
         gate,
         domains.clone(),
     ));
+    let pipelines = Arc::new(headwater_server::PipelineService::new(
+        streams.clone(),
+        registry.clone(),
+        log.clone(),
+    ));
+    domains.attach_pipelines(pipelines.clone());
+    let status = Arc::new(headwater_server::StatusService::new(
+        streams.clone(),
+        pipelines.clone(),
+        domains.clone(),
+    ));
     if let Some(dir) = &args.domains {
         apply_at_start(&domains, dir).await?;
     }
+
     let http = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| {
@@ -129,6 +141,8 @@ async fn serve(args: ServeArgs, config: NodeConfig, log: Arc<Log>) -> anyhow::Re
         registry,
         domains,
         streams,
+        pipelines,
+        status,
         http,
         stopped(stop_rx.clone()),
     ));

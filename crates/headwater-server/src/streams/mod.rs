@@ -86,6 +86,11 @@ impl StreamService {
         }
     }
 
+    /// The Kafka front end this service produces and commits through.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
     /// Woken on every append to the log: followers wait on it instead of polling.
     pub fn appended(&self) -> Arc<tokio::sync::Notify> {
         self.broker.log().appended().clone()

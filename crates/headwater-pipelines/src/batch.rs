@@ -1,0 +1,167 @@
+//! One run of a batch pipeline: snapshot the inputs' end offsets, load them, run the SQL, and
+//! replace the output table with the result (see [`crate::tables`]). A run is a pure function
+//! of its inputs up to the snapshot, so running again after a crash gives the same table: no
+//! output is lost or doubled.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use datafusion::dataframe::DataFrameWriteOptions;
+use headwater_domains::{Output, PipelineSpec};
+use serde::Serialize;
+
+use crate::engine::{Engine, Input, Loaded};
+use crate::tables::{write_meta, TableMeta};
+use crate::PipelineError;
+
+/// What a finished run did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunReport {
+    pub pipeline: String,
+    pub run: String,
+    pub table: String,
+    pub rows: u64,
+    /// Input records read.
+    pub records: u64,
+    pub inputs: BTreeMap<String, BTreeMap<i32, i64>>,
+    pub elapsed_ms: u64,
+    pub finished_at_ms: i64,
+}
+
+/// Progress of a run, for a progress bar.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Progress {
+    Loading { records: u64, total: u64 },
+    Querying,
+    Writing,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Runs `spec` (a batch pipeline of `domain` writing a table) once.
+pub async fn run_batch(
+    engine: &Engine,
+    domain: &str,
+    name: &str,
+    spec: &PipelineSpec,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<RunReport, PipelineError> {
+    let started = Instant::now();
+    let pipeline = format!("{domain}.{name}");
+    let (table, partition_by) = match spec.output.target() {
+        Ok(Output::Table { name, partition_by }) => (name.to_string(), partition_by.to_vec()),
+        _ => {
+            return Err(PipelineError::Spec(format!(
+                "pipeline {pipeline} does not write a table"
+            )))
+        }
+    };
+    let sql = spec
+        .sql
+        .as_deref()
+        .ok_or_else(|| PipelineError::Spec(format!("pipeline {pipeline} has no sql")))?;
+    let inputs = engine.inputs_of(sql)?;
+    for i in &inputs {
+        if let Input::Stream { topic, .. } = i {
+            if !spec.inputs.contains(topic) {
+                return Err(PipelineError::Spec(format!(
+                    "pipeline {pipeline} reads '{topic}' in its SQL but does not list it in `inputs`; add it there (readers are checked against inputs)"
+                )));
+            }
+        }
+    }
+    let ctx = engine
+        .session_with(&inputs, &|l: Loaded| {
+            progress(Progress::Loading {
+                records: l.records,
+                total: l.total,
+            })
+        })
+        .await?;
+    let records: u64 = inputs
+        .iter()
+        .map(|i| match i {
+            Input::Stream { topic, end } => {
+                let start = engine.source().start_offsets(topic).unwrap_or_default();
+                end.iter()
+                    .map(|(p, e)| (e - start.get(p).copied().unwrap_or(0)).max(0) as u64)
+                    .sum()
+            }
+            Input::Table { .. } => 0,
+        })
+        .sum();
+    progress(Progress::Querying);
+    let df = ctx.sql(sql).await?;
+    let schema = df.schema().as_arrow().clone();
+    let mut partition_types = Vec::new();
+    for col in &partition_by {
+        let field = schema.field_with_name(col).map_err(|_| {
+            PipelineError::Spec(format!(
+                "pipeline {pipeline}: partition column '{col}' is not in the query's result (columns: {})",
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        partition_types.push((col.clone(), field.data_type().to_string()));
+    }
+    progress(Progress::Writing);
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let staging = engine.tables().staging_dir(domain, &table, &run);
+    std::fs::create_dir_all(&staging).map_err(|e| PipelineError::Io {
+        what: format!("creating {}", staging.display()),
+        source: e,
+    })?;
+    let written = df
+        .write_parquet(
+            &format!("{}/", staging.display()),
+            DataFrameWriteOptions::new().with_partition_by(partition_by.clone()),
+            None,
+        )
+        .await?;
+    let rows = written
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(0);
+    let input_offsets: BTreeMap<String, BTreeMap<i32, i64>> = inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::Stream { topic, end } => Some((topic.clone(), end.clone())),
+            Input::Table { .. } => None,
+        })
+        .collect();
+    let finished = now_ms();
+    write_meta(
+        &staging,
+        &TableMeta {
+            pipeline: pipeline.clone(),
+            run: run.clone(),
+            inputs: input_offsets.clone(),
+            partition_by: partition_types,
+            rows,
+            written_at_ms: finished,
+        },
+    )?;
+    engine.tables().commit(domain, &table, &staging)?;
+    Ok(RunReport {
+        pipeline,
+        run,
+        table: format!("{domain}.{table}"),
+        rows,
+        records,
+        inputs: input_offsets,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        finished_at_ms: finished,
+    })
+}

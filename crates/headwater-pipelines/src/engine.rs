@@ -1,0 +1,264 @@
+//! SQL over streams and tables with DataFusion.
+//!
+//! A query names tables as `<domain>.<name>`: a stream (read up to a snapshot of its end
+//! offsets, decoded with its contract) or a Parquet table written by a batch pipeline. Only the
+//! tables a query names are loaded.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::TableReference;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+
+use crate::source::{Offsets, StreamSource};
+use crate::tables::Tables;
+use crate::{table_schema, to_batches, PipelineError};
+
+/// Records read per step while loading a stream.
+const READ_CHUNK: usize = 20_000;
+
+/// How far loading the inputs of a query has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Loaded {
+    pub records: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Engine {
+    source: Arc<dyn StreamSource>,
+    tables: Tables,
+}
+
+/// What a query reads: a stream up to offsets, or a table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Stream { topic: String, end: Offsets },
+    Table { domain: String, name: String },
+}
+
+impl Engine {
+    pub fn new(source: Arc<dyn StreamSource>, tables: Tables) -> Self {
+        Engine { source, tables }
+    }
+
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    pub fn source(&self) -> &Arc<dyn StreamSource> {
+        &self.source
+    }
+
+    fn session() -> SessionContext {
+        SessionContext::new_with_config(
+            SessionConfig::new()
+                .with_information_schema(true)
+                .with_default_catalog_and_schema("datafusion", "public"),
+        )
+    }
+
+    /// The `<domain>.<name>` tables `sql` reads, resolved to streams (with their end offsets
+    /// now) or tables.
+    pub fn inputs_of(&self, sql: &str) -> Result<Vec<Input>, PipelineError> {
+        let ctx = Self::session();
+        let state = ctx.state();
+        let statement = state.sql_to_statement(sql, &Default::default())?;
+        let mut out = Vec::new();
+        for r in state.resolve_table_references(&statement)? {
+            let (Some(domain), name) = (r.schema(), r.table()) else {
+                if r.table() == "tables"
+                    || r.table() == "columns"
+                    || r.schema() == Some("information_schema")
+                {
+                    continue;
+                }
+                return Err(PipelineError::Sql(format!(
+                    "table '{r}' has no domain; name streams and tables as <domain>.<name>, e.g. payments.transaction_settled"
+                )));
+            };
+            if domain == "information_schema" {
+                continue;
+            }
+            let topic = format!("{domain}.{name}");
+            let input = if let Some(end) = self.source.end_offsets(&topic) {
+                Input::Stream { topic, end }
+            } else if self.tables.meta(domain, name).is_some() {
+                Input::Table {
+                    domain: domain.to_string(),
+                    name: name.to_string(),
+                }
+            } else {
+                return Err(PipelineError::Sql(format!(
+                    "'{topic}' is neither a stream nor a table; list them with `headwater sql \"SHOW TABLES\"` or check the name"
+                )));
+            };
+            if !out.contains(&input) {
+                out.push(input);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A session holding `inputs`: streams read up to their `end`, calling `progress` as records
+    /// load.
+    pub async fn session_with(
+        &self,
+        inputs: &[Input],
+        progress: &(dyn Fn(Loaded) + Send + Sync),
+    ) -> Result<SessionContext, PipelineError> {
+        let ctx = Self::session();
+        let total: u64 = inputs
+            .iter()
+            .map(|i| match i {
+                Input::Stream { topic, end } => {
+                    let start = self.source.start_offsets(topic).unwrap_or_default();
+                    end.iter()
+                        .map(|(p, e)| (e - start.get(p).copied().unwrap_or(0)).max(0) as u64)
+                        .sum()
+                }
+                Input::Table { .. } => 0,
+            })
+            .sum();
+        let mut loaded = Loaded { records: 0, total };
+        progress(loaded);
+        for input in inputs {
+            match input {
+                Input::Stream { topic, end } => {
+                    let schema = table_schema(self.source.contract(topic).as_ref());
+                    let batches = self.load_stream(topic, end, &schema, &mut loaded, progress)?;
+                    let (domain, name) = topic.split_once('.').unwrap_or(("public", topic));
+                    register_schema(&ctx, domain);
+                    let parts = spread(batches, ctx.copied_config().target_partitions());
+                    let table = MemTable::try_new(schema, parts)?;
+                    ctx.register_table(TableReference::partial(domain, name), Arc::new(table))?;
+                }
+                Input::Table { domain, name } => {
+                    register_schema(&ctx, domain);
+                    let meta = self.tables.meta(domain, name);
+                    let partition_cols = meta
+                        .map(|m| {
+                            m.partition_by
+                                .into_iter()
+                                .map(|(c, t)| (c, DataType::from_str(&t).unwrap_or(DataType::Utf8)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let dir = self.tables.dir(domain, name);
+                    let options = ParquetReadOptions {
+                        table_partition_cols: partition_cols,
+                        ..Default::default()
+                    };
+                    ctx.register_parquet(
+                        TableReference::partial(domain.as_str(), name.as_str()),
+                        &format!("{}/", dir.display()),
+                        options,
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(ctx)
+    }
+
+    fn load_stream(
+        &self,
+        topic: &str,
+        end: &Offsets,
+        schema: &SchemaRef,
+        loaded: &mut Loaded,
+        progress: &(dyn Fn(Loaded) + Send + Sync),
+    ) -> Result<Vec<RecordBatch>, PipelineError> {
+        let mut positions = self.source.start_offsets(topic).unwrap_or_default();
+        let mut out = Vec::new();
+        loop {
+            let before = positions.clone();
+            let records = self
+                .source
+                .read(topic, &mut positions, end, READ_CHUNK)
+                .map_err(|e| PipelineError::Read {
+                    topic: topic.to_string(),
+                    message: e,
+                })?;
+            loaded.records += records.len() as u64;
+            out.extend(to_batches(&records, schema)?);
+            progress(*loaded);
+            if positions == before
+                || end
+                    .iter()
+                    .all(|(p, e)| positions.get(p).is_some_and(|at| at >= e))
+            {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Runs a query over streams (as they are now) and tables.
+    pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), PipelineError> {
+        let inputs = self.inputs_of(sql)?;
+        let ctx = self.session_with(&inputs, &|_| {}).await?;
+        let df = ctx.sql(sql).await?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        Ok((schema, df.collect().await?))
+    }
+
+    /// Plans `sql` over empty tables of its inputs' schemas: a wrong column or function is found
+    /// before anything runs. `contracts` overrides the node's latest contract per stream (a plan
+    /// that registers a new version checks against it).
+    pub async fn check(
+        &self,
+        sql: &str,
+        contracts: &BTreeMap<String, headwater_contracts::Contract>,
+    ) -> Result<SchemaRef, PipelineError> {
+        let ctx = Self::session();
+        let state = ctx.state();
+        let statement = state.sql_to_statement(sql, &Default::default())?;
+        for r in state.resolve_table_references(&statement)? {
+            let (Some(domain), name) = (r.schema(), r.table()) else {
+                return Err(PipelineError::Sql(format!(
+                    "table '{r}' has no domain; name streams and tables as <domain>.<name>"
+                )));
+            };
+            let topic = format!("{domain}.{name}");
+            let contract = contracts
+                .get(&topic)
+                .cloned()
+                .or_else(|| self.source.contract(&topic));
+            register_schema(&ctx, domain);
+            let schema = table_schema(contract.as_ref());
+            ctx.register_table(
+                TableReference::partial(domain, name),
+                Arc::new(MemTable::try_new(schema, vec![vec![]])?),
+            )?;
+        }
+        let df = ctx.sql(sql).await?;
+        Ok(Arc::new(df.schema().as_arrow().clone()))
+    }
+}
+
+fn register_schema(ctx: &SessionContext, domain: &str) {
+    if let Some(catalog) = ctx.catalog("datafusion") {
+        if catalog.schema(domain).is_none() {
+            let _ = catalog.register_schema(domain, Arc::new(MemorySchemaProvider::new()));
+        }
+    }
+}
+
+/// Deals batches round-robin into `n` partitions, so DataFusion scans them in parallel.
+fn spread(batches: Vec<RecordBatch>, n: usize) -> Vec<Vec<RecordBatch>> {
+    let n = n.max(1);
+    let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];
+    for (i, b) in batches.into_iter().enumerate() {
+        parts[i % n].push(b);
+    }
+    parts.retain(|p| !p.is_empty());
+    if parts.is_empty() {
+        parts.push(Vec::new());
+    }
+    parts
+}

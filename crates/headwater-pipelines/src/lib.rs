@@ -1,0 +1,33 @@
+//! # headwater-pipelines
+//!
+//! Each domain processes what it may read at its own pace. This crate holds the pieces that do
+//! it:
+//!
+//! - streams as tables: a contract becomes an Arrow schema, records become rows;
+//! - DataFusion SQL over streams and tables;
+//! - Parquet tables replaced atomically with their input checkpoint;
+//! - the supervisor that runs every pipeline as an isolated, restartable unit.
+//!
+//! It reads streams only through [`StreamSource`], so the embedded log and a Kafka cluster are
+//! two backings of one interface. It does not know HTTP, the Kafka protocol or manifests on disk;
+//! `headwater-server` wires it to a node.
+
+mod arrow_schema;
+mod batch;
+mod engine;
+mod error;
+mod rows;
+mod runtime;
+mod source;
+mod tables;
+
+pub use arrow_schema::{table_schema, META_COLUMNS};
+pub use batch::{run_batch, Progress, RunReport};
+pub use engine::{Engine, Input, Loaded};
+pub use error::PipelineError;
+pub use rows::to_batches;
+pub use runtime::{PipelineStatus, Runtime, State};
+pub use source::{Offsets, StreamRecord, StreamSource};
+pub use tables::{TableMeta, Tables};
+
+pub use datafusion;

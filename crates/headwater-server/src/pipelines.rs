@@ -1,0 +1,183 @@
+//! The node's pipelines: streams served to the pipeline runtime, plan-time checks of pipeline
+//! declarations, and deployment when a domain is applied.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use headwater_contracts::registry::VersionRef;
+use headwater_contracts::Contract;
+use headwater_domains::{refuse_input, DomainSpec, PipelineSpec};
+use headwater_log::Log;
+use headwater_pipelines::{Engine, Offsets, Runtime, StreamRecord, StreamSource, Tables};
+
+use crate::streams::Positions;
+use crate::{SchemaRegistry, StreamService};
+
+/// Streams as the pipeline runtime reads them: decoded by the same code as `headwater tail`.
+#[derive(Debug)]
+pub struct NodeStreams {
+    streams: Arc<StreamService>,
+    registry: Arc<SchemaRegistry>,
+    log: Arc<Log>,
+}
+
+impl StreamSource for NodeStreams {
+    fn contract(&self, topic: &str) -> Option<Contract> {
+        let reg = self.registry.read();
+        reg.version(&format!("{topic}-value"), VersionRef::Latest)
+            .ok()
+            .map(|(_, _, s)| s.contract.clone())
+    }
+
+    fn end_offsets(&self, topic: &str) -> Option<Offsets> {
+        self.streams.end_positions(topic).ok().map(|p| p.0)
+    }
+
+    fn start_offsets(&self, topic: &str) -> Option<Offsets> {
+        let t = self.log.topic(topic)?;
+        Some(
+            t.partitions()
+                .iter()
+                .map(|p| (p.index(), p.watermarks().log_start_offset))
+                .collect(),
+        )
+    }
+
+    fn read(
+        &self,
+        topic: &str,
+        positions: &mut Offsets,
+        end: &Offsets,
+        max: usize,
+    ) -> Result<Vec<StreamRecord>, String> {
+        let mut at = Positions(positions.clone());
+        let events = self
+            .streams
+            .read(topic, &mut at, Some(&Positions(end.clone())), None, max)
+            .map_err(|e| e.to_string())?;
+        *positions = at.0;
+        Ok(events
+            .into_iter()
+            .map(|e| StreamRecord {
+                partition: e.partition,
+                offset: e.offset,
+                timestamp: e.timestamp,
+                key: e.key,
+                value: e.value,
+            })
+            .collect())
+    }
+}
+
+#[derive(Debug)]
+pub struct PipelineService {
+    engine: Arc<Engine>,
+    runtime: Runtime,
+}
+
+impl PipelineService {
+    /// Finishes table swaps a crash interrupted, then serves pipelines over the node's streams.
+    pub fn new(streams: Arc<StreamService>, registry: Arc<SchemaRegistry>, log: Arc<Log>) -> Self {
+        let tables = Tables::new(log.dir());
+        for done in tables.recover() {
+            tracing::warn!("tables: {done}");
+        }
+        let source = Arc::new(NodeStreams {
+            streams,
+            registry,
+            log,
+        });
+        let engine = Arc::new(Engine::new(source, tables));
+        PipelineService {
+            runtime: Runtime::new(engine.clone()),
+            engine,
+        }
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// What applying `spec` changes in its pipelines, and why it may not: inputs its domain may
+    /// not read, SQL that does not plan over its inputs' contracts.
+    pub async fn plan(
+        &self,
+        spec: &DomainSpec,
+        before: Option<&DomainSpec>,
+        known: &[DomainSpec],
+    ) -> (Vec<String>, Vec<String>) {
+        let (mut changes, mut errors) = (Vec::new(), Vec::new());
+        let empty = BTreeMap::new();
+        let old = before.map(|b| &b.pipelines).unwrap_or(&empty);
+        for (name, p) in &spec.pipelines {
+            let full = format!("{}.{name}", spec.domain);
+            match old.get(name) {
+                None => changes.push(format!("+ deploy pipeline {full} ({})", describe(p))),
+                Some(o) if o != p => {
+                    changes.push(format!("~ redeploy pipeline {full} ({})", describe(p)))
+                }
+                Some(_) => {}
+            }
+            for input in &p.inputs {
+                let readers = known
+                    .iter()
+                    .flat_map(|d| &d.streams)
+                    .find(|s| s.topic == *input)
+                    .map(|s| s.readers.as_slice());
+                if let Some(why) = refuse_input(&spec.domain, input, readers) {
+                    errors.push(format!("pipeline {full}: {why}"));
+                }
+            }
+            if let Some(sql) = &p.sql {
+                let contracts: BTreeMap<String, Contract> = known
+                    .iter()
+                    .flat_map(|d| &d.streams)
+                    .filter(|s| p.inputs.contains(&s.topic))
+                    .filter_map(|s| {
+                        Contract::parse(s.format, &s.schema)
+                            .ok()
+                            .map(|c| (s.topic.clone(), c))
+                    })
+                    .collect();
+                if let Err(e) = self.engine.check(sql, &contracts).await {
+                    errors.push(format!("pipeline {full}: the SQL does not plan: {e}"));
+                }
+            }
+        }
+        for name in old.keys().filter(|n| !spec.pipelines.contains_key(*n)) {
+            changes.push(format!("- stop pipeline {}.{name}", spec.domain));
+        }
+        (changes, errors)
+    }
+
+    /// Runs `domain`'s declared pipelines; touches no other domain's.
+    pub fn deploy(&self, domain: &str, pipelines: &BTreeMap<String, PipelineSpec>) {
+        self.runtime.sync_domain(domain, pipelines);
+    }
+}
+
+fn describe(p: &PipelineSpec) -> String {
+    let mode = match p.mode {
+        headwater_domains::PipelineMode::Batch => "batch",
+        headwater_domains::PipelineMode::Streaming => "streaming",
+    };
+    let schedule = p
+        .schedule
+        .as_ref()
+        .map(|s| format!(", schedule \"{s}\""))
+        .unwrap_or_default();
+    let output = match p.output.target() {
+        Ok(headwater_domains::Output::Table { name, .. }) => format!("table {name}"),
+        Ok(headwater_domains::Output::Stream(s)) => format!("stream {s}"),
+        Ok(headwater_domains::Output::View { name, .. }) => format!("view {name}"),
+        Err(e) => e,
+    };
+    format!(
+        "{mode}{schedule}, reads {}, writes {output}",
+        p.inputs.join(", ")
+    )
+}

@@ -1,0 +1,134 @@
+//! `/v1/pipelines` (states, `run`) and `/v1/sql`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use futures_util::stream::{self, StreamExt};
+use headwater_pipelines::datafusion::arrow::array::RecordBatch;
+use headwater_pipelines::datafusion::arrow::json::writer::{JsonArray, WriterBuilder};
+use serde_json::{json, Value};
+
+use crate::PipelineService;
+
+type Shared = State<Arc<PipelineService>>;
+
+pub fn pipelines_router(pipelines: Arc<PipelineService>) -> Router {
+    Router::new()
+        .route("/v1/pipelines", get(list))
+        .route("/v1/pipelines/{domain}/{name}/run", post(run))
+        .route("/v1/sql", post(sql))
+        .with_state(pipelines)
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn list(State(p): Shared) -> Response {
+    json_response(StatusCode::OK, json!(p.runtime().statuses()))
+}
+
+/// Runs a batch pipeline now; the answer is a stream of `progress` events ending with `done`
+/// (the run's report) or `error`.
+async fn run(State(p): Shared, Path((domain, name)): Path<(String, String)>) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (end_tx, end_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let result = p.runtime().run(&domain, &name, Some(tx)).await;
+        let _ = end_tx.send(result);
+    });
+    let progress = tokio_stream_of(rx).map(|p| {
+        SseEvent::default()
+            .event("progress")
+            .data(serde_json::to_string(&p).unwrap_or_default())
+    });
+    let end = stream::once(async move {
+        match end_rx.await {
+            Ok(Ok(report)) => SseEvent::default()
+                .event("done")
+                .data(serde_json::to_string(&report).unwrap_or_default()),
+            Ok(Err(e)) => SseEvent::default().event("error").data(e),
+            Err(_) => SseEvent::default()
+                .event("error")
+                .data("the run ended without a result"),
+        }
+    });
+    Sse::new(progress.chain(end).map(Ok::<_, Infallible>)).into_response()
+}
+
+fn tokio_stream_of<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures_util::Stream<Item = T> {
+    stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Rows as JSON arrays in column order.
+fn rows_of(batches: &[RecordBatch], columns: &[String]) -> Result<Vec<Value>, String> {
+    let mut buf = Vec::new();
+    let mut writer = WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, JsonArray>(&mut buf);
+    for b in batches {
+        writer.write(b).map_err(|e| e.to_string())?;
+    }
+    writer.finish().map_err(|e| e.to_string())?;
+    drop(writer);
+    if buf.is_empty() {
+        return Ok(Vec::new());
+    }
+    let objects: Vec<serde_json::Map<String, Value>> =
+        serde_json::from_slice(&buf).map_err(|e| e.to_string())?;
+    Ok(objects
+        .into_iter()
+        .map(|mut o| {
+            Value::Array(
+                columns
+                    .iter()
+                    .map(|c| o.remove(c).unwrap_or(Value::Null))
+                    .collect(),
+            )
+        })
+        .collect())
+}
+
+/// Runs the SQL in the body over streams and tables; answers columns and rows.
+async fn sql(State(p): Shared, body: String) -> Response {
+    let text = match serde_json::from_str::<Value>(&body) {
+        Ok(Value::Object(o)) => o
+            .get("sql")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        _ => body,
+    };
+    match p.engine().query(&text).await {
+        Ok((schema, batches)) => {
+            let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+            match rows_of(&batches, &columns) {
+                Ok(rows) => json_response(
+                    StatusCode::OK,
+                    json!({
+                        "columns": schema.fields().iter().map(|f| json!({"name": f.name(), "type": f.data_type().to_string()})).collect::<Vec<_>>(),
+                        "rows": rows,
+                    }),
+                ),
+                Err(e) => json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": e})),
+            }
+        }
+        Err(e) => json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"error": e.to_string()}),
+        ),
+    }
+}

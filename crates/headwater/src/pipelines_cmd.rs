@@ -1,0 +1,288 @@
+//! `headwater sql`, `headwater run` and `headwater pipelines`: queries and pipelines on a node.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::node_http;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqlFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Runs SQL over the node's streams and tables and prints the result.
+pub fn sql(query: &str, format: SqlFormat, url: &str) -> anyhow::Result<ExitCode> {
+    let answer = node_http::post(url, "/v1/sql", "text/plain", query.to_string())?;
+    let columns: Vec<String> = answer["columns"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    let rows: Vec<&Vec<Value>> = answer["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_array)
+        .collect();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match format {
+        SqlFormat::Table => {
+            let mut table = comfy_table::Table::new();
+            table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+            table.set_header(&columns);
+            for r in &rows {
+                table.add_row(r.iter().map(cell).collect::<Vec<_>>());
+            }
+            writeln!(out, "{table}")?;
+            writeln!(
+                out,
+                "({} row{})",
+                rows.len(),
+                if rows.len() == 1 { "" } else { "s" }
+            )?;
+        }
+        SqlFormat::Csv => {
+            let header: Vec<String> = columns.iter().map(|c| csv_field(c)).collect();
+            writeln!(out, "{}", header.join(","))?;
+            for r in &rows {
+                let line: Vec<String> = r.iter().map(|v| csv_field(&cell(v))).collect();
+                writeln!(out, "{}", line.join(","))?;
+            }
+        }
+        SqlFormat::Json => {
+            for r in &rows {
+                let obj: serde_json::Map<String, Value> =
+                    columns.iter().cloned().zip(r.iter().cloned()).collect();
+                writeln!(out, "{}", Value::Object(obj))?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `finance.daily_settlement_totals` -> `/v1/pipelines/finance/daily_settlement_totals`.
+fn pipeline_path(pipeline: &str) -> anyhow::Result<String> {
+    match pipeline.split_once('.') {
+        Some((d, n)) if !d.is_empty() && !n.is_empty() => Ok(format!("/v1/pipelines/{d}/{n}")),
+        _ => anyhow::bail!(
+            "'{pipeline}' is not a pipeline name; write DOMAIN.PIPELINE, e.g. finance.daily_settlement_totals"
+        ),
+    }
+}
+
+/// Runs a batch pipeline now, with a progress bar, and prints what it wrote.
+pub fn run(pipeline: &str, url: &str) -> anyhow::Result<ExitCode> {
+    let path = format!("{}/run", pipeline_path(pipeline)?);
+    let full = format!("{}{path}", url.trim_end_matches('/'));
+    let mut resp = node_http::agent()
+        .post(&full)
+        .header("accept", "text/event-stream")
+        .send("")
+        .with_context(|| {
+            format!("cannot reach the node at {url}; start it with `headwater serve` or pass --url")
+        })?;
+    if !resp.status().is_success() {
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        anyhow::bail!("the node answered {}: {text}", resp.status());
+    }
+    let reader = std::io::BufReader::new(resp.into_body().into_reader());
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:10} [{bar:40}] {pos}/{len} records ({per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message("loading");
+    let (mut kind, mut data) = (String::new(), String::new());
+    for line in reader.lines() {
+        let line = line.context("reading the run's progress")?;
+        if let Some(rest) = line.strip_prefix("event:") {
+            kind = rest.trim().to_string();
+        } else if let Some(rest) = line.strip_prefix("data:") {
+            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+        } else if line.is_empty() && !kind.is_empty() {
+            match kind.as_str() {
+                "progress" => {
+                    let p: Value = serde_json::from_str(&data).unwrap_or_default();
+                    match p["phase"].as_str() {
+                        Some("loading") => {
+                            bar.set_length(p["total"].as_u64().unwrap_or(0));
+                            bar.set_position(p["records"].as_u64().unwrap_or(0));
+                        }
+                        Some(phase) => bar.set_message(phase.to_string()),
+                        None => {}
+                    }
+                }
+                "done" => {
+                    bar.finish_and_clear();
+                    let r: Value = serde_json::from_str(&data).unwrap_or_default();
+                    println!(
+                        "{pipeline}: wrote {} row(s) to table {} from {} input record(s) in {} ms",
+                        r["rows"],
+                        r["table"].as_str().unwrap_or("?"),
+                        r["records"],
+                        r["elapsed_ms"]
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+                "error" => {
+                    bar.abandon();
+                    anyhow::bail!("{pipeline} failed: {data}");
+                }
+                _ => {}
+            }
+            kind.clear();
+            data.clear();
+        }
+    }
+    bar.abandon();
+    anyhow::bail!("the node closed the connection before {pipeline} finished")
+}
+
+/// Lists every deployed pipeline with its state.
+pub fn list(url: &str) -> anyhow::Result<ExitCode> {
+    let full = format!("{}/v1/pipelines", url.trim_end_matches('/'));
+    let text = node_http::agent()
+        .get(&full)
+        .call()
+        .with_context(|| format!("cannot reach the node at {url}"))?
+        .body_mut()
+        .read_to_string()?;
+    let list: Vec<Value> = serde_json::from_str(&text).with_context(|| text.clone())?;
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+    table.set_header([
+        "pipeline",
+        "mode",
+        "state",
+        "last run",
+        "failures",
+        "last error",
+    ]);
+    for p in &list {
+        let state = match p["state"].as_str().unwrap_or("?") {
+            "backing_off" => format!("backing off (attempt {})", p["attempt"]),
+            "stopped" => format!("stopped: {}", p["reason"].as_str().unwrap_or("")),
+            other => other.to_string(),
+        };
+        let last = match &p["last_run"] {
+            Value::Null => "never".to_string(),
+            r => format!("{} rows from {} records", r["rows"], r["records"]),
+        };
+        table.add_row(vec![
+            format!("{}.{}", cell(&p["domain"]), cell(&p["name"])),
+            cell(&p["mode"]),
+            state,
+            last,
+            cell(&p["failures"]),
+            cell(&p["last_error"]),
+        ]);
+    }
+    println!("{table}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn get_json(url: &str, path: &str) -> anyhow::Result<Value> {
+    let full = format!("{}{path}", url.trim_end_matches('/'));
+    let text = node_http::agent()
+        .get(&full)
+        .call()
+        .with_context(|| {
+            format!("cannot reach the node at {url}; start it with `headwater serve` or pass --url")
+        })?
+        .body_mut()
+        .read_to_string()?;
+    serde_json::from_str(&text).with_context(|| format!("the node's answer is not JSON: {text}"))
+}
+
+/// Per domain: each stream's end, freshness and subscribers with their lag; then pipelines.
+pub fn status(url: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let streams = get_json(url, "/v1/status")?;
+    let pipelines = get_json(url, "/v1/pipelines")?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"streams": streams, "pipelines": pipelines})
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let mut breaches = Vec::new();
+    let mut domain = String::new();
+    for s in streams.as_array().into_iter().flatten() {
+        let d = cell(&s["domain"]);
+        if d != domain {
+            println!("{d}");
+            domain = d;
+        }
+        let end: i64 = s["end_offsets"]
+            .as_object()
+            .map(|o| o.values().filter_map(Value::as_i64).sum())
+            .unwrap_or(0);
+        let newest = match s["newest_ms"].as_i64() {
+            Some(ms) => format!("newest {:.1} s ago", (now - ms).max(0) as f64 / 1000.0),
+            None => "empty".into(),
+        };
+        let fresh = match (s["fresh"].as_bool(), s["freshness_ms"].as_i64()) {
+            (Some(true), Some(f)) => format!(", fresh (SLA {} s)", f / 1000),
+            (Some(false), Some(f)) => {
+                breaches.push(cell(&s["stream"]));
+                format!(", LATE: freshness SLA {} s breached", f / 1000)
+            }
+            _ => String::new(),
+        };
+        println!("  {}: {end} records, {newest}{fresh}", cell(&s["stream"]));
+        for sub in s["subscribers"].as_array().into_iter().flatten() {
+            println!(
+                "    {} {}: lag {} records, {:.1} s",
+                cell(&sub["kind"]),
+                cell(&sub["name"]),
+                sub["lag_records"],
+                sub["lag_seconds"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    println!("pipelines");
+    for p in pipelines.as_array().into_iter().flatten() {
+        println!(
+            "  {}.{}: {} {}, failures {}",
+            cell(&p["domain"]),
+            cell(&p["name"]),
+            cell(&p["mode"]),
+            cell(&p["state"]),
+            p["failures"]
+        );
+    }
+    if !breaches.is_empty() {
+        println!("freshness breaches: {}", breaches.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
