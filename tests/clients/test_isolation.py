@@ -298,7 +298,9 @@ def marketing_changes(dirs: Path, rounds: int = APPLY_ROUNDS):
 
     def new_stream(name):
         (schemas / f"{name}.json").write_text(json.dumps(EMAIL_OPEN_V1, indent=2))
-        manifest.write_text(manifest.read_text().rstrip("\n") + "\n" + NEW_STREAM.format(name=name))
+        text = manifest.read_text()
+        streams, sep, pipelines = text.partition("\npipelines:")
+        manifest.write_text(streams.rstrip("\n") + "\n" + NEW_STREAM.format(name=name) + sep + pipelines)
 
     def add_optional_field(name):
         v2 = json.loads(json.dumps(EMAIL_OPEN_V1))

@@ -68,6 +68,39 @@ pub fn plain_batch(
     Ok(buf.freeze())
 }
 
+/// One uncompressed batch written for an idempotent producer of the node's own (a pipeline):
+/// `producer` is (id, epoch, base sequence). A resend with the same numbers is recognised by
+/// the log as a duplicate, which is what makes a pipeline's re-run after a crash exactly-once.
+pub fn producer_batch(
+    records: Vec<(Option<Bytes>, Option<Bytes>, Headers)>,
+    timestamp: i64,
+    producer: (i64, i16, i32),
+) -> Result<Bytes, String> {
+    let (id, epoch, base) = producer;
+    let records: Vec<Record> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value, headers))| {
+            let mut r = plain_record(i, timestamp, key, value, headers);
+            r.producer_id = id;
+            r.producer_epoch = epoch;
+            r.sequence = base.wrapping_add(i as i32);
+            r
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(buf.freeze())
+}
+
 #[derive(Debug, Clone)]
 pub struct InternalTopic {
     name: &'static str,

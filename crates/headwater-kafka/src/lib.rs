@@ -28,7 +28,9 @@ pub use config::KafkaConfig;
 pub use connection::serve_connection;
 pub use error::ConnectionError;
 pub use gate::{GateVerdict, ProduceGate};
-pub use internal_topic::{now_ms, plain_batch, plain_record, Headers, InternalTopic};
+pub use internal_topic::{
+    now_ms, plain_batch, plain_record, producer_batch, Headers, InternalTopic,
+};
 pub use kafka_protocol;
 pub use partitioner::partition_for_key;
 

@@ -18,7 +18,9 @@ mod engine;
 mod error;
 mod rows;
 mod runtime;
+mod sink;
 mod source;
+mod streaming;
 mod tables;
 
 pub use arrow_schema::{table_schema, META_COLUMNS};
@@ -27,7 +29,9 @@ pub use engine::{Engine, Input, Loaded};
 pub use error::PipelineError;
 pub use rows::to_batches;
 pub use runtime::{PipelineStatus, Runtime, State};
+pub use sink::{BoxFuture, Committed, ProducerId, StreamSink};
 pub use source::{Offsets, StreamRecord, StreamSource};
+pub use streaming::{group_of, Checkpoint, Flow};
 pub use tables::{TableMeta, Tables};
 
 pub use datafusion;

@@ -15,6 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::{run_batch, Progress, RunReport};
 use crate::engine::Engine;
+use crate::sink::StreamSink;
+use crate::source::StreamSource;
+use crate::streaming::{run_stream, Flow};
 
 /// What a pipeline is doing now.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -26,6 +29,11 @@ pub enum State {
     },
     Running {
         progress: Progress,
+    },
+    /// A streaming pipeline processing records as they arrive.
+    Streaming {
+        records_in: u64,
+        records_out: u64,
     },
     /// The last run failed; it is retried at `retry_at_ms`.
     BackingOff {
@@ -75,6 +83,10 @@ impl Drop for Unit {
 
 pub struct Runtime {
     engine: Arc<Engine>,
+    /// Where streaming pipelines write and keep their checkpoint.
+    sink: Arc<dyn StreamSink>,
+    /// Woken on every append to the log: streaming pipelines wait on it.
+    appended: Arc<tokio::sync::Notify>,
     units: Mutex<BTreeMap<(String, String), Unit>>,
 }
 
@@ -104,9 +116,15 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 impl Runtime {
-    pub fn new(engine: Arc<Engine>) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        sink: Arc<dyn StreamSink>,
+        appended: Arc<tokio::sync::Notify>,
+    ) -> Self {
         Runtime {
             engine,
+            sink,
+            appended,
             units: Mutex::new(BTreeMap::new()),
         }
     }
@@ -150,12 +168,23 @@ impl Runtime {
                 status.clone(),
                 rx,
             )),
-            PipelineMode::Streaming => {
-                status.lock().state = State::Stopped {
-                    reason: "streaming pipelines are not run by this version yet".into(),
-                };
-                tokio::spawn(async {})
-            }
+            PipelineMode::Streaming => match spec.output.target() {
+                Ok(headwater_domains::Output::Stream(_)) => tokio::spawn(stream_loop(
+                    self.engine.source().clone(),
+                    self.sink.clone(),
+                    self.appended.clone(),
+                    domain.to_string(),
+                    name.to_string(),
+                    spec.clone(),
+                    status.clone(),
+                )),
+                _ => {
+                    status.lock().state = State::Stopped {
+                        reason: "feature views are not served by this version yet".into(),
+                    };
+                    tokio::spawn(async {})
+                }
+            },
         };
         Unit {
             spec,
@@ -272,6 +301,68 @@ async fn batch_loop(
     }
 }
 
+/// A streaming pipeline's life: run from its checkpoint until an error or a panic, then back
+/// off and run again; other pipelines are not affected.
+async fn stream_loop(
+    source: Arc<dyn StreamSource>,
+    sink: Arc<dyn StreamSink>,
+    appended: Arc<tokio::sync::Notify>,
+    domain: String,
+    name: String,
+    spec: PipelineSpec,
+    status: Arc<Mutex<PipelineStatus>>,
+) {
+    let mut attempt = 0u32;
+    loop {
+        status.lock().state = State::Streaming {
+            records_in: 0,
+            records_out: 0,
+        };
+        let started = tokio::time::Instant::now();
+        let report = {
+            let status = status.clone();
+            move |f: Flow| {
+                status.lock().state = State::Streaming {
+                    records_in: f.records_in,
+                    records_out: f.records_out,
+                };
+            }
+        };
+        let run = run_stream(&source, &sink, &domain, &name, &spec, &appended, &report);
+        let error = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+            Ok(Ok(())) => "the pipeline stopped".to_string(),
+            Ok(Err(e)) => e,
+            Err(panic) => format!("the pipeline panicked: {}", panic_text(&panic)),
+        };
+        // A long healthy run starts the backoff over.
+        if started.elapsed() > Duration::from_secs(60) {
+            attempt = 0;
+        }
+        attempt += 1;
+        let delay = backoff(attempt);
+        {
+            let mut s = status.lock();
+            s.failures += 1;
+            s.last_error = Some(error.clone());
+            s.state = State::BackingOff {
+                error: error.clone(),
+                attempt,
+                retry_at_ms: now_ms() + delay.as_millis() as i64,
+            };
+        }
+        tracing::warn!(domain = %domain, pipeline = %name, attempt, "pipeline failed, restarting in {delay:?}: {error}");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// One run, isolated: an error or a panic inside it becomes this run's error.
 async fn run_once(
     engine: &Arc<Engine>,
@@ -295,13 +386,6 @@ async fn run_once(
     let run = run_batch(engine, domain, name, spec, &report);
     match std::panic::AssertUnwindSafe(run).catch_unwind().await {
         Ok(result) => result.map_err(|e| e.to_string()),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(format!("the run panicked: {what}"))
-        }
+        Err(panic) => Err(format!("the run panicked: {}", panic_text(&panic))),
     }
 }

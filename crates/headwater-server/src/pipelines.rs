@@ -82,14 +82,15 @@ impl PipelineService {
         for done in tables.recover() {
             tracing::warn!("tables: {done}");
         }
+        let appended = log.appended().clone();
         let source = Arc::new(NodeStreams {
-            streams,
+            streams: streams.clone(),
             registry,
             log,
         });
         let engine = Arc::new(Engine::new(source, tables));
         PipelineService {
-            runtime: Runtime::new(engine.clone()),
+            runtime: Runtime::new(engine.clone(), streams, appended),
             engine,
         }
     }

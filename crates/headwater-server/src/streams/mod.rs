@@ -8,6 +8,7 @@
 mod publish;
 mod read;
 mod replay;
+mod sink;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;

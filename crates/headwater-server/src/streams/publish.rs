@@ -45,8 +45,27 @@ struct Encoded {
     value: Bytes,
 }
 
+/// An event in its stream's wire form: Confluent-framed with the latest schema id and encoded
+/// with that contract, or JSON text on a stream without a contract.
+pub(super) fn encode_value(
+    contract: Option<&(u32, headwater_contracts::Contract)>,
+    event: &serde_json::Value,
+) -> Result<Bytes, String> {
+    let Some((id, c)) = contract else {
+        return Ok(Bytes::from(event.to_string()));
+    };
+    let payload = c
+        .encode_json(event)
+        .map_err(|e| format!("contract: the event {e}"))?;
+    let mut framed = Vec::with_capacity(payload.len() + 5);
+    framed.push(0);
+    framed.extend_from_slice(&id.to_be_bytes());
+    framed.extend_from_slice(&payload);
+    Ok(Bytes::from(framed))
+}
+
 /// The Kafka key of an event: the declared key field's value, as text.
-fn key_of(event: &serde_json::Value, field: Option<&str>) -> Option<Bytes> {
+pub(super) fn key_of(event: &serde_json::Value, field: Option<&str>) -> Option<Bytes> {
     match event.get(field?)? {
         serde_json::Value::String(s) => Some(Bytes::from(s.clone())),
         serde_json::Value::Null => None,
@@ -99,24 +118,12 @@ impl StreamService {
                     continue;
                 }
             };
-            let value = match &contract {
-                Some((id, c)) => match c.encode_json(&event) {
-                    Ok(payload) => {
-                        let mut framed = Vec::with_capacity(payload.len() + 5);
-                        framed.push(0);
-                        framed.extend_from_slice(&id.to_be_bytes());
-                        framed.extend_from_slice(&payload);
-                        Bytes::from(framed)
-                    }
-                    Err(e) => {
-                        out.refused.push(LineOutcome {
-                            line,
-                            error: format!("contract: the event {e}"),
-                        });
-                        continue;
-                    }
-                },
-                None => Bytes::from(text.trim().to_string()),
+            let value = match encode_value(contract.as_ref(), &event) {
+                Ok(v) => v,
+                Err(e) => {
+                    out.refused.push(LineOutcome { line, error: e });
+                    continue;
+                }
             };
             if validation != Validation::None {
                 if let Err(why) = self.gate.check_one(topic_name, Some(&value)) {
