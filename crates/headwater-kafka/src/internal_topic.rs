@@ -50,11 +50,16 @@ pub fn plain_batch(
     records: Vec<(Option<Bytes>, Option<Bytes>, Headers)>,
     timestamp: i64,
 ) -> Result<Bytes, String> {
-    let records: Vec<Record> = records
-        .into_iter()
-        .enumerate()
-        .map(|(i, (key, value, headers))| plain_record(i, timestamp, key, value, headers))
-        .collect();
+    encode_batch(
+        records
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, value, headers))| plain_record(i, timestamp, key, value, headers))
+            .collect(),
+    )
+}
+
+fn encode_batch(records: Vec<Record>) -> Result<Bytes, String> {
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut buf,
@@ -77,28 +82,19 @@ pub fn producer_batch(
     producer: (i64, i16, i32),
 ) -> Result<Bytes, String> {
     let (id, epoch, base) = producer;
-    let records: Vec<Record> = records
-        .into_iter()
-        .enumerate()
-        .map(|(i, (key, value, headers))| {
-            let mut r = plain_record(i, timestamp, key, value, headers);
-            r.producer_id = id;
-            r.producer_epoch = epoch;
-            r.sequence = base.wrapping_add(i as i32);
-            r
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
+    encode_batch(
+        records
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, value, headers))| {
+                let mut r = plain_record(i, timestamp, key, value, headers);
+                r.producer_id = id;
+                r.producer_epoch = epoch;
+                r.sequence = base.wrapping_add(i as i32);
+                r
+            })
+            .collect(),
     )
-    .map_err(|e| e.to_string())?;
-    Ok(buf.freeze())
 }
 
 #[derive(Debug, Clone)]

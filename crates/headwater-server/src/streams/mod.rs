@@ -92,6 +92,17 @@ impl StreamService {
         &self.broker
     }
 
+    /// The latest contract of `topic`'s value subject and its schema id, if it has one.
+    fn latest_contract(&self, topic: &str) -> Option<(u32, headwater_contracts::Contract)> {
+        let reg = self.registry.read();
+        reg.version(
+            &format!("{topic}-value"),
+            headwater_contracts::registry::VersionRef::Latest,
+        )
+        .ok()
+        .map(|(_, id, schema)| (id, schema.contract.clone()))
+    }
+
     /// Woken on every append to the log: followers wait on it instead of polling.
     pub fn appended(&self) -> Arc<tokio::sync::Notify> {
         self.broker.log().appended().clone()

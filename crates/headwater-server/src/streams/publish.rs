@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use headwater_contracts::registry::VersionRef;
 use headwater_kafka::{now_ms, partition_for_key, plain_batch, Headers};
 use headwater_log::Validation;
 use serde::Serialize;
@@ -87,12 +86,7 @@ impl StreamService {
         let validation = topic.config().validation;
         let key_field = self.domains.stream(topic_name).and_then(|(_, def)| def.key);
         // The latest contract, if the stream has one: its id frames every value.
-        let contract = {
-            let reg = self.registry.read();
-            reg.version(&format!("{topic_name}-value"), VersionRef::Latest)
-                .ok()
-                .map(|(_, id, schema)| (id, schema.contract.clone()))
-        };
+        let contract = self.latest_contract(topic_name);
         if contract.is_none() && validation != Validation::None {
             return Err(StreamError::NoContract {
                 topic: topic_name.to_string(),

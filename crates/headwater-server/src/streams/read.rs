@@ -11,18 +11,12 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use headwater_contracts::registry::Registry;
 use headwater_contracts::validate::{framing, Framing};
-use headwater_kafka::kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
-use headwater_kafka::kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use headwater_kafka::kafka_protocol::messages::{
-    OffsetCommitRequest, OffsetFetchRequest, RequestKind, ResponseKind,
-};
-use headwater_kafka::kafka_protocol::protocol::StrBytes;
 use headwater_kafka::kafka_protocol::records::RecordBatchDecoder;
 use serde::Serialize;
 
-use super::{StreamError, StreamService, CLIENT};
+use headwater_pipelines::StreamSink;
+
+use super::{StreamError, StreamService};
 
 /// Next offset to read, per partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -237,30 +231,11 @@ impl StreamService {
 
     /// A group's committed offsets for `topic`, read as a Kafka client reads them.
     async fn committed(&self, topic: &str, group: &str) -> Result<BTreeMap<i32, i64>, StreamError> {
-        let partitions: Vec<i32> = self
-            .topic(topic)?
-            .partitions()
-            .iter()
-            .map(|p| p.index())
-            .collect();
-        let request = OffsetFetchRequest::default()
-            .with_group_id(StrBytes::from_string(group.to_string()).into())
-            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
-                .with_name(StrBytes::from_string(topic.to_string()).into())
-                .with_partition_indexes(partitions)]));
-        let Some(ResponseKind::OffsetFetch(r)) = self
-            .broker
-            .call(7, RequestKind::OffsetFetch(request), CLIENT)
+        let topics = [topic.to_string()];
+        let (mut by_topic, _) = StreamSink::committed(self, group, &topics)
             .await
-        else {
-            return Ok(BTreeMap::new());
-        };
-        Ok(r.topics
-            .into_iter()
-            .flat_map(|t| t.partitions)
-            .filter(|p| p.error_code == 0 && p.committed_offset >= 0)
-            .map(|p| (p.partition_index, p.committed_offset))
-            .collect())
+            .map_err(StreamError::BadRequest)?;
+        Ok(by_topic.remove(topic).unwrap_or_default())
     }
 
     /// Commits `positions` for `group` as a Kafka consumer outside any generation would
@@ -271,40 +246,11 @@ impl StreamService {
         group: &str,
         positions: &Positions,
     ) -> Result<(), StreamError> {
-        let request = OffsetCommitRequest::default()
-            .with_group_id(StrBytes::from_string(group.to_string()).into())
-            .with_generation_id_or_member_epoch(-1)
-            .with_topics(vec![OffsetCommitRequestTopic::default()
-                .with_name(StrBytes::from_string(topic.to_string()).into())
-                .with_partitions(
-                    positions
-                        .0
-                        .iter()
-                        .map(|(p, o)| {
-                            OffsetCommitRequestPartition::default()
-                                .with_partition_index(*p)
-                                .with_committed_offset(*o)
-                        })
-                        .collect(),
-                )]);
-        let Some(ResponseKind::OffsetCommit(r)) = self
-            .broker
-            .call(8, RequestKind::OffsetCommit(request), CLIENT)
-            .await
-        else {
-            return Err(StreamError::BadRequest("no offset commit response".into()));
-        };
-        match r
-            .topics
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .find(|p| p.error_code != 0)
-        {
-            None => Ok(()),
-            Some(p) => Err(StreamError::BadRequest(format!(
-                "cannot commit offsets for group '{group}' (Kafka error code {}): a group with live Kafka consumers cannot also be used here; pick another --group",
-                p.error_code
-            ))),
-        }
+        let offsets = [(topic.to_string(), positions.0.clone())].into();
+        StreamSink::commit(self, group, &offsets, "").await.map_err(|e| {
+            StreamError::BadRequest(format!(
+                "{e}: a group with live Kafka consumers cannot also be used here; pick another --group"
+            ))
+        })
     }
 }

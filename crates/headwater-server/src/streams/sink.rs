@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use headwater_contracts::registry::VersionRef;
 use headwater_kafka::kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -63,12 +62,7 @@ impl StreamSink for StreamService {
             let t = self.topic(topic).map_err(|e| e.to_string())?;
             let partitions = t.partitions().len().max(1) as i32;
             let key_field = self.domains.stream(topic).and_then(|(_, d)| d.key);
-            let contract = {
-                let reg = self.registry.read();
-                reg.version(&format!("{topic}-value"), VersionRef::Latest)
-                    .ok()
-                    .map(|(_, id, s)| (id, s.contract.clone()))
-            };
+            let contract = self.latest_contract(topic);
             let mut by_partition: BTreeMap<i32, Vec<OutRecord>> = BTreeMap::new();
             for (i, event) in events.iter().enumerate() {
                 let value = encode_value(contract.as_ref(), event)
