@@ -188,3 +188,27 @@ def test_a_failing_pipeline_backs_off_while_others_run(node, tmp_path):
     assert states["finance.daily_settlement_totals"]["deployed_at_ms"] == before
     assert states["finance.broken_cast"]["failures"] == 0
     assert cli(node, "run", "finance.broken_cast").returncode == 0
+
+
+def test_generate_feeds_all_three_patterns(node):
+    assert run_cli("apply", str(EXAMPLES), "--url", node.http_url).returncode == 0
+    gen = cli(node, "generate", "--count", "2000", "--invalid", "0.02")
+    assert gen.returncode == 0, gen.stderr
+    lines = dict(line.split(": ", 1) for line in gen.stdout.splitlines())
+    published = int(lines[SETTLED].split()[0])
+    assert 1900 < published < 2000, gen.stdout
+    assert int(lines["payments.refund_issued"].split()[0]) > 0
+    assert int(lines["marketing.campaign_click"].split()[0]) > 0
+    run = cli(node, "run", "finance.daily_settlement_totals")
+    assert run.returncode == 0 and f"from {published} input record(s)" in run.stdout, run.stdout + run.stderr
+    q = cli(node, "sql", f"SELECT count(*) AS n FROM {SETTLED} WHERE amount >= 500", "--format", "json")
+    want = json.loads(q.stdout.splitlines()[0])["n"]
+    import time
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        got = json.loads(cli(node, "sql", "SELECT count(*) AS n FROM marketing.high_value_purchase",
+                             "--format", "json").stdout.splitlines()[0])["n"]
+        if got == want:
+            break
+        time.sleep(0.3)
+    assert got == want

@@ -73,26 +73,18 @@ pub async fn run_batch(
             }
         }
     }
+    let read = std::sync::atomic::AtomicU64::new(0);
     let ctx = engine
         .session_with(&inputs, &|l: Loaded| {
+            read.store(l.records, std::sync::atomic::Ordering::Relaxed);
             progress(Progress::Loading {
                 records: l.records,
                 total: l.total,
             })
         })
         .await?;
-    let records: u64 = inputs
-        .iter()
-        .map(|i| match i {
-            Input::Stream { topic, end } => {
-                let start = engine.source().start_offsets(topic).unwrap_or_default();
-                end.iter()
-                    .map(|(p, e)| (e - start.get(p).copied().unwrap_or(0)).max(0) as u64)
-                    .sum()
-            }
-            Input::Table { .. } => 0,
-        })
-        .sum();
+    // Records actually read: offsets of records that went to a dead-letter stream hold none.
+    let records = read.load(std::sync::atomic::Ordering::Relaxed);
     progress(Progress::Querying);
     let df = ctx.sql(sql).await?;
     let schema = df.schema().as_arrow().clone();

@@ -3,6 +3,7 @@
 
 mod config;
 mod domains_cmd;
+mod generate;
 mod log_tools;
 mod node_http;
 mod pipelines_cmd;
@@ -74,6 +75,8 @@ enum Command {
         #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
         url: String,
     },
+    /// Publish realistic events to the example domains' streams (transactions, refunds, clicks).
+    Generate(generate::GenerateArgs),
     /// Per domain: streams, their freshness and every subscriber's lag; pipelines' state.
     Status {
         /// Print the node's JSON answer instead of text.
@@ -131,6 +134,7 @@ fn main() -> ExitCode {
         Command::Run { pipeline, url } => pipelines_cmd::run(&pipeline, &url),
         Command::Pipelines { url } => pipelines_cmd::list(&url),
         Command::Status { json, url } => pipelines_cmd::status(&url, json),
+        Command::Generate(args) => generate::run(&args),
         Command::Log { command } => match command {
             LogCommand::Inspect { path } => log_tools::inspect(&path),
             LogCommand::Verify { path } => log_tools::verify(&path),

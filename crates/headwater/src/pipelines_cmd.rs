@@ -259,7 +259,10 @@ pub fn status(url: &str, json: bool) -> anyhow::Result<ExitCode> {
             }
             _ => String::new(),
         };
-        println!("  {}: {end} records, {newest}{fresh}", cell(&s["stream"]));
+        println!(
+            "  {}: end offset {end}, {newest}{fresh}",
+            cell(&s["stream"])
+        );
         for sub in s["subscribers"].as_array().into_iter().flatten() {
             println!(
                 "    {} {}: lag {} records, {:.1} s",
@@ -273,7 +276,7 @@ pub fn status(url: &str, json: bool) -> anyhow::Result<ExitCode> {
     println!("pipelines");
     for p in pipelines.as_array().into_iter().flatten() {
         println!(
-            "  {}.{}: {} {}, failures {}",
+            "  {}.{}: {} pipeline, {}, failures {}",
             cell(&p["domain"]),
             cell(&p["name"]),
             cell(&p["mode"]),
