@@ -62,6 +62,13 @@ def run_cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
     )
 
 
+def node_cli(node, *args: str, stdin: Optional[str] = None,
+             timeout: float = 120.0) -> subprocess.CompletedProcess:
+    """Run `headwater ARGS... --url <node's HTTP API>`, with `stdin` as input."""
+    return subprocess.run([str(require_binary()), *args, "--url", node.http_url], input=stdin,
+                          capture_output=True, text=True, timeout=timeout)
+
+
 class NodeStartError(RuntimeError):
     pass
 

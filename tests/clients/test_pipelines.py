@@ -10,15 +10,13 @@ import subprocess
 import duckdb
 import pyarrow.dataset as ds
 
-from conftest import REPO_ROOT, require_binary, run_cli
+from conftest import node_cli, REPO_ROOT, require_binary, run_cli
 
 EXAMPLES = REPO_ROOT / "examples" / "domains"
 SETTLED = "payments.transaction_settled"
 
 
-def cli(node, *args, stdin=None, timeout=120):
-    return subprocess.run([str(require_binary()), *args, "--url", node.http_url],
-                          input=stdin, capture_output=True, text=True, timeout=timeout)
+cli = node_cli
 
 
 def settled(i, day, currency, amount):

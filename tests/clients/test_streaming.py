@@ -8,16 +8,14 @@ import random
 import subprocess
 import time
 
-from conftest import REPO_ROOT, consume_partitions, require_binary, run_cli
+from conftest import node_cli, REPO_ROOT, consume_partitions, require_binary, run_cli
 
 EXAMPLES = REPO_ROOT / "examples" / "domains"
 SETTLED = "payments.transaction_settled"
 OUT = "marketing.high_value_purchase"
 
 
-def cli(node, *args, stdin=None, timeout=120):
-    return subprocess.run([str(require_binary()), *args, "--url", node.http_url],
-                          input=stdin, capture_output=True, text=True, timeout=timeout)
+cli = node_cli
 
 
 def event(i):

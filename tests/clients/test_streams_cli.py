@@ -14,16 +14,14 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from conftest import REPO_ROOT, consume_partitions, require_binary, run_cli
+from conftest import node_cli, REPO_ROOT, consume_partitions, require_binary, run_cli
 
 EXAMPLES = REPO_ROOT / "examples" / "domains"
 SETTLED = "payments.transaction_settled"
 REFUNDS = "payments.refund_issued"
 
 
-def cli(node, *args, stdin=None, timeout=60):
-    return subprocess.run([str(require_binary()), *args, "--url", node.http_url],
-                          input=stdin, capture_output=True, text=True, timeout=timeout)
+cli = node_cli
 
 
 def settled(tid, amount=12.5, currency="EUR", customer="c-1"):
