@@ -11,6 +11,7 @@
 
 mod latency;
 mod log_append;
+mod pipelines;
 mod restart;
 mod validation;
 
@@ -65,6 +66,45 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         kcat_records: usize,
     },
+    /// Feature view lookups over HTTP (p50/p99, concurrent) vs Redis GET of the same answers.
+    ViewLookup {
+        #[arg(long, default_value = "target/release/headwater")]
+        bin: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        customers: u64,
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
+    /// Produce -> feature view updated, end to end, one event at a time.
+    ViewLatency {
+        #[arg(long, default_value = "target/release/headwater")]
+        bin: PathBuf,
+        #[arg(long, default_value_t = 1_000)]
+        samples: usize,
+    },
+    /// Streaming pipelines working off a backlog vs the raw consume rate of their input.
+    StreamThroughput {
+        #[arg(long, default_value = "target/release/headwater")]
+        bin: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+    },
+    /// An aggregation over N events in Parquet: `headwater sql` vs DuckDB on the same files.
+    BatchSql {
+        #[arg(long, default_value = "target/release/headwater")]
+        bin: PathBuf,
+        #[arg(long, default_value_t = 10_000_000)]
+        rows: u64,
+        /// A Python with duckdb (scripts/test creates .venv with it).
+        #[arg(long, default_value = ".venv/bin/python")]
+        python: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
     /// Time from process start to answering a Kafka request, on a data dir holding N GiB,
     /// vs the same on an empty data dir.
     Restart {
@@ -92,6 +132,23 @@ fn main() -> anyhow::Result<()> {
             producers,
             records_per_producer,
         } => latency::run(&cli.dir, producers, records_per_producer),
+        Command::ViewLookup {
+            bin,
+            customers,
+            events,
+            connections,
+            seconds,
+        } => pipelines::view_lookup(&cli.dir, &bin, customers, events, connections, seconds),
+        Command::ViewLatency { bin, samples } => pipelines::view_latency(&cli.dir, &bin, samples),
+        Command::StreamThroughput { bin, records } => {
+            pipelines::stream_throughput(&cli.dir, &bin, records)
+        }
+        Command::BatchSql {
+            bin,
+            rows,
+            python,
+            rounds,
+        } => pipelines::batch_sql(&cli.dir, &bin, rows, &python, rounds),
         Command::Restart { gib, bin, keep } => restart::run(&cli.dir, gib, &bin, keep),
         Command::Validation {
             records,

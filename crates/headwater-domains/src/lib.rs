@@ -21,7 +21,7 @@ pub use error::ManifestError;
 pub use load::{load_dir, LoadedDomain, LoadedStream};
 pub use manifest::{
     Aggregation, ContractSpec, FeatureSpec, Governance, Manifest, OnInvalid, OutputSpec,
-    PipelineMode, PipelineSpec, QualityRule, QualitySpec, StreamSpec,
+    PipelineMode, PipelineSpec, QualityRule, QualitySpec, StreamSpec, WindowSpec,
 };
 pub use pipeline_checks::{refuse_input, Output};
 pub use spec::{DomainSpec, StreamDef};

@@ -129,7 +129,29 @@ pub struct PipelineSpec {
     /// DataFusion SQL over the inputs (each a table named like its stream). Views without SQL
     /// aggregate the input's records as they are.
     pub sql: Option<String>,
+    /// Streaming only: group records into event-time windows; the SQL then runs once per
+    /// window as it closes, with `window_start` and `window_end` columns.
+    pub window: Option<WindowSpec>,
     pub output: OutputSpec,
+}
+
+/// Tumbling (`size` only) or hopping (`size` and `hop`) windows on event time.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    pub size: HumanDuration,
+    /// A new window starts every `hop`; without it windows do not overlap (tumbling).
+    pub hop: Option<HumanDuration>,
+    /// How far behind the newest event time seen a window's end must be before it closes:
+    /// the disorder the pipeline waits for. Unset: a window closes as soon as an event past
+    /// its end arrives.
+    pub watermark: Option<HumanDuration>,
+    /// How long after it closed a window still takes late records (and is emitted again with
+    /// them); later records are dropped and counted. Unset: none.
+    pub allowed_lateness: Option<HumanDuration>,
+    /// The record field holding event time (RFC 3339 text or epoch milliseconds); unset: the
+    /// record's Kafka timestamp.
+    pub time: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]

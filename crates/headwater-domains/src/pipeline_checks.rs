@@ -100,6 +100,39 @@ pub(crate) fn check(spec: &PipelineSpec, own_streams: &[&str]) -> Vec<Problem> {
                 .to_string(),
         )),
     }
+    if let Some(w) = &spec.window {
+        let fix_mode = "windows group a streaming pipeline's records; remove `window` or set `mode: streaming`";
+        if spec.mode != PipelineMode::Streaming {
+            out.push((
+                "window",
+                "a batch pipeline has no windows".to_string(),
+                fix_mode.to_string(),
+            ));
+        } else if !matches!(target, Output::Stream(_)) {
+            out.push((
+                "window",
+                "windows feed a stream output; a view has its own sliding windows per feature"
+                    .to_string(),
+                "write `output: { stream: <name> }`, or give the view's features a `window`"
+                    .to_string(),
+            ));
+        }
+        if spec.sql.is_none() {
+            out.push((
+                "sql",
+                "a windowed pipeline needs `sql` to say what each window emits".to_string(),
+                "e.g. SELECT window_start, window_end, campaign_id, count(*) AS clicks FROM marketing.ad_clicked GROUP BY 1, 2, 3".to_string(),
+            ));
+        }
+        let hop = w.hop.unwrap_or(w.size).millis;
+        if w.size.millis == 0 || hop == 0 || hop > w.size.millis || w.size.millis % hop != 0 {
+            out.push((
+                "window",
+                format!("a window of {} ms hopping every {hop} ms does not tile event time", w.size.millis),
+                "give `size` greater than zero and a `hop` that divides it (e.g. size: 10m, hop: 1m)".to_string(),
+            ));
+        }
+    }
     if spec.mode == PipelineMode::Batch && spec.sql.is_none() {
         out.push((
             "sql",

@@ -45,6 +45,20 @@ pub fn table_schema(contract: Option<&Contract>) -> SchemaRef {
     Arc::new(Schema::new(all))
 }
 
+/// The table a windowed pipeline's SQL reads: the stream's, plus the `window_start` and
+/// `window_end` of the window being emitted.
+pub fn window_table_schema(contract: Option<&Contract>) -> SchemaRef {
+    let base = table_schema(contract);
+    let mut fields: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(
+        "window_start",
+        utc(TimeUnit::Millisecond),
+        false,
+    ));
+    fields.push(Field::new("window_end", utc(TimeUnit::Millisecond), false));
+    Arc::new(Schema::new(fields))
+}
+
 /// Follows a local `$ref` (`#/$defs/x`, `#/definitions/x`) within the schema document.
 fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
     let mut node = node;

@@ -13,6 +13,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
+use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::source::{Offsets, StreamSource};
@@ -33,6 +34,24 @@ pub struct Loaded {
 pub struct Engine {
     source: Arc<dyn StreamSource>,
     tables: Tables,
+    functions: Functions,
+}
+
+/// SQL functions the embedding application adds to every query and pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct Functions(Arc<parking_lot::RwLock<Vec<ScalarUDF>>>);
+
+impl Functions {
+    pub fn add(&self, f: ScalarUDF) {
+        self.0.write().push(f);
+    }
+
+    /// Registers every function with `ctx`.
+    pub fn register(&self, ctx: &SessionContext) {
+        for f in self.0.read().iter() {
+            ctx.register_udf(f.clone());
+        }
+    }
 }
 
 /// What a query reads: a stream up to offsets, or a table.
@@ -44,7 +63,15 @@ pub enum Input {
 
 impl Engine {
     pub fn new(source: Arc<dyn StreamSource>, tables: Tables) -> Self {
-        Engine { source, tables }
+        Engine {
+            source,
+            tables,
+            functions: Functions::default(),
+        }
+    }
+
+    pub fn functions(&self) -> &Functions {
+        &self.functions
     }
 
     pub fn tables(&self) -> &Tables {
@@ -55,18 +82,20 @@ impl Engine {
         &self.source
     }
 
-    fn session() -> SessionContext {
-        SessionContext::new_with_config(
+    fn session(&self) -> SessionContext {
+        let ctx = SessionContext::new_with_config(
             SessionConfig::new()
                 .with_information_schema(true)
                 .with_default_catalog_and_schema("datafusion", "public"),
-        )
+        );
+        self.functions.register(&ctx);
+        ctx
     }
 
     /// The `<domain>.<name>` tables `sql` reads, resolved to streams (with their end offsets
     /// now) or tables.
     pub fn inputs_of(&self, sql: &str) -> Result<Vec<Input>, PipelineError> {
-        let ctx = Self::session();
+        let ctx = self.session();
         let state = ctx.state();
         let statement = state.sql_to_statement(sql, &Default::default())?;
         let mut out = Vec::new();
@@ -112,7 +141,7 @@ impl Engine {
         inputs: &[Input],
         progress: &(dyn Fn(Loaded) + Send + Sync),
     ) -> Result<SessionContext, PipelineError> {
-        let ctx = Self::session();
+        let ctx = self.session();
         let total: u64 = inputs
             .iter()
             .map(|i| match i {
@@ -210,12 +239,15 @@ impl Engine {
     /// Plans `sql` over empty tables of its inputs' schemas: a wrong column or function is found
     /// before anything runs. `contracts` overrides the node's latest contract per stream (a plan
     /// that registers a new version checks against it).
+    /// `windowed` adds the `window_start` and `window_end` columns a windowed pipeline's
+    /// inputs have.
     pub async fn check(
         &self,
         sql: &str,
         contracts: &BTreeMap<String, headwater_contracts::Contract>,
+        windowed: bool,
     ) -> Result<SchemaRef, PipelineError> {
-        let ctx = Self::session();
+        let ctx = self.session();
         let state = ctx.state();
         let statement = state.sql_to_statement(sql, &Default::default())?;
         for r in state.resolve_table_references(&statement)? {
@@ -230,7 +262,11 @@ impl Engine {
                 .cloned()
                 .or_else(|| self.source.contract(&topic));
             register_schema(&ctx, domain);
-            let schema = table_schema(contract.as_ref());
+            let schema = if windowed {
+                crate::arrow_schema::window_table_schema(contract.as_ref())
+            } else {
+                table_schema(contract.as_ref())
+            };
             ctx.register_table(
                 TableReference::partial(domain, name),
                 Arc::new(MemTable::try_new(schema, vec![vec![]])?),

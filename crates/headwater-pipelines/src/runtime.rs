@@ -1,6 +1,13 @@
-//! The supervisor: every pipeline declared by an applied domain runs as its own task. A failed
-//! or panicking run is caught and retried with exponential backoff while every other pipeline
-//! keeps running; deploying, changing or removing one pipeline never restarts another.
+//! The supervisor: every pipeline declared by an applied domain runs as its own unit, on its
+//! own thread with its own async runtime. A failed or panicking run is caught and retried with
+//! exponential backoff while every other pipeline keeps running; deploying, changing or
+//! removing one pipeline never restarts another.
+//!
+//! Why a thread per pipeline: a pipeline runs code the node does not control (SQL over any
+//! data, functions). On the node's shared async workers, one micro-batch that spins on the CPU
+//! or blocks in a function would hold a worker that produce, fetch and every other pipeline
+//! need; with two cores, two such pipelines would stop the node. On its own thread it holds
+//! only itself: the node reports it `stuck` after [`STUCK_AFTER`] and everything else goes on.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -15,9 +22,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::{run_batch, Progress, RunReport};
 use crate::engine::Engine;
+use crate::features::Feature;
 use crate::sink::StreamSink;
-use crate::source::StreamSource;
-use crate::streaming::{run_stream, Flow};
+use crate::source::Offsets;
+use crate::streaming::{run_stream, Flow, Io};
+use crate::view_pipeline::run_view;
+use crate::view_store::{ViewFiles, ViewStore};
+use crate::windowed::run_windowed;
 
 /// What a pipeline is doing now.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -34,6 +45,8 @@ pub enum State {
     Streaming {
         records_in: u64,
         records_out: u64,
+        /// Windowed pipelines: records dropped for arriving after their allowed lateness.
+        late_dropped: u64,
     },
     /// The last run failed; it is retried at `retry_at_ms`.
     BackingOff {
@@ -42,6 +55,12 @@ pub enum State {
         retry_at_ms: i64,
     },
     Stopped {
+        reason: String,
+    },
+    /// A micro-batch or run has gone on for longer than [`STUCK_AFTER`]: something in it spins
+    /// or blocks. It holds only its own thread.
+    Stuck {
+        busy_since_ms: i64,
         reason: String,
     },
 }
@@ -59,6 +78,9 @@ pub struct PipelineStatus {
     pub failures: u64,
     /// When the pipeline's task started: unchanged while other pipelines come and go.
     pub deployed_at_ms: i64,
+    /// When the micro-batch or run in progress started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub busy_since_ms: Option<i64>,
 }
 
 type Reply = oneshot::Sender<Result<RunReport, String>>;
@@ -72,22 +94,88 @@ struct Unit {
     spec: PipelineSpec,
     status: Arc<Mutex<PipelineStatus>>,
     requests: mpsc::Sender<RunRequest>,
-    task: tokio::task::JoinHandle<()>,
+    _thread: Isolated,
 }
 
-impl Drop for Unit {
+/// A unit's thread. Dropping it stops the unit at its next await; a thread stuck in code that
+/// never yields cannot be stopped and is left behind (it is logged).
+struct Isolated {
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Isolated {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
+}
+
+/// How long one micro-batch or run may take before the pipeline is reported stuck.
+pub const STUCK_AFTER: Duration = Duration::from_secs(30);
+
+/// Runs `work` on a thread of its own: a current-thread runtime for streaming pipelines, a
+/// multi-threaded one (for DataFusion's parallel scans) for batch pipelines.
+fn isolate(
+    name: String,
+    parallel: bool,
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Isolated {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name(format!("pipeline {name}"))
+        .spawn(move || {
+            let runtime = if parallel {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+                    .thread_name(format!("pipeline {name}"))
+                    .enable_all()
+                    .build()
+            } else {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+            };
+            match runtime {
+                Ok(rt) => rt.block_on(async move {
+                    tokio::select! {
+                        _ = work => {}
+                        _ = stopped => {}
+                    }
+                }),
+                Err(e) => {
+                    tracing::error!(pipeline = %name, "cannot start the pipeline's runtime: {e}")
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start a pipeline thread: {e}");
+    }
+    Isolated { stop: Some(stop) }
 }
 
 pub struct Runtime {
     engine: Arc<Engine>,
-    /// Where streaming pipelines write and keep their checkpoint.
-    sink: Arc<dyn StreamSink>,
-    /// Woken on every append to the log: streaming pipelines wait on it.
-    appended: Arc<tokio::sync::Notify>,
+    /// What streaming pipelines read, write and wait on.
+    io: Io,
+    view_files: ViewFiles,
     units: Mutex<BTreeMap<(String, String), Unit>>,
+    /// Served feature views by (domain, view).
+    views: Mutex<BTreeMap<(String, String), Arc<ViewStore>>>,
+    stuck_after_ms: std::sync::atomic::AtomicU64,
+}
+
+/// A served feature view, for listings.
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewInfo {
+    pub domain: String,
+    pub view: String,
+    pub pipeline: String,
+    pub key: String,
+    pub features: Vec<Feature>,
+    pub keys: u64,
+    pub positions: BTreeMap<String, Offsets>,
+    pub updated_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -116,17 +204,34 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 impl Runtime {
+    /// `data_dir` holds the feature views (`views/<domain>/<view>.redb`).
     pub fn new(
         engine: Arc<Engine>,
         sink: Arc<dyn StreamSink>,
         appended: Arc<tokio::sync::Notify>,
+        data_dir: &std::path::Path,
     ) -> Self {
         Runtime {
+            io: Io {
+                source: engine.source().clone(),
+                sink,
+                appended,
+                functions: engine.functions().clone(),
+            },
             engine,
-            sink,
-            appended,
+            view_files: ViewFiles::new(data_dir),
             units: Mutex::new(BTreeMap::new()),
+            views: Mutex::new(BTreeMap::new()),
+            stuck_after_ms: (STUCK_AFTER.as_millis() as u64).into(),
         }
+    }
+
+    /// How long a micro-batch or run may take before its pipeline is reported stuck.
+    pub fn set_stuck_after(&self, limit: Duration) {
+        self.stuck_after_ms.store(
+            limit.as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Makes `domain`'s running pipelines match `pipelines`: new ones start, changed ones
@@ -134,6 +239,16 @@ impl Runtime {
     pub fn sync_domain(&self, domain: &str, pipelines: &BTreeMap<String, PipelineSpec>) {
         let mut units = self.units.lock();
         units.retain(|(d, n), _| d != domain || pipelines.contains_key(n));
+        let served: Vec<String> = pipelines
+            .values()
+            .filter_map(|p| match p.output.target() {
+                Ok(headwater_domains::Output::View { name, .. }) => Some(name.to_string()),
+                _ => None,
+            })
+            .collect();
+        self.views
+            .lock()
+            .retain(|(d, v), _| d != domain || served.contains(v));
         for (name, spec) in pipelines {
             let key = (domain.to_string(), name.clone());
             if units.get(&key).is_some_and(|u| u.spec == *spec) {
@@ -157,48 +272,97 @@ impl Runtime {
             last_error: None,
             failures: 0,
             deployed_at_ms: now_ms(),
+            busy_since_ms: None,
         }));
         let (tx, rx) = mpsc::channel(16);
         let task = match spec.mode {
-            PipelineMode::Batch => tokio::spawn(batch_loop(
-                self.engine.clone(),
-                domain.to_string(),
-                name.to_string(),
-                spec.clone(),
-                status.clone(),
-                rx,
-            )),
-            PipelineMode::Streaming => match spec.output.target() {
-                Ok(headwater_domains::Output::Stream(_)) => tokio::spawn(stream_loop(
-                    self.engine.source().clone(),
-                    self.sink.clone(),
-                    self.appended.clone(),
+            PipelineMode::Batch => isolate(
+                format!("{domain}.{name}"),
+                true,
+                batch_loop(
+                    self.engine.clone(),
                     domain.to_string(),
                     name.to_string(),
                     spec.clone(),
                     status.clone(),
-                )),
-                _ => {
-                    status.lock().state = State::Stopped {
-                        reason: "feature views are not served by this version yet".into(),
-                    };
-                    tokio::spawn(async {})
+                    rx,
+                ),
+            ),
+            PipelineMode::Streaming => {
+                let target = match spec.output.target() {
+                    Ok(headwater_domains::Output::View {
+                        name: view,
+                        key,
+                        features,
+                    }) => self
+                        .view_files
+                        .open(domain, view, key, Feature::from_spec(features))
+                        .map(|store| {
+                            let store = Arc::new(store);
+                            self.views
+                                .lock()
+                                .insert((domain.to_string(), view.to_string()), store.clone());
+                            Target::View(store)
+                        })
+                        .map_err(|e| e.to_string()),
+                    Ok(_) if spec.window.is_some() => self
+                        .view_files
+                        .pipeline_state(domain, name)
+                        .map(Target::Windowed)
+                        .map_err(|e| e.to_string()),
+                    Ok(_) => Ok(Target::Stream),
+                    Err(e) => Err(e),
+                };
+                match target {
+                    Ok(target) => isolate(
+                        format!("{domain}.{name}"),
+                        false,
+                        stream_loop(
+                            self.io.clone(),
+                            target,
+                            domain.to_string(),
+                            name.to_string(),
+                            spec.clone(),
+                            status.clone(),
+                        ),
+                    ),
+                    Err(reason) => {
+                        status.lock().state = State::Stopped { reason };
+                        isolate(format!("{domain}.{name}"), false, async {})
+                    }
                 }
-            },
+            }
         };
         Unit {
             spec,
             status,
             requests: tx,
-            task,
+            _thread: task,
         }
     }
 
     pub fn statuses(&self) -> Vec<PipelineStatus> {
+        let now = now_ms();
         self.units
             .lock()
             .values()
-            .map(|u| u.status.lock().clone())
+            .map(|u| {
+                let mut s = u.status.lock().clone();
+                if let Some(since) = s.busy_since_ms {
+                    let busy = Duration::from_millis((now - since).max(0) as u64);
+                    let limit = self.stuck_after_ms.load(std::sync::atomic::Ordering::Relaxed);
+                    if busy > Duration::from_millis(limit) {
+                        s.state = State::Stuck {
+                            busy_since_ms: since,
+                            reason: format!(
+                                "one micro-batch or run has taken {}s: the pipeline's SQL or a function it calls spins or blocks. It runs on its own thread, so nothing else waits for it; fix it and apply the domain again",
+                                busy.as_secs()
+                            ),
+                        };
+                    }
+                }
+                s
+            })
             .collect()
     }
 
@@ -230,6 +394,176 @@ impl Runtime {
             .map_err(|_| format!("pipeline '{domain}.{name}' was removed"))?;
         wait.await
             .map_err(|_| format!("pipeline '{domain}.{name}' was redeployed during the run"))?
+    }
+}
+
+impl Runtime {
+    /// The feature view `<domain>.<view>`, if a pipeline serves it.
+    pub fn view(&self, domain: &str, view: &str) -> Option<Arc<ViewStore>> {
+        self.views
+            .lock()
+            .get(&(domain.to_string(), view.to_string()))
+            .cloned()
+    }
+
+    pub fn views(&self) -> Vec<ViewInfo> {
+        let stores: Vec<_> = self
+            .views
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let units = self.units.lock();
+        stores
+            .into_iter()
+            .map(|((domain, view), store)| {
+                let pipeline = units
+                    .iter()
+                    .find(|((d, _), u)| {
+                        *d == domain
+                            && matches!(u.spec.output.target(), Ok(headwater_domains::Output::View { name, .. }) if name == view)
+                    })
+                    .map(|((_, n), _)| n.clone())
+                    .unwrap_or_default();
+                let checkpoint = store.checkpoint().ok().flatten();
+                ViewInfo {
+                    pipeline,
+                    key: store.key.clone(),
+                    features: store.features.clone(),
+                    keys: store.keys(),
+                    positions: checkpoint
+                        .as_ref()
+                        .map(|c| c.positions.clone())
+                        .unwrap_or_default(),
+                    updated_ms: checkpoint.map(|c| c.updated_ms),
+                    domain,
+                    view,
+                }
+            })
+            .collect()
+    }
+
+    /// The pipeline of `domain` called `name`, or writing the table or view `name`.
+    fn resolve(&self, domain: &str, name: &str) -> Result<(String, PipelineSpec), String> {
+        let units = self.units.lock();
+        units
+            .iter()
+            .filter(|((d, _), _)| d == domain)
+            .find(|((_, n), u)| {
+                n == name
+                    || match u.spec.output.target() {
+                        Ok(headwater_domains::Output::Table { name: t, .. }) => t == name,
+                        Ok(headwater_domains::Output::View { name: v, .. }) => v == name,
+                        _ => false,
+                    }
+            })
+            .map(|((_, n), u)| (n.clone(), u.spec.clone()))
+            .ok_or_else(|| {
+                format!("'{domain}.{name}' is not a pipeline, table or view of a deployed pipeline; list them with `headwater pipelines`")
+            })
+    }
+
+    /// Rebuilds a table or view from its inputs: a table's pipeline runs again over the whole
+    /// inputs; a view is emptied and its pipeline replays its inputs from the start. Reports
+    /// progress and returns once the view has caught up with where the inputs ended when the
+    /// rebuild began.
+    pub async fn rebuild(
+        &self,
+        domain: &str,
+        name: &str,
+        progress: Option<mpsc::UnboundedSender<Progress>>,
+    ) -> Result<RunReport, String> {
+        let (pipeline, spec) = self.resolve(domain, name)?;
+        let view = match spec.output.target() {
+            Ok(headwater_domains::Output::Table { .. }) => {
+                return self.run(domain, &pipeline, progress).await
+            }
+            Ok(headwater_domains::Output::View { name, .. }) => name.to_string(),
+            _ => {
+                return Err(format!(
+                    "pipeline '{domain}.{pipeline}' writes a stream, whose events are already published and read by others; it is not rebuilt. Replay to a new stream instead"
+                ))
+            }
+        };
+        let started = std::time::Instant::now();
+        let source = self.engine.source();
+        let end: BTreeMap<String, Offsets> = spec
+            .inputs
+            .iter()
+            .map(|i| (i.clone(), source.end_offsets(i).unwrap_or_default()))
+            .collect();
+        let start: BTreeMap<String, Offsets> = spec
+            .inputs
+            .iter()
+            .map(|i| (i.clone(), source.start_offsets(i).unwrap_or_default()))
+            .collect();
+        let start = &start;
+        let done_of = |positions: &BTreeMap<String, Offsets>| -> u64 {
+            end.iter()
+                .flat_map(|(topic, parts)| {
+                    parts.iter().map(move |(p, e)| {
+                        let from = start
+                            .get(topic)
+                            .and_then(|s| s.get(p))
+                            .copied()
+                            .unwrap_or(0);
+                        let at = positions
+                            .get(topic)
+                            .and_then(|x| x.get(p))
+                            .copied()
+                            .unwrap_or(from);
+                        (at.min(*e) - from).max(0) as u64
+                    })
+                })
+                .sum()
+        };
+        let total = done_of(&end);
+        let key = (domain.to_string(), pipeline.clone());
+        let status = {
+            let mut units = self.units.lock();
+            let old = units.remove(&key);
+            let store = self
+                .view(domain, &view)
+                .ok_or_else(|| format!("view '{domain}.{view}' is not open"))?;
+            drop(old);
+            store.clear().map_err(|e| e.to_string())?;
+            let unit = self.start(domain, &pipeline, spec.clone());
+            let status = unit.status.clone();
+            units.insert(key, unit);
+            status
+        };
+        tracing::info!(domain, view = %view, records = total, "rebuilding view from its inputs");
+        let store = self
+            .view(domain, &view)
+            .ok_or_else(|| format!("view '{domain}.{view}' is not open"))?;
+        loop {
+            let positions = store
+                .checkpoint()
+                .map_err(|e| e.to_string())?
+                .map(|c| c.positions)
+                .unwrap_or_default();
+            let records = done_of(&positions);
+            if let Some(tx) = &progress {
+                let _ = tx.send(Progress::Loading { records, total });
+            }
+            if records >= total {
+                break;
+            }
+            if let State::BackingOff { error, .. } = &status.lock().state {
+                return Err(format!("the rebuild failed: {error}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(RunReport {
+            pipeline: format!("{domain}.{pipeline}"),
+            run: uuid::Uuid::new_v4().to_string(),
+            table: view,
+            rows: store.keys(),
+            records: total,
+            inputs: end,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            finished_at_ms: now_ms(),
+        })
     }
 }
 
@@ -301,12 +635,18 @@ async fn batch_loop(
     }
 }
 
+/// Where a streaming pipeline's output goes.
+enum Target {
+    Stream,
+    Windowed(Arc<redb::Database>),
+    View(Arc<ViewStore>),
+}
+
 /// A streaming pipeline's life: run from its checkpoint until an error or a panic, then back
 /// off and run again; other pipelines are not affected.
 async fn stream_loop(
-    source: Arc<dyn StreamSource>,
-    sink: Arc<dyn StreamSink>,
-    appended: Arc<tokio::sync::Notify>,
+    io: Io,
+    target: Target,
     domain: String,
     name: String,
     spec: PipelineSpec,
@@ -317,18 +657,28 @@ async fn stream_loop(
         status.lock().state = State::Streaming {
             records_in: 0,
             records_out: 0,
+            late_dropped: 0,
         };
         let started = tokio::time::Instant::now();
         let report = {
             let status = status.clone();
             move |f: Flow| {
-                status.lock().state = State::Streaming {
+                let mut s = status.lock();
+                s.state = State::Streaming {
                     records_in: f.records_in,
                     records_out: f.records_out,
+                    late_dropped: f.late_dropped,
                 };
+                s.busy_since_ms = f.busy_since_ms;
             }
         };
-        let run = run_stream(&source, &sink, &domain, &name, &spec, &appended, &report);
+        let run = async {
+            match &target {
+                Target::Stream => run_stream(&io, &domain, &name, &spec, &report).await,
+                Target::View(store) => run_view(&io, store, &domain, &name, &spec, &report).await,
+                Target::Windowed(db) => run_windowed(&io, db, &domain, &name, &spec, &report).await,
+            }
+        };
         let error = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
             Ok(Ok(())) => "the pipeline stopped".to_string(),
             Ok(Err(e)) => e,
@@ -342,6 +692,7 @@ async fn stream_loop(
         let delay = backoff(attempt);
         {
             let mut s = status.lock();
+            s.busy_since_ms = None;
             s.failures += 1;
             s.last_error = Some(error.clone());
             s.state = State::BackingOff {
@@ -383,9 +734,12 @@ async fn run_once(
             }
         }
     };
+    status.lock().busy_since_ms = Some(now_ms());
     let run = run_batch(engine, domain, name, spec, &report);
-    match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+    let outcome = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
         Ok(result) => result.map_err(|e| e.to_string()),
         Err(panic) => Err(format!("the run panicked: {}", panic_text(&panic))),
-    }
+    };
+    status.lock().busy_since_ms = None;
+    outcome
 }

@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::json::writer::{JsonArray, WriterBuilder};
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::TableReference;
@@ -26,8 +27,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use headwater_domains::{Output, PipelineSpec};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::Functions;
 use crate::sink::{ProducerId, StreamSink};
-use crate::source::{Offsets, StreamSource};
+use crate::source::{Offsets, StreamRecord, StreamSource};
 use crate::{table_schema, to_batches};
 
 /// Records read per input per micro-batch.
@@ -51,29 +53,116 @@ pub struct Checkpoint {
 pub struct Flow {
     pub records_in: u64,
     pub records_out: u64,
+    /// Windowed pipelines: records that came after their windows' allowed lateness.
+    pub late_dropped: u64,
+    /// When the micro-batch now being processed started, if one is.
+    pub busy_since_ms: Option<i64>,
+}
+
+impl Flow {
+    /// These counters, marked busy from now.
+    pub fn busy(self) -> Flow {
+        Flow {
+            busy_since_ms: Some(chrono::Utc::now().timestamp_millis()),
+            ..self
+        }
+    }
+}
+
+/// What a streaming pipeline reads from, writes to and waits on.
+#[derive(Debug, Clone)]
+pub struct Io {
+    pub source: Arc<dyn StreamSource>,
+    pub sink: Arc<dyn StreamSink>,
+    /// Woken on every append to the log.
+    pub appended: Arc<tokio::sync::Notify>,
+    pub functions: Functions,
 }
 
 pub fn group_of(domain: &str, name: &str) -> String {
     format!("_pipeline.{domain}.{name}")
 }
 
-fn flow_waiting(missing: &str) {
-    tracing::debug!(
-        input = missing,
-        "streaming pipeline waits for its input to exist"
-    );
+/// Inputs of a domain applied after this one appear a moment later: waits for them.
+pub(crate) async fn wait_for_inputs(source: &Arc<dyn StreamSource>, inputs: &[String]) {
+    while let Some(missing) = inputs.iter().find(|i| source.end_offsets(i).is_none()) {
+        tracing::debug!(input = %missing, "pipeline waits for its input to exist");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// Where to read each input from: `saved` positions over the start of each partition.
+pub(crate) fn start_positions(
+    source: &Arc<dyn StreamSource>,
+    inputs: &[String],
+    saved: &BTreeMap<String, Offsets>,
+) -> Result<BTreeMap<String, Offsets>, String> {
+    let mut positions = BTreeMap::new();
+    for input in inputs {
+        let mut at = source
+            .start_offsets(input)
+            .ok_or_else(|| format!("input '{input}' does not exist"))?;
+        if let Some(c) = saved.get(input) {
+            at.extend(c.iter().map(|(p, o)| (*p, *o)));
+        }
+        positions.insert(input.clone(), at);
+    }
+    Ok(positions)
+}
+
+/// What one micro-batch read: the positions it ends at, its records per input, their count.
+pub(crate) type MicroBatch = (
+    BTreeMap<String, Offsets>,
+    Vec<(String, Vec<StreamRecord>)>,
+    usize,
+);
+
+/// Reads the next micro-batch from `positions`: up to [`MICRO_BATCH`] records per input, or
+/// exactly up to `redo` when redoing an interrupted one.
+pub(crate) fn read_micro_batch(
+    source: &Arc<dyn StreamSource>,
+    inputs: &[String],
+    positions: &BTreeMap<String, Offsets>,
+    redo: Option<&BTreeMap<String, Offsets>>,
+) -> Result<MicroBatch, String> {
+    let mut next = positions.clone();
+    let mut out = Vec::new();
+    let mut read = 0usize;
+    for input in inputs {
+        let at = next.entry(input.clone()).or_default();
+        let end = match redo {
+            Some(intent) => intent.get(input).cloned().unwrap_or_else(|| at.clone()),
+            None => source.end_offsets(input).unwrap_or_default(),
+        };
+        let mut records = Vec::new();
+        loop {
+            let before = at.clone();
+            let limit = if redo.is_some() {
+                MICRO_BATCH * 4
+            } else {
+                MICRO_BATCH - records.len().min(MICRO_BATCH)
+            };
+            records.extend(source.read(input, at, &end, limit.max(1))?);
+            let done = end.iter().all(|(p, e)| at.get(p).is_some_and(|x| x >= e));
+            if *at == before || done || (redo.is_none() && records.len() >= MICRO_BATCH) {
+                break;
+            }
+        }
+        read += records.len();
+        out.push((input.clone(), records));
+    }
+    Ok((next, out, read))
 }
 
 /// Runs until an error: the caller restarts it with backoff, and it resumes from its checkpoint.
 pub async fn run_stream(
-    source: &Arc<dyn StreamSource>,
-    sink: &Arc<dyn StreamSink>,
+    io: &Io,
     domain: &str,
     name: &str,
     spec: &PipelineSpec,
-    appended: &tokio::sync::Notify,
     flow: &(dyn Fn(Flow) + Send + Sync),
 ) -> Result<(), String> {
+    let (source, sink) = (&io.source, &io.sink);
     let Ok(Output::Stream(out)) = spec.output.target() else {
         return Err("this pipeline does not write a stream".into());
     };
@@ -83,11 +172,7 @@ pub async fn run_stream(
         .clone()
         .unwrap_or_else(|| format!("SELECT * FROM {}", spec.inputs.join(", ")));
     let group = group_of(domain, name);
-    // Inputs of a domain applied after this one appear a moment later: wait for them.
-    while let Some(missing) = spec.inputs.iter().find(|i| source.end_offsets(i).is_none()) {
-        flow_waiting(missing);
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
+    wait_for_inputs(source, &spec.inputs).await;
     let (committed, meta) = sink.committed(&group, &spec.inputs).await?;
     let mut checkpoint: Checkpoint = meta
         .as_deref()
@@ -109,19 +194,10 @@ pub async fn run_stream(
         None => sink.init_producer().await?,
     };
     checkpoint.producer = Some(producer);
-    let mut positions: BTreeMap<String, Offsets> = BTreeMap::new();
-    for input in &spec.inputs {
-        let mut at = source
-            .start_offsets(input)
-            .ok_or_else(|| format!("input '{input}' does not exist"))?;
-        if let Some(c) = committed.get(input) {
-            at.extend(c.iter().map(|(p, o)| (*p, *o)));
-        }
-        positions.insert(input.clone(), at);
-    }
+    let mut positions = start_positions(source, &spec.inputs, &committed)?;
     let mut totals = Flow::default();
     loop {
-        let notified = appended.notified();
+        let notified = io.appended.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         // A micro-batch whose output may be partly written is redone exactly.
@@ -129,37 +205,14 @@ pub async fn run_stream(
         if let Some(intent) = &redo {
             tracing::info!(pipeline = %group, "redoing the micro-batch a stop interrupted, up to {intent:?}");
         }
-        let mut next = positions.clone();
-        let mut inputs = Vec::new();
-        let mut read = 0usize;
-        for input in &spec.inputs {
-            let at = next.entry(input.clone()).or_default();
-            let end = match &redo {
-                Some(intent) => intent.get(input).cloned().unwrap_or_else(|| at.clone()),
-                None => source.end_offsets(input).unwrap_or_default(),
-            };
-            let mut records = Vec::new();
-            loop {
-                let before = at.clone();
-                let limit = if redo.is_some() {
-                    MICRO_BATCH * 4
-                } else {
-                    MICRO_BATCH - records.len().min(MICRO_BATCH)
-                };
-                records.extend(source.read(input, at, &end, limit.max(1))?);
-                let done = end.iter().all(|(p, e)| at.get(p).is_some_and(|x| x >= e));
-                if *at == before || done || (redo.is_none() && records.len() >= MICRO_BATCH) {
-                    break;
-                }
-            }
-            read += records.len();
-            inputs.push((input.clone(), records));
-        }
+        let (next, inputs, read) =
+            read_micro_batch(source, &spec.inputs, &positions, redo.as_ref())?;
         if read == 0 && redo.is_none() && next == positions {
             let _ = tokio::time::timeout(std::time::Duration::from_millis(500), notified).await;
             continue;
         }
-        let rows = transform(source, &sql, &inputs).await?;
+        flow(totals.busy());
+        let rows = transform(io, &sql, &inputs).await?;
         let before = Checkpoint {
             producer: Some(producer),
             sequences: checkpoint.sequences.clone(),
@@ -191,14 +244,37 @@ pub async fn run_stream(
 
 /// Runs the SQL over one micro-batch per input; rows come out in input order (one partition,
 /// no repartitioning), so a redone micro-batch gives the same output.
-async fn transform(
-    source: &Arc<dyn StreamSource>,
+pub(crate) async fn transform(
+    io: &Io,
     sql: &str,
-    inputs: &[(String, Vec<crate::StreamRecord>)],
+    inputs: &[(String, Vec<StreamRecord>)],
+) -> Result<Vec<serde_json::Value>, String> {
+    let schemas = inputs
+        .iter()
+        .map(|(topic, _)| {
+            (
+                topic.clone(),
+                table_schema(io.source.contract(topic).as_ref()),
+            )
+        })
+        .collect();
+    transform_with(io, &schemas, sql, inputs).await
+}
+
+/// [`transform`] with each input's table schema given.
+pub(crate) async fn transform_with(
+    io: &Io,
+    schemas: &BTreeMap<String, SchemaRef>,
+    sql: &str,
+    inputs: &[(String, Vec<StreamRecord>)],
 ) -> Result<Vec<serde_json::Value>, String> {
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+    io.functions.register(&ctx);
     for (topic, records) in inputs {
-        let schema = table_schema(source.contract(topic).as_ref());
+        let schema = schemas
+            .get(topic)
+            .cloned()
+            .ok_or_else(|| format!("no table schema for input '{topic}'"))?;
         let batches = to_batches(records, &schema).map_err(|e| e.to_string())?;
         let (domain, table) = topic.split_once('.').unwrap_or(("public", topic));
         if let Some(catalog) = ctx.catalog("datafusion") {

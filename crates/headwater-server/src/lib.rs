@@ -19,6 +19,7 @@ mod registry_store;
 mod status;
 mod streams;
 mod streams_api;
+mod views_api;
 
 pub use contract_gate::ContractGate;
 pub use domains::{DomainOutcome, DomainService};
@@ -33,6 +34,79 @@ pub use streams::{
 pub use streams_api::streams_router;
 
 use std::sync::Arc;
+
+use headwater_kafka::Broker;
+use headwater_log::Log;
+
+/// Everything a node serves besides the Kafka listener, wired over one log and broker: what
+/// `headwater serve`, the behaviour tests and the benchmarks all start.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub registry: Arc<SchemaRegistry>,
+    pub gate: Arc<ContractGate>,
+    pub domains: Arc<DomainService>,
+    pub streams: Arc<StreamService>,
+    pub pipelines: Arc<PipelineService>,
+    pub status: Arc<StatusService>,
+}
+
+impl Services {
+    /// Replays the registry and applied domains from `log` and installs the contract gate on
+    /// `broker`. Pipelines start as their domains are applied (or replayed).
+    pub fn open(log: &Arc<Log>, broker: &Arc<Broker>) -> Result<Self, headwater_log::LogError> {
+        let registry = Arc::new(SchemaRegistry::open(log)?);
+        let gate = Arc::new(ContractGate::new(registry.clone()));
+        broker.set_gate(gate.clone());
+        let domains = Arc::new(DomainService::open(
+            log.clone(),
+            registry.clone(),
+            gate.clone(),
+        )?);
+        let streams = Arc::new(StreamService::new(
+            broker.clone(),
+            registry.clone(),
+            gate.clone(),
+            domains.clone(),
+        ));
+        let pipelines = Arc::new(PipelineService::new(
+            streams.clone(),
+            registry.clone(),
+            log.clone(),
+        ));
+        domains.attach_pipelines(pipelines.clone());
+        let status = Arc::new(StatusService::new(
+            streams.clone(),
+            pipelines.clone(),
+            domains.clone(),
+        ));
+        Ok(Services {
+            registry,
+            gate,
+            domains,
+            streams,
+            pipelines,
+            status,
+        })
+    }
+
+    /// Serves the HTTP API on `listener` until `shutdown` resolves.
+    pub async fn serve_http(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        serve_http(
+            self.registry,
+            self.domains,
+            self.streams,
+            self.pipelines,
+            self.status,
+            listener,
+            shutdown,
+        )
+        .await
+    }
+}
 
 /// Serves the HTTP API on `listener` until `shutdown` resolves.
 pub async fn serve_http(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use headwater_contracts::registry::VersionRef;
 use headwater_contracts::Contract;
-use headwater_domains::{refuse_input, DomainSpec, PipelineSpec};
+use headwater_domains::{refuse_input, DomainSpec, Output, PipelineSpec};
 use headwater_log::Log;
 use headwater_pipelines::{Engine, Offsets, Runtime, StreamRecord, StreamSource, Tables};
 
@@ -83,6 +83,7 @@ impl PipelineService {
             tracing::warn!("tables: {done}");
         }
         let appended = log.appended().clone();
+        let data_dir = log.dir().to_path_buf();
         let source = Arc::new(NodeStreams {
             streams: streams.clone(),
             registry,
@@ -90,7 +91,7 @@ impl PipelineService {
         });
         let engine = Arc::new(Engine::new(source, tables));
         PipelineService {
-            runtime: Runtime::new(engine.clone(), streams, appended),
+            runtime: Runtime::new(engine.clone(), streams, appended, &data_dir),
             engine,
         }
     }
@@ -133,19 +134,54 @@ impl PipelineService {
                     errors.push(format!("pipeline {full}: {why}"));
                 }
             }
+            let contracts: BTreeMap<String, Contract> = known
+                .iter()
+                .flat_map(|d| &d.streams)
+                .filter(|s| p.inputs.contains(&s.topic))
+                .filter_map(|s| {
+                    Contract::parse(s.format, &s.schema)
+                        .ok()
+                        .map(|c| (s.topic.clone(), c))
+                })
+                .collect();
+            // The columns a view's key and features may name: the SQL's result, or the inputs'.
+            let mut columns: Option<Vec<String>> = None;
             if let Some(sql) = &p.sql {
-                let contracts: BTreeMap<String, Contract> = known
-                    .iter()
-                    .flat_map(|d| &d.streams)
-                    .filter(|s| p.inputs.contains(&s.topic))
-                    .filter_map(|s| {
-                        Contract::parse(s.format, &s.schema)
-                            .ok()
-                            .map(|c| (s.topic.clone(), c))
-                    })
-                    .collect();
-                if let Err(e) = self.engine.check(sql, &contracts).await {
-                    errors.push(format!("pipeline {full}: the SQL does not plan: {e}"));
+                match self.engine.check(sql, &contracts, p.window.is_some()).await {
+                    Ok(schema) => {
+                        columns = Some(schema.fields().iter().map(|f| f.name().clone()).collect())
+                    }
+                    Err(e) => errors.push(format!("pipeline {full}: the SQL does not plan: {e}")),
+                }
+            } else if !contracts.is_empty() {
+                columns = Some(
+                    contracts
+                        .values()
+                        .flat_map(|c| {
+                            headwater_pipelines::table_schema(Some(c))
+                                .fields()
+                                .iter()
+                                .map(|f| f.name().clone())
+                                .collect::<Vec<_>>()
+                        })
+                        .collect(),
+                );
+            }
+            if let (Some(columns), Ok(Output::View { key, features, .. })) =
+                (&columns, p.output.target())
+            {
+                let fields = std::iter::once(("key", key)).chain(
+                    features
+                        .values()
+                        .filter_map(|f| f.of.as_deref().map(|of| ("feature field", of))),
+                );
+                for (what, field) in fields {
+                    if !columns.iter().any(|c| c == field) {
+                        errors.push(format!(
+                            "pipeline {full}: the view's {what} '{field}' is not a column of its input; the columns are [{}]",
+                            columns.join(", ")
+                        ));
+                    }
                 }
             }
         }
@@ -172,9 +208,9 @@ fn describe(p: &PipelineSpec) -> String {
         .map(|s| format!(", schedule \"{s}\""))
         .unwrap_or_default();
     let output = match p.output.target() {
-        Ok(headwater_domains::Output::Table { name, .. }) => format!("table {name}"),
-        Ok(headwater_domains::Output::Stream(s)) => format!("stream {s}"),
-        Ok(headwater_domains::Output::View { name, .. }) => format!("view {name}"),
+        Ok(Output::Table { name, .. }) => format!("table {name}"),
+        Ok(Output::Stream(s)) => format!("stream {s}"),
+        Ok(Output::View { name, .. }) => format!("view {name}"),
         Err(e) => e,
     };
     format!(

@@ -12,6 +12,7 @@ use axum::Router;
 use futures_util::stream::{self, StreamExt};
 use headwater_pipelines::datafusion::arrow::array::RecordBatch;
 use headwater_pipelines::datafusion::arrow::json::writer::{JsonArray, WriterBuilder};
+use headwater_pipelines::{Progress, RunReport};
 use serde_json::{json, Value};
 
 use crate::PipelineService;
@@ -22,11 +23,18 @@ pub fn pipelines_router(pipelines: Arc<PipelineService>) -> Router {
     Router::new()
         .route("/v1/pipelines", get(list))
         .route("/v1/pipelines/{domain}/{name}/run", post(run))
+        .route("/v1/rebuild/{domain}/{name}", post(rebuild))
         .route("/v1/sql", post(sql))
+        .route("/v1/views", get(crate::views_api::list))
+        .route(
+            "/v1/views/{domain}/{view}/{key}",
+            get(crate::views_api::get_one),
+        )
+        .route("/v1/views/{domain}/{view}", post(crate::views_api::lookup))
         .with_state(pipelines)
 }
 
-fn json_response(status: StatusCode, body: Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -42,11 +50,25 @@ async fn list(State(p): Shared) -> Response {
 /// Runs a batch pipeline now; the answer is a stream of `progress` events ending with `done`
 /// (the run's report) or `error`.
 async fn run(State(p): Shared, Path((domain, name)): Path<(String, String)>) -> Response {
+    progress_events(move |tx| async move { p.runtime().run(&domain, &name, Some(tx)).await })
+}
+
+/// Rebuilds a table or view (named as itself or by its pipeline) from its inputs, with the
+/// same event stream as `run`.
+async fn rebuild(State(p): Shared, Path((domain, name)): Path<(String, String)>) -> Response {
+    progress_events(move |tx| async move { p.runtime().rebuild(&domain, &name, Some(tx)).await })
+}
+
+/// Server-sent `progress` events while `work` runs, then `done` with its report or `error`.
+fn progress_events<F, Fut>(work: F) -> Response
+where
+    F: FnOnce(tokio::sync::mpsc::UnboundedSender<Progress>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<RunReport, String>> + Send + 'static,
+{
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let (end_tx, end_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        let result = p.runtime().run(&domain, &name, Some(tx)).await;
-        let _ = end_tx.send(result);
+        let _ = end_tx.send(work(tx).await);
     });
     let progress = tokio_stream_of(rx).map(|p| {
         SseEvent::default()

@@ -75,6 +75,17 @@ enum Command {
         #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
         url: String,
     },
+    /// Rebuild a table or feature view (DOMAIN.NAME) by replaying its inputs, with a progress bar.
+    Rebuild {
+        name: String,
+        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
+    },
+    /// Feature views.
+    View {
+        #[command(subcommand)]
+        command: ViewCommand,
+    },
     /// Publish realistic events to the example domains' streams (transactions, refunds, clicks).
     Generate(generate::GenerateArgs),
     /// Per domain: streams, their freshness and every subscriber's lag; pipelines' state.
@@ -112,6 +123,23 @@ enum DlqCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ViewCommand {
+    /// Print the features of one or more keys of view DOMAIN.VIEW, a JSON line per key.
+    Get {
+        view: String,
+        #[arg(required = true)]
+        keys: Vec<String>,
+        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
+    },
+    /// List the served views with their features and key counts.
+    List {
+        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum LogCommand {
     /// Print every record batch of a segment file, partition directory or data directory.
     Inspect { path: PathBuf },
@@ -132,6 +160,13 @@ fn main() -> ExitCode {
         } => streams_cmd::replay(&stream, from, &url),
         Command::Sql { query, format, url } => pipelines_cmd::sql(&query, format, &url),
         Command::Run { pipeline, url } => pipelines_cmd::run(&pipeline, &url),
+        Command::Rebuild { name, url } => pipelines_cmd::rebuild(&name, &url),
+        Command::View {
+            command: ViewCommand::Get { view, keys, url },
+        } => pipelines_cmd::view_get(&view, &keys, &url),
+        Command::View {
+            command: ViewCommand::List { url },
+        } => pipelines_cmd::view_list(&url),
         Command::Pipelines { url } => pipelines_cmd::list(&url),
         Command::Status { json, url } => pipelines_cmd::status(&url, json),
         Command::Generate(args) => generate::run(&args),

@@ -96,6 +96,40 @@ fn pipeline_path(pipeline: &str) -> anyhow::Result<String> {
 /// Runs a batch pipeline now, with a progress bar, and prints what it wrote.
 pub fn run(pipeline: &str, url: &str) -> anyhow::Result<ExitCode> {
     let path = format!("{}/run", pipeline_path(pipeline)?);
+    follow_progress(pipeline, &path, url, |r| {
+        format!(
+            "{pipeline}: wrote {} row(s) to table {} from {} input record(s) in {} ms",
+            r["rows"],
+            r["table"].as_str().unwrap_or("?"),
+            r["records"],
+            r["elapsed_ms"]
+        )
+    })
+}
+
+/// Rebuilds a table or view from its inputs, with a progress bar.
+pub fn rebuild(name: &str, url: &str) -> anyhow::Result<ExitCode> {
+    let path = pipeline_path(name)?.replace("/v1/pipelines/", "/v1/rebuild/");
+    follow_progress(name, &path, url, |r| {
+        format!(
+            "{name}: rebuilt {} from {} input record(s) by {} in {} ms ({} row(s) or keys)",
+            r["table"].as_str().unwrap_or("?"),
+            r["records"],
+            r["pipeline"].as_str().unwrap_or("?"),
+            r["elapsed_ms"],
+            r["rows"],
+        )
+    })
+}
+
+/// POSTs to a progress endpoint and draws its `progress` events as a bar until `done`.
+fn follow_progress(
+    what: &str,
+    path: &str,
+    url: &str,
+    done: impl Fn(&Value) -> String,
+) -> anyhow::Result<ExitCode> {
+    let pipeline = what;
     let full = format!("{}{path}", url.trim_end_matches('/'));
     let mut resp = node_http::agent()
         .post(&full)
@@ -141,13 +175,7 @@ pub fn run(pipeline: &str, url: &str) -> anyhow::Result<ExitCode> {
                 "done" => {
                     bar.finish_and_clear();
                     let r: Value = serde_json::from_str(&data).unwrap_or_default();
-                    println!(
-                        "{pipeline}: wrote {} row(s) to table {} from {} input record(s) in {} ms",
-                        r["rows"],
-                        r["table"].as_str().unwrap_or("?"),
-                        r["records"],
-                        r["elapsed_ms"]
-                    );
+                    println!("{}", done(&r));
                     return Ok(ExitCode::SUCCESS);
                 }
                 "error" => {
@@ -162,6 +190,83 @@ pub fn run(pipeline: &str, url: &str) -> anyhow::Result<ExitCode> {
     }
     bar.abandon();
     anyhow::bail!("the node closed the connection before {pipeline} finished")
+}
+
+/// Prints the features of `keys` in `view` (DOMAIN.VIEW), one JSON line per key; exits 1 if
+/// any key has no events.
+pub fn view_get(view: &str, keys: &[String], url: &str) -> anyhow::Result<ExitCode> {
+    let path = pipeline_path(view)?.replace("/v1/pipelines/", "/v1/views/");
+    let answer = node_http::post(
+        url,
+        &path,
+        "application/json",
+        serde_json::json!({ "keys": keys }).to_string(),
+    )?;
+    let mut missing = 0;
+    for (key, row) in keys
+        .iter()
+        .zip(answer["results"].as_array().into_iter().flatten())
+    {
+        if row.is_null() {
+            eprintln!("{view}: no events for key '{key}'");
+            missing += 1;
+        } else {
+            println!("{row}");
+        }
+    }
+    Ok(if missing == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Lists served views.
+pub fn view_list(url: &str) -> anyhow::Result<ExitCode> {
+    let list = get_json(url, "/v1/views")?;
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+    table.set_header(["view", "pipeline", "key", "features", "keys"]);
+    for v in list.as_array().into_iter().flatten() {
+        let features: Vec<String> = v["features"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                let window = f["window_ms"]
+                    .as_u64()
+                    .map(|w| format!(" over {}", human_ms(w)))
+                    .unwrap_or_default();
+                match f["of"].as_str() {
+                    Some(of) => format!("{}={}({of}){window}", cell(&f["name"]), cell(&f["agg"])),
+                    None => format!("{}={}{window}", cell(&f["name"]), cell(&f["agg"])),
+                }
+            })
+            .collect();
+        table.add_row(vec![
+            format!("{}.{}", cell(&v["domain"]), cell(&v["view"])),
+            cell(&v["pipeline"]),
+            cell(&v["key"]),
+            features.join(", "),
+            cell(&v["keys"]),
+        ]);
+    }
+    println!("{table}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn human_ms(ms: u64) -> String {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms >= size && ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
 }
 
 /// Lists every deployed pipeline with its state.

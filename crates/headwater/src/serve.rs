@@ -90,33 +90,9 @@ async fn serve(args: ServeArgs, config: NodeConfig, log: Arc<Log>) -> anyhow::Re
         cluster_id: cluster_id(&log)?,
     };
     let broker = Broker::new(log.clone(), config.kafka.clone(), node)?;
-    let registry = Arc::new(headwater_server::SchemaRegistry::open(&log)?);
-    let gate = Arc::new(headwater_server::ContractGate::new(registry.clone()));
-    broker.set_gate(gate.clone());
-    let domains = Arc::new(headwater_server::DomainService::open(
-        log.clone(),
-        registry.clone(),
-        gate.clone(),
-    )?);
-    let streams = Arc::new(headwater_server::StreamService::new(
-        broker.clone(),
-        registry.clone(),
-        gate,
-        domains.clone(),
-    ));
-    let pipelines = Arc::new(headwater_server::PipelineService::new(
-        streams.clone(),
-        registry.clone(),
-        log.clone(),
-    ));
-    domains.attach_pipelines(pipelines.clone());
-    let status = Arc::new(headwater_server::StatusService::new(
-        streams.clone(),
-        pipelines.clone(),
-        domains.clone(),
-    ));
+    let services = headwater_server::Services::open(&log, &broker)?;
     if let Some(dir) = &args.domains {
-        apply_at_start(&domains, dir).await?;
+        apply_at_start(&services.domains, dir).await?;
     }
 
     let http = tokio::net::TcpListener::bind(args.http_addr)
@@ -137,15 +113,7 @@ async fn serve(args: ServeArgs, config: NodeConfig, log: Arc<Log>) -> anyhow::Re
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let http_task = tokio::spawn(headwater_server::serve_http(
-        registry,
-        domains,
-        streams,
-        pipelines,
-        status,
-        http,
-        stopped(stop_rx.clone()),
-    ));
+    let http_task = tokio::spawn(services.serve_http(http, stopped(stop_rx.clone())));
     tracing::info!(addr = %http_local, "http listener ready on {http_local} (schema registry API)");
     tracing::info!(addr = %local, data_dir = %args.data_dir.display(), "kafka listener ready on {local}");
     headwater_kafka::serve(broker, listener, stopped(stop_rx)).await;

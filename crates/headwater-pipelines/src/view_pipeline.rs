@@ -1,0 +1,155 @@
+//! A streaming pipeline that keeps a feature view: each micro-batch of its inputs (through its
+//! SQL, if it has one) updates the features of the keys it touches.
+//!
+//! Exactly once by construction: the updated keys and the input positions they include are one
+//! redb transaction (see [`crate::view_store`]). The pipeline also commits the positions as
+//! consumer group `_pipeline.<domain>.<name>`, after the view, so lag, status and
+//! `/v1/consistency` see it like any subscriber; the view's own checkpoint is what it resumes
+//! from.
+
+use std::sync::Arc;
+
+use headwater_domains::PipelineSpec;
+use serde_json::Value;
+
+use crate::streaming::{
+    group_of, read_micro_batch, start_positions, transform, wait_for_inputs, Flow, Io,
+};
+use crate::view_store::{ViewEvent, ViewStore};
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A view key from a record field: strings as they are, numbers and booleans as text.
+fn key_text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        v @ (Value::Number(_) | Value::Bool(_)) => Some(v.to_string()),
+        _ => None,
+    }
+}
+
+/// A SQL row's event time: its `_timestamp` column (milliseconds, or the RFC 3339 text Arrow
+/// writes), else `fallback`.
+fn row_time(row: &Value, fallback: i64) -> i64 {
+    match row.get("_timestamp") {
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(fallback),
+        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp_millis())
+            .or_else(|_| {
+                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                    .map(|t| t.and_utc().timestamp_millis())
+            })
+            .unwrap_or(fallback),
+        _ => fallback,
+    }
+}
+
+/// Runs until an error; the caller restarts it with backoff and it resumes from the view's
+/// checkpoint. A view whose features changed starts over from the beginning of its inputs.
+pub async fn run_view(
+    io: &Io,
+    store: &Arc<ViewStore>,
+    domain: &str,
+    name: &str,
+    spec: &PipelineSpec,
+    flow: &(dyn Fn(Flow) + Send + Sync),
+) -> Result<(), String> {
+    let (source, sink) = (&io.source, &io.sink);
+    let group = group_of(domain, name);
+    wait_for_inputs(source, &spec.inputs).await;
+    let checkpoint = store.checkpoint().map_err(|e| e.to_string())?;
+    let saved = match checkpoint {
+        Some(c) if c.features == store.fingerprint() => c.positions,
+        Some(_) => {
+            tracing::info!(view = %store.name, "the view's key or features changed: rebuilding it from its inputs");
+            store.clear().map_err(|e| e.to_string())?;
+            Default::default()
+        }
+        None => Default::default(),
+    };
+    let generation = store.generation();
+    let mut positions = start_positions(source, &spec.inputs, &saved)?;
+    let mut totals = Flow::default();
+    loop {
+        let notified = io.appended.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (next, inputs, read) = read_micro_batch(source, &spec.inputs, &positions, None)?;
+        if read == 0 && next == positions {
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(500), notified).await;
+            continue;
+        }
+        flow(totals.busy());
+        let now = now_ms();
+        let events: Vec<ViewEvent> = match &spec.sql {
+            Some(sql) => transform(io, sql, &inputs)
+                .await?
+                .into_iter()
+                .filter_map(|row| {
+                    Some(ViewEvent {
+                        key: key_text(row.get(&store.key))?,
+                        ts: row_time(&row, now),
+                        record: row,
+                    })
+                })
+                .collect(),
+            None => inputs
+                .into_iter()
+                .flat_map(|(_, records)| records)
+                .filter_map(|r| {
+                    Some(ViewEvent {
+                        key: key_text(r.value.get(&store.key))?,
+                        ts: r.timestamp,
+                        record: r.value,
+                    })
+                })
+                .collect(),
+        };
+        let applied = {
+            let store = store.clone();
+            let next = next.clone();
+            let count = events.len();
+            let written =
+                tokio::task::spawn_blocking(move || store.apply(generation, &events, &next, now))
+                    .await
+                    .map_err(|e| format!("the view update stopped: {e}"))?
+                    .map_err(|e| e.to_string())?;
+            written.then_some(count)
+        };
+        let Some(updated) = applied else {
+            return Err("the view was cleared for a rebuild".into());
+        };
+        sink.commit(&group, &next, "view").await?;
+        positions = next;
+        totals.records_in += read as u64;
+        totals.records_out += updated as u64;
+        flow(totals);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_and_event_times_from_rows() {
+        assert_eq!(key_text(Some(&json!("c-1"))), Some("c-1".into()));
+        assert_eq!(key_text(Some(&json!(42))), Some("42".into()));
+        assert_eq!(key_text(Some(&json!(null))), None);
+        assert_eq!(key_text(None), None);
+        assert_eq!(row_time(&json!({"_timestamp": 5}), 1), 5);
+        assert_eq!(
+            row_time(&json!({"_timestamp": "1970-01-01T00:00:01.5Z"}), 1),
+            1_500
+        );
+        assert_eq!(
+            row_time(&json!({"_timestamp": "1970-01-01T00:00:02"}), 1),
+            2_000
+        );
+        assert_eq!(row_time(&json!({}), 7), 7);
+    }
+}

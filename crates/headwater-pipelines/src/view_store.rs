@@ -1,0 +1,355 @@
+//! Feature views on disk: one redb file per view under `<data>/views/<domain>/<view>.redb`.
+//!
+//! A micro-batch's updated keys and the input positions it ends at are written in one redb
+//! transaction, so a view and its checkpoint never disagree: after a crash the view resumes
+//! from the positions its state includes, and no event is counted twice or lost. Lookups read a
+//! snapshot without waiting for a writer. One file per view means one view's writes never wait
+//! for another's, and removing or rebuilding a view touches no other.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::features::{Feature, KeyState};
+use crate::source::Offsets;
+use crate::PipelineError;
+
+const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const CHECKPOINT: &str = "checkpoint";
+
+/// Where a view's state stands: the input positions it includes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ViewCheckpoint {
+    pub positions: BTreeMap<String, Offsets>,
+    /// The features the state was computed for: other features need a rebuild.
+    pub features: String,
+    pub updated_ms: i64,
+}
+
+/// One event for a view: its key, event time and record.
+#[derive(Debug, Clone)]
+pub struct ViewEvent {
+    pub key: String,
+    pub ts: i64,
+    pub record: Value,
+}
+
+/// A key's features as served.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeatureRow {
+    pub key: String,
+    pub features: serde_json::Map<String, Value>,
+    pub events: u64,
+    pub last_event_ms: i64,
+}
+
+fn store_error(view: &str, e: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Spec(format!("view store of {view}: {e}"))
+}
+
+/// An open view: its file, its features and its write generation.
+#[derive(Debug)]
+pub struct ViewStore {
+    /// `<domain>.<view>`.
+    pub name: String,
+    pub key: String,
+    pub features: Vec<Feature>,
+    db: Arc<Database>,
+    /// Bumped by [`ViewStore::clear`]: a writer that started before a rebuild finds its
+    /// generation gone and writes nothing.
+    generation: Arc<AtomicU64>,
+    write: Arc<Mutex<()>>,
+}
+
+/// Open view files, so a redeployed view pipeline shares its file with the one it replaces
+/// (redb allows one open per file per process).
+#[derive(Debug, Default, Clone)]
+pub struct ViewFiles {
+    open: Arc<Mutex<HashMap<PathBuf, OpenFile>>>,
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+struct OpenFile {
+    db: Arc<Database>,
+    generation: Arc<AtomicU64>,
+    write: Arc<Mutex<()>>,
+}
+
+impl ViewFiles {
+    pub fn new(data_dir: &Path) -> Self {
+        ViewFiles {
+            open: Default::default(),
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    pub fn path(&self, domain: &str, view: &str) -> PathBuf {
+        self.data_dir
+            .join("views")
+            .join(domain)
+            .join(format!("{view}.redb"))
+    }
+
+    /// The state file of a windowed pipeline.
+    pub fn pipeline_state(&self, domain: &str, name: &str) -> Result<Arc<Database>, PipelineError> {
+        let path = self
+            .data_dir
+            .join("pipelines")
+            .join(domain)
+            .join(format!("{name}.redb"));
+        self.file(&path, &format!("{domain}.{name}")).map(|f| f.db)
+    }
+
+    fn file(&self, path: &Path, name: &str) -> Result<OpenFile, PipelineError> {
+        let mut open = self.open.lock();
+        if let Some(f) = open.get(path) {
+            return Ok(f.clone());
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| PipelineError::Io {
+                what: format!("creating {}", dir.display()),
+                source,
+            })?;
+        }
+        let db = Database::create(path)
+            .map_err(|e| store_error(name, format!("opening {}: {e}", path.display())))?;
+        let f = OpenFile {
+            db: Arc::new(db),
+            generation: Arc::new(AtomicU64::new(0)),
+            write: Arc::new(Mutex::new(())),
+        };
+        open.insert(path.to_path_buf(), f.clone());
+        Ok(f)
+    }
+
+    pub fn open(
+        &self,
+        domain: &str,
+        view: &str,
+        key: &str,
+        features: Vec<Feature>,
+    ) -> Result<ViewStore, PipelineError> {
+        let name = format!("{domain}.{view}");
+        let path = self.path(domain, view);
+        let file = self.file(&path, &name)?;
+        Ok(ViewStore {
+            name,
+            key: key.to_string(),
+            features,
+            db: file.db,
+            generation: file.generation,
+            write: file.write,
+        })
+    }
+}
+
+impl ViewStore {
+    /// A fingerprint of the features: state computed for other features is not reused.
+    pub fn fingerprint(&self) -> String {
+        serde_json::to_string(&(&self.key, &self.features)).unwrap_or_default()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    pub fn checkpoint(&self) -> Result<Option<ViewCheckpoint>, PipelineError> {
+        let e = |e: redb::Error| store_error(&self.name, e);
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let table = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(x) => return Err(e(x.into())),
+        };
+        let Some(text) = table.get(CHECKPOINT).map_err(|x| e(x.into()))? else {
+            return Ok(None);
+        };
+        serde_json::from_str(text.value())
+            .map(Some)
+            .map_err(|x| store_error(&self.name, format!("unreadable checkpoint: {x}")))
+    }
+
+    /// Empties the view (a rebuild or a change of features): writers of the old generation
+    /// write nothing more.
+    pub fn clear(&self) -> Result<(), PipelineError> {
+        let _w = self.write.lock();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let e = |e: redb::Error| store_error(&self.name, e);
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        txn.delete_table(STATE).map_err(|x| e(x.into()))?;
+        txn.delete_table(META).map_err(|x| e(x.into()))?;
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
+    /// Adds `events` and moves the checkpoint to `positions`, in one transaction. Writes
+    /// nothing if the view was cleared since `generation`.
+    pub fn apply(
+        &self,
+        generation: u64,
+        events: &[ViewEvent],
+        positions: &BTreeMap<String, Offsets>,
+        now: i64,
+    ) -> Result<bool, PipelineError> {
+        let _w = self.write.lock();
+        if self.generation() != generation {
+            return Ok(false);
+        }
+        let e = |e: redb::Error| store_error(&self.name, e);
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut table = txn.open_table(STATE).map_err(|x| e(x.into()))?;
+            let mut touched: HashMap<&str, KeyState> = HashMap::new();
+            for ev in events {
+                let state = match touched.get_mut(ev.key.as_str()) {
+                    Some(s) => s,
+                    None => {
+                        let old = table
+                            .get(ev.key.as_str())
+                            .map_err(|x| e(x.into()))?
+                            .and_then(|v| postcard::from_bytes::<KeyState>(v.value()).ok())
+                            .unwrap_or_default();
+                        touched.entry(ev.key.as_str()).or_insert(old)
+                    }
+                };
+                state.add(&self.features, ev.ts, &ev.record, now);
+            }
+            for (key, state) in touched {
+                let bytes = postcard::to_allocvec(&state)
+                    .map_err(|x| store_error(&self.name, format!("encoding key '{key}': {x}")))?;
+                table
+                    .insert(key, bytes.as_slice())
+                    .map_err(|x| e(x.into()))?;
+            }
+            let mut meta = txn.open_table(META).map_err(|x| e(x.into()))?;
+            let checkpoint = ViewCheckpoint {
+                positions: positions.clone(),
+                features: self.fingerprint(),
+                updated_ms: now,
+            };
+            let text = serde_json::to_string(&checkpoint).unwrap_or_default();
+            meta.insert(CHECKPOINT, text.as_str())
+                .map_err(|x| e(x.into()))?;
+        }
+        txn.commit().map_err(|x| e(x.into()))?;
+        Ok(true)
+    }
+
+    /// The features of each key at `now`; `None` for a key with no events.
+    pub fn lookup(
+        &self,
+        keys: &[&str],
+        now: i64,
+    ) -> Result<Vec<Option<FeatureRow>>, PipelineError> {
+        let e = |e: redb::Error| store_error(&self.name, e);
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let table = match txn.open_table(STATE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![None; keys.len()]),
+            Err(x) => return Err(e(x.into())),
+        };
+        keys.iter()
+            .map(|key| {
+                let Some(bytes) = table.get(*key).map_err(|x| e(x.into()))? else {
+                    return Ok(None);
+                };
+                let state: KeyState = postcard::from_bytes(bytes.value()).map_err(|x| {
+                    store_error(&self.name, format!("state of key '{key}' is unreadable: {x}; rebuild the view with `headwater rebuild {}`", self.name))
+                })?;
+                Ok(Some(FeatureRow {
+                    key: key.to_string(),
+                    features: state.values(&self.features, now),
+                    events: state.events,
+                    last_event_ms: state.last_event_ms,
+                }))
+            })
+            .collect()
+    }
+
+    /// How many keys the view holds.
+    pub fn keys(&self) -> u64 {
+        let Ok(txn) = self.db.begin_read() else {
+            return 0;
+        };
+        txn.open_table(STATE)
+            .ok()
+            .and_then(|t| t.len().ok())
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use headwater_domains::{Aggregation, FeatureSpec};
+    use serde_json::json;
+
+    fn store(dir: &Path) -> ViewStore {
+        let mut specs = BTreeMap::new();
+        specs.insert(
+            "n".to_string(),
+            FeatureSpec {
+                agg: Aggregation::Count,
+                of: None,
+                window: None,
+            },
+        );
+        ViewFiles::new(dir)
+            .open("ml", "v", "customer_id", Feature::from_spec(&specs))
+            .expect("open")
+    }
+
+    #[test]
+    fn state_and_checkpoint_commit_together_and_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let positions: BTreeMap<String, Offsets> = [("p.s".to_string(), [(0, 2)].into())].into();
+        {
+            let s = store(dir.path());
+            let events: Vec<ViewEvent> = ["a", "b", "a"]
+                .iter()
+                .map(|k| ViewEvent {
+                    key: k.to_string(),
+                    ts: 1_000,
+                    record: json!({}),
+                })
+                .collect();
+            assert!(s
+                .apply(s.generation(), &events, &positions, 2_000)
+                .expect("apply"));
+        }
+        let s = store(dir.path());
+        let rows = s.lookup(&["a", "b", "c"], 3_000).expect("lookup");
+        assert_eq!(
+            rows[0].as_ref().map(|r| r.features["n"].clone()),
+            Some(json!(2))
+        );
+        assert_eq!(rows[1].as_ref().map(|r| r.events), Some(1));
+        assert!(rows[2].is_none());
+        let cp = s.checkpoint().expect("cp").expect("some");
+        assert_eq!(cp.positions, positions);
+        assert_eq!(s.keys(), 2);
+    }
+
+    #[test]
+    fn a_writer_from_before_a_clear_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(dir.path());
+        let old = s.generation();
+        s.clear().expect("clear");
+        let ev = [ViewEvent {
+            key: "a".into(),
+            ts: 1,
+            record: json!({}),
+        }];
+        assert!(!s.apply(old, &ev, &BTreeMap::new(), 2).expect("apply"));
+        assert_eq!(s.keys(), 0);
+        assert!(s.checkpoint().expect("cp").is_none());
+    }
+}

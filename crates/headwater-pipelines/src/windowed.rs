@@ -1,0 +1,364 @@
+//! Streaming pipelines over event-time windows: tumbling or hopping, closed by a watermark,
+//! re-emitted for records up to an allowed lateness.
+//!
+//! Records are buffered by event time until no window containing them can fire again. The
+//! watermark is the newest event time seen minus the declared `watermark`. A window
+//! `[start, end)` fires once the watermark reaches `end`: the pipeline's SQL runs over its
+//! records (with `window_start` and `window_end` columns added) and the rows go to the output
+//! stream. A record for a window that already fired, arriving before the watermark passes
+//! `end + allowed_lateness`, fires that window again with it; a later record is dropped and
+//! counted in the pipeline's state.
+//!
+//! Exactly once: the buffer, the positions read and the rows about to be written (with the
+//! producer sequence numbers they get) are one redb transaction under
+//! `<data>/pipelines/<domain>/<name>.redb`. The rows are then written with the pipeline's
+//! idempotent producer and the pending rows cleared. After a crash the pending rows are written
+//! again with the same sequence numbers, and the log drops what it already has.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::Schema;
+use headwater_domains::{Output, PipelineSpec, WindowSpec};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::arrow_schema::window_table_schema;
+use crate::sink::ProducerId;
+use crate::source::{Offsets, StreamRecord};
+use crate::streaming::{
+    group_of, read_micro_batch, start_positions, transform_with, wait_for_inputs, Flow, Io,
+};
+
+/// Buffered records by (event time, arrival sequence).
+const BUFFER: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("buffer");
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const CHECKPOINT: &str = "checkpoint";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Checkpoint {
+    positions: BTreeMap<String, Offsets>,
+    producer: Option<ProducerId>,
+    /// Next sequence number per output partition.
+    sequences: BTreeMap<i32, i32>,
+    /// Rows computed but maybe not all written, with the sequences they start at.
+    pending: Option<(Vec<Value>, BTreeMap<i32, i32>)>,
+    /// Newest event time seen.
+    max_event_ms: Option<i64>,
+    /// Every window ending at or before this has fired.
+    fired_until: Option<i64>,
+    next_seq: u64,
+    late_dropped: u64,
+}
+
+/// A buffered record: what SQL needs of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Buffered {
+    input: String,
+    partition: i32,
+    offset: i64,
+    timestamp: i64,
+    key: Option<String>,
+    value: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Windows {
+    size: i64,
+    hop: i64,
+    watermark: i64,
+    lateness: i64,
+}
+
+impl Windows {
+    fn of(spec: &WindowSpec) -> Windows {
+        Windows {
+            size: spec.size.millis as i64,
+            hop: spec.hop.unwrap_or(spec.size).millis as i64,
+            watermark: spec.watermark.map_or(0, |w| w.millis as i64),
+            lateness: spec.allowed_lateness.map_or(0, |w| w.millis as i64),
+        }
+    }
+
+    fn align(&self, t: i64) -> i64 {
+        t - t.rem_euclid(self.hop)
+    }
+
+    /// Starts of the windows holding event time `ts`.
+    fn starts(&self, ts: i64) -> impl Iterator<Item = i64> {
+        let (size, hop) = (self.size, self.hop);
+        let last = self.align(ts);
+        (0..size / hop)
+            .map(move |i| last - i * hop)
+            .filter(move |s| *s <= ts && ts < s + size)
+    }
+}
+
+fn event_time(record: &StreamRecord, field: Option<&str>) -> i64 {
+    let Some(v) = field.and_then(|f| record.value.get(f)) else {
+        return record.timestamp;
+    };
+    match v {
+        Value::Number(n) => n.as_i64().unwrap_or(record.timestamp),
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(record.timestamp),
+        _ => record.timestamp,
+    }
+}
+
+fn db_error(pipeline: &str, e: impl std::fmt::Display) -> String {
+    format!("window state of {pipeline}: {e}")
+}
+
+fn load(db: &Database, pipeline: &str) -> Result<Checkpoint, String> {
+    let txn = db.begin_read().map_err(|e| db_error(pipeline, e))?;
+    let table = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Checkpoint::default()),
+        Err(e) => return Err(db_error(pipeline, e)),
+    };
+    match table.get(CHECKPOINT).map_err(|e| db_error(pipeline, e))? {
+        Some(text) => serde_json::from_str(text.value()).map_err(|e| db_error(pipeline, e)),
+        None => Ok(Checkpoint::default()),
+    }
+}
+
+/// Buffered records with event time in `[from, to)`.
+fn buffered(
+    db: &Database,
+    pipeline: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(i64, Buffered)>, String> {
+    let txn = db.begin_read().map_err(|e| db_error(pipeline, e))?;
+    let table = match txn.open_table(BUFFER) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(db_error(pipeline, e)),
+    };
+    let mut out = Vec::new();
+    for item in table
+        .range((from, 0)..(to, 0))
+        .map_err(|e| db_error(pipeline, e))?
+    {
+        let (k, v) = item.map_err(|e| db_error(pipeline, e))?;
+        let b: Buffered = postcard::from_bytes(v.value()).map_err(|e| db_error(pipeline, e))?;
+        out.push((k.value().0, b));
+    }
+    Ok(out)
+}
+
+/// Saves the checkpoint and, in the same transaction, buffers `new` records and forgets those
+/// older than `purge_before`.
+fn save(
+    db: &Database,
+    pipeline: &str,
+    checkpoint: &Checkpoint,
+    new: &[((i64, u64), Buffered)],
+    purge_before: Option<i64>,
+) -> Result<(), String> {
+    let e = |x: &dyn std::fmt::Display| db_error(pipeline, x);
+    let txn = db.begin_write().map_err(|x| e(&x))?;
+    {
+        let mut buffer = txn.open_table(BUFFER).map_err(|x| e(&x))?;
+        for (k, b) in new {
+            let bytes = postcard::to_allocvec(b).map_err(|x| e(&x))?;
+            buffer.insert(*k, bytes.as_slice()).map_err(|x| e(&x))?;
+        }
+        if let Some(before) = purge_before {
+            buffer
+                .retain_in((i64::MIN, 0)..(before, 0), |_, _| false)
+                .map_err(|x| e(&x))?;
+        }
+        let mut meta = txn.open_table(META).map_err(|x| e(&x))?;
+        let text = serde_json::to_string(checkpoint).map_err(|x| e(&x))?;
+        meta.insert(CHECKPOINT, text.as_str()).map_err(|x| e(&x))?;
+    }
+    txn.commit().map_err(|x| e(&x))
+}
+
+/// Writes pending rows (again, after a crash: the log drops the duplicates) and clears them.
+async fn flush(
+    io: &Io,
+    db: &Database,
+    pipeline: &str,
+    output: &str,
+    checkpoint: &mut Checkpoint,
+) -> Result<usize, String> {
+    let Some((rows, mut sequences)) = checkpoint.pending.take() else {
+        return Ok(0);
+    };
+    let producer = checkpoint
+        .producer
+        .ok_or_else(|| db_error(pipeline, "pending rows without a producer"))?;
+    let n = rows.len();
+    io.sink
+        .write(output, rows, producer, &mut sequences)
+        .await?;
+    checkpoint.sequences = sequences;
+    save(db, pipeline, checkpoint, &[], None)?;
+    Ok(n)
+}
+
+/// Runs until an error; the caller restarts it with backoff and it resumes from its state.
+pub async fn run_windowed(
+    io: &Io,
+    db: &Arc<Database>,
+    domain: &str,
+    name: &str,
+    spec: &PipelineSpec,
+    flow: &(dyn Fn(Flow) + Send + Sync),
+) -> Result<(), String> {
+    let pipeline = format!("{domain}.{name}");
+    let (Ok(Output::Stream(out)), Some(window), Some(sql)) =
+        (spec.output.target(), &spec.window, &spec.sql)
+    else {
+        return Err(format!(
+            "{pipeline} is not a windowed pipeline writing a stream"
+        ));
+    };
+    let output = format!("{domain}.{out}");
+    let w = Windows::of(window);
+    let group = group_of(domain, name);
+    wait_for_inputs(&io.source, &spec.inputs).await;
+    let mut cp = load(db, &pipeline)?;
+    if cp.producer.is_none() {
+        cp.producer = Some(io.sink.init_producer().await?);
+    }
+    let mut totals = Flow::default();
+    totals.records_out += flush(io, db, &pipeline, &output, &mut cp).await? as u64;
+    let mut positions = start_positions(&io.source, &spec.inputs, &cp.positions)?;
+    let schemas: BTreeMap<String, Arc<Schema>> = spec
+        .inputs
+        .iter()
+        .map(|i| {
+            (
+                i.clone(),
+                window_table_schema(io.source.contract(i).as_ref()),
+            )
+        })
+        .collect();
+    loop {
+        let notified = io.appended.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (next, inputs, read) = read_micro_batch(&io.source, &spec.inputs, &positions, None)?;
+        if read == 0 && next == positions {
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(500), notified).await;
+            continue;
+        }
+        flow(totals.busy());
+        let watermark_before = cp.max_event_ms.map(|m| m - w.watermark);
+        let mut new = Vec::new();
+        let mut refire = BTreeSet::new();
+        for (input, records) in &inputs {
+            for r in records {
+                let ts = event_time(r, window.time.as_deref());
+                let open = |s: i64| watermark_before.is_none_or(|wm| s + w.size + w.lateness > wm);
+                if !w.starts(ts).any(open) {
+                    cp.late_dropped += 1;
+                    continue;
+                }
+                if let Some(fired) = cp.fired_until {
+                    refire.extend(w.starts(ts).filter(|s| s + w.size <= fired && open(*s)));
+                }
+                cp.max_event_ms = Some(cp.max_event_ms.map_or(ts, |m| m.max(ts)));
+                new.push((
+                    (ts, cp.next_seq),
+                    Buffered {
+                        input: input.clone(),
+                        partition: r.partition,
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                        key: r.key.clone(),
+                        value: r.value.to_string(),
+                    },
+                ));
+                cp.next_seq += 1;
+            }
+        }
+        let watermark = cp.max_event_ms.map(|m| m - w.watermark);
+        // Windows whose end the watermark passed in this micro-batch (only those holding
+        // records: a gap in event time fires nothing), and late-updated ones.
+        let mut firing: BTreeSet<i64> = refire;
+        if let Some(wm) = watermark {
+            let after = cp.fired_until;
+            let unfired = |s: &i64| s + w.size <= wm && after.is_none_or(|f| s + w.size > f);
+            let lo = after.map_or(i64::MIN, |f| f - w.size);
+            let times = buffered(db, &pipeline, lo, wm)?
+                .into_iter()
+                .map(|(ts, _)| ts)
+                .chain(new.iter().map(|((ts, _), _)| *ts));
+            for ts in times {
+                firing.extend(w.starts(ts).filter(unfired));
+            }
+            cp.fired_until = Some(after.map_or(wm, |f| f.max(wm)));
+        }
+        let mut rows = Vec::new();
+        if !firing.is_empty() {
+            let mut per_input: BTreeMap<String, Vec<StreamRecord>> = BTreeMap::new();
+            for start in &firing {
+                let end = start + w.size;
+                let mut members = buffered(db, &pipeline, *start, end)?;
+                members.extend(
+                    new.iter()
+                        .filter(|((ts, _), _)| *start <= *ts && *ts < end)
+                        .map(|((ts, _), b)| (*ts, b.clone())),
+                );
+                for (_, b) in members {
+                    let mut value: Value = serde_json::from_str(&b.value).unwrap_or(Value::Null);
+                    if let Value::Object(o) = &mut value {
+                        o.insert("window_start".into(), Value::from(*start));
+                        o.insert("window_end".into(), Value::from(end));
+                    }
+                    per_input.entry(b.input).or_default().push(StreamRecord {
+                        partition: b.partition,
+                        offset: b.offset,
+                        timestamp: b.timestamp,
+                        key: b.key,
+                        value,
+                    });
+                }
+            }
+            let tables: Vec<(String, Vec<StreamRecord>)> = per_input.into_iter().collect();
+            rows = transform_with(io, &schemas, sql, &tables).await?;
+        }
+        let purge_before = watermark.map(|wm| wm - w.lateness - w.size);
+        let sequences = cp.sequences.clone();
+        cp.positions = next.clone();
+        cp.pending = (!rows.is_empty()).then_some((rows, sequences));
+        save(db, &pipeline, &cp, &new, purge_before)?;
+        totals.records_out += flush(io, db, &pipeline, &output, &mut cp).await? as u64;
+        io.sink.commit(&group, &next, "windowed").await?;
+        positions = next;
+        totals.records_in += read as u64;
+        totals.late_dropped = cp.late_dropped;
+        flow(totals);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_fall_in_every_window_that_holds_them() {
+        let tumbling = Windows {
+            size: 60,
+            hop: 60,
+            watermark: 0,
+            lateness: 0,
+        };
+        assert_eq!(tumbling.starts(125).collect::<Vec<_>>(), vec![120]);
+        assert_eq!(tumbling.starts(-5).collect::<Vec<_>>(), vec![-60]);
+        let hopping = Windows {
+            size: 60,
+            hop: 20,
+            ..tumbling
+        };
+        assert_eq!(hopping.starts(125).collect::<Vec<_>>(), vec![120, 100, 80]);
+        assert_eq!(hopping.starts(120).collect::<Vec<_>>(), vec![120, 100, 80]);
+    }
+}

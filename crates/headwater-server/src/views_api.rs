@@ -1,0 +1,108 @@
+//! `/v1/views`: feature views served by key, one at a time or many in one request.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::pipelines_api::json_response;
+use crate::PipelineService;
+
+type Shared = State<Arc<PipelineService>>;
+
+/// Keys per batch lookup: a bigger batch is refused rather than stalling other lookups.
+const MAX_KEYS: usize = 1_000;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn not_served(domain: &str, view: &str) -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        json!({
+            "error_code": 40401,
+            "error": format!("no view '{domain}.{view}' is served; declare a streaming pipeline with `output: {{ view: {view} }}` in {domain}'s manifest, or list views with GET /v1/views"),
+        }),
+    )
+}
+
+
+pub(crate) async fn list(State(p): Shared) -> Response {
+    json_response(StatusCode::OK, json!(p.runtime().views()))
+}
+
+/// One key's features; 404 naming the key if the view has seen no event for it.
+pub(crate) async fn get_one(
+    State(p): Shared,
+    Path((domain, view, key)): Path<(String, String, String)>,
+) -> Response {
+    let Some(store) = p.runtime().view(&domain, &view) else {
+        return not_served(&domain, &view);
+    };
+    match store.lookup(&[key.as_str()], now_ms()) {
+        Ok(mut rows) => match rows.pop().flatten() {
+            Some(row) => json_response(StatusCode::OK, json!(row)),
+            None => json_response(
+                StatusCode::NOT_FOUND,
+                json!({
+                    "error_code": 40402,
+                    "error": format!("view '{domain}.{view}' has no events for {} '{key}'", store.key),
+                }),
+            ),
+        },
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": e.to_string()}),
+        ),
+    }
+}
+
+/// Many keys at once: `{"keys": [...]}` answers `{"results": [...]}` in the same order, `null`
+/// for a key without events.
+pub(crate) async fn lookup(
+    State(p): Shared,
+    Path((domain, view)): Path<(String, String)>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Some(store) = p.runtime().view(&domain, &view) else {
+        return not_served(&domain, &view);
+    };
+    let keys: Option<Vec<String>> = body.ok().and_then(|Json(v)| {
+        v.get("keys")?
+            .as_array()?
+            .iter()
+            .map(|k| match k {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect()
+    });
+    let Some(keys) = keys else {
+        return json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"error_code": 42201, "error": "the body must be {\"keys\": [\"k1\", \"k2\", ...]} with string or number keys"}),
+        );
+    };
+    if keys.len() > MAX_KEYS {
+        return json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"error_code": 42202, "error": format!("{} keys in one lookup; send at most {MAX_KEYS} per request", keys.len())}),
+        );
+    }
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    match store.lookup(&refs, now_ms()) {
+        Ok(rows) => json_response(StatusCode::OK, json!({ "results": rows })),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": e.to_string()}),
+        ),
+    }
+}
