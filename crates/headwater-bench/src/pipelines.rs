@@ -466,13 +466,18 @@ fn pipeline_records_in(http: &mut Http, name: &str) -> anyhow::Result<u64> {
         .unwrap_or(0))
 }
 
-/// Copies the example domains without their pipelines' consumers of payments, then adds them.
-fn domains_subset(to: &Path, with: &[&str]) -> anyhow::Result<()> {
+/// Copies example domains to `to`, with or without their pipelines.
+fn domains_subset(to: &Path, with: &[&str], pipelines: bool) -> anyhow::Result<()> {
     for d in with {
         let from = Path::new("examples/domains").join(d);
         let dest = to.join(d);
         std::fs::create_dir_all(dest.join("schemas"))?;
-        std::fs::copy(from.join("domain.yaml"), dest.join("domain.yaml"))?;
+        let manifest = std::fs::read_to_string(from.join("domain.yaml"))?;
+        let manifest = match manifest.find("\npipelines:") {
+            Some(at) if !pipelines => &manifest[..at],
+            _ => manifest.as_str(),
+        };
+        std::fs::write(dest.join("domain.yaml"), manifest)?;
         for f in std::fs::read_dir(from.join("schemas"))? {
             let f = f?;
             std::fs::copy(f.path(), dest.join("schemas").join(f.file_name()))?;
@@ -512,7 +517,7 @@ fn backlog_time(http: &mut Http, name: &str, total: u64) -> anyhow::Result<Durat
 pub fn stream_throughput(dir: &Path, bin: &Path, records: u64) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir_in(dir)?;
     let domains = tmp.path().join("domains");
-    domains_subset(&domains, &["payments"])?;
+    domains_subset(&domains, &["payments", "marketing", "finance", "ml"], false)?;
     let node = NodeProcess::start(bin, &tmp.path().join("data"), Some(&domains))?;
     let rt = runtime()?;
     rt.block_on(produce_settled(node.kafka, 0, records, 10_000))?;
@@ -535,10 +540,10 @@ pub fn stream_throughput(dir: &Path, bin: &Path, records: u64) -> anyhow::Result
         "consumed {consumed} of {records}"
     );
     let mut http = Http::connect(node.http)?;
-    domains_subset(&domains, &["marketing"])?;
+    domains_subset(&domains, &["marketing"], true)?;
     apply(bin, &domains, node.http)?;
     let filter = backlog_time(&mut http, "high_value_purchases", records)?;
-    domains_subset(&domains, &["ml"])?;
+    domains_subset(&domains, &["ml"], true)?;
     apply(bin, &domains, node.http)?;
     let view = backlog_time(&mut http, "customer_spend", records)?;
     let rate = |d: Duration| records as f64 / d.as_secs_f64();

@@ -298,6 +298,7 @@ impl Runtime {
                         .view_files
                         .open(domain, view, key, Feature::from_spec(features))
                         .map(|store| {
+                            store.fence();
                             let store = Arc::new(store);
                             self.views
                                 .lock()
@@ -638,7 +639,7 @@ async fn batch_loop(
 /// Where a streaming pipeline's output goes.
 enum Target {
     Stream,
-    Windowed(Arc<redb::Database>),
+    Windowed(crate::view_store::StateFile),
     View(Arc<ViewStore>),
 }
 

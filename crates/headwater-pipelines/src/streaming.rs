@@ -117,6 +117,24 @@ pub(crate) type MicroBatch = (
     usize,
 );
 
+/// Waits for records past `positions` and reads them as a micro-batch.
+pub(crate) async fn next_micro_batch(
+    io: &Io,
+    inputs: &[String],
+    positions: &BTreeMap<String, Offsets>,
+) -> Result<MicroBatch, String> {
+    loop {
+        let notified = io.appended.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let batch = read_micro_batch(&io.source, inputs, positions, None)?;
+        if batch.2 > 0 || batch.0 != *positions {
+            return Ok(batch);
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), notified).await;
+    }
+}
+
 /// Reads the next micro-batch from `positions`: up to [`MICRO_BATCH`] records per input, or
 /// exactly up to `redo` when redoing an interrupted one.
 pub(crate) fn read_micro_batch(

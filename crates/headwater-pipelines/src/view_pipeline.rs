@@ -13,7 +13,7 @@ use headwater_domains::PipelineSpec;
 use serde_json::Value;
 
 use crate::streaming::{
-    group_of, read_micro_batch, start_positions, transform, wait_for_inputs, Flow, Io,
+    group_of, next_micro_batch, start_positions, transform, wait_for_inputs, Flow, Io,
 };
 use crate::view_store::{ViewEvent, ViewStore};
 
@@ -74,14 +74,7 @@ pub async fn run_view(
     let mut positions = start_positions(source, &spec.inputs, &saved)?;
     let mut totals = Flow::default();
     loop {
-        let notified = io.appended.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let (next, inputs, read) = read_micro_batch(source, &spec.inputs, &positions, None)?;
-        if read == 0 && next == positions {
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(500), notified).await;
-            continue;
-        }
+        let (next, inputs, read) = next_micro_batch(io, &spec.inputs, &positions).await?;
         flow(totals.busy());
         let now = now_ms();
         let events: Vec<ViewEvent> = match &spec.sql {

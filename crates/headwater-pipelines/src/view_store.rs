@@ -54,6 +54,23 @@ fn store_error(view: &str, e: impl std::fmt::Display) -> PipelineError {
     PipelineError::Spec(format!("view store of {view}: {e}"))
 }
 
+/// A pipeline's state file, held by one generation of its unit.
+#[derive(Debug, Clone)]
+pub struct StateFile {
+    pub db: Arc<Database>,
+    generation: u64,
+    current: Arc<AtomicU64>,
+    write: Arc<Mutex<()>>,
+}
+
+impl StateFile {
+    /// Runs `write` unless a newer unit has taken the file (`None` then).
+    pub fn write<T>(&self, write: impl FnOnce(&Database) -> T) -> Option<T> {
+        let _w = self.write.lock();
+        (self.current.load(Ordering::SeqCst) == self.generation).then(|| write(&self.db))
+    }
+}
+
 /// An open view: its file, its features and its write generation.
 #[derive(Debug)]
 pub struct ViewStore {
@@ -98,14 +115,25 @@ impl ViewFiles {
             .join(format!("{view}.redb"))
     }
 
-    /// The state file of a windowed pipeline.
-    pub fn pipeline_state(&self, domain: &str, name: &str) -> Result<Arc<Database>, PipelineError> {
+    /// The state file of a windowed pipeline, fenced: whoever wrote it before (a unit being
+    /// replaced) writes no more.
+    pub fn pipeline_state(&self, domain: &str, name: &str) -> Result<StateFile, PipelineError> {
         let path = self
             .data_dir
             .join("pipelines")
             .join(domain)
             .join(format!("{name}.redb"));
-        self.file(&path, &format!("{domain}.{name}")).map(|f| f.db)
+        let f = self.file(&path, &format!("{domain}.{name}"))?;
+        let generation = {
+            let _w = f.write.lock();
+            f.generation.fetch_add(1, Ordering::SeqCst) + 1
+        };
+        Ok(StateFile {
+            db: f.db,
+            generation,
+            current: f.generation,
+            write: f.write,
+        })
     }
 
     fn file(&self, path: &Path, name: &str) -> Result<OpenFile, PipelineError> {
@@ -175,6 +203,13 @@ impl ViewStore {
         serde_json::from_str(text.value())
             .map(Some)
             .map_err(|x| store_error(&self.name, format!("unreadable checkpoint: {x}")))
+    }
+
+    /// Ends the current generation: a writer that started before (a pipeline being replaced)
+    /// writes nothing more, so its replacement never counts a micro-batch twice.
+    pub fn fence(&self) {
+        let _w = self.write.lock();
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Empties the view (a rebuild or a change of features): writers of the old generation

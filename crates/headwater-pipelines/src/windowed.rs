@@ -28,8 +28,9 @@ use crate::arrow_schema::window_table_schema;
 use crate::sink::ProducerId;
 use crate::source::{Offsets, StreamRecord};
 use crate::streaming::{
-    group_of, read_micro_batch, start_positions, transform_with, wait_for_inputs, Flow, Io,
+    group_of, next_micro_batch, start_positions, transform_with, wait_for_inputs, Flow, Io,
 };
+use crate::view_store::StateFile;
 
 /// Buffered records by (event time, arrival sequence).
 const BUFFER: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("buffer");
@@ -153,6 +154,17 @@ fn buffered(
 /// Saves the checkpoint and, in the same transaction, buffers `new` records and forgets those
 /// older than `purge_before`.
 fn save(
+    file: &StateFile,
+    pipeline: &str,
+    checkpoint: &Checkpoint,
+    new: &[((i64, u64), Buffered)],
+    purge_before: Option<i64>,
+) -> Result<(), String> {
+    file.write(|db| save_in(db, pipeline, checkpoint, new, purge_before))
+        .unwrap_or_else(|| Err(format!("{pipeline} was redeployed: this instance stops")))
+}
+
+fn save_in(
     db: &Database,
     pipeline: &str,
     checkpoint: &Checkpoint,
@@ -182,7 +194,7 @@ fn save(
 /// Writes pending rows (again, after a crash: the log drops the duplicates) and clears them.
 async fn flush(
     io: &Io,
-    db: &Database,
+    file: &StateFile,
     pipeline: &str,
     output: &str,
     checkpoint: &mut Checkpoint,
@@ -198,14 +210,14 @@ async fn flush(
         .write(output, rows, producer, &mut sequences)
         .await?;
     checkpoint.sequences = sequences;
-    save(db, pipeline, checkpoint, &[], None)?;
+    save(file, pipeline, checkpoint, &[], None)?;
     Ok(n)
 }
 
 /// Runs until an error; the caller restarts it with backoff and it resumes from its state.
 pub async fn run_windowed(
     io: &Io,
-    db: &Arc<Database>,
+    file: &StateFile,
     domain: &str,
     name: &str,
     spec: &PipelineSpec,
@@ -223,12 +235,13 @@ pub async fn run_windowed(
     let w = Windows::of(window);
     let group = group_of(domain, name);
     wait_for_inputs(&io.source, &spec.inputs).await;
+    let db = &file.db;
     let mut cp = load(db, &pipeline)?;
     if cp.producer.is_none() {
         cp.producer = Some(io.sink.init_producer().await?);
     }
     let mut totals = Flow::default();
-    totals.records_out += flush(io, db, &pipeline, &output, &mut cp).await? as u64;
+    totals.records_out += flush(io, file, &pipeline, &output, &mut cp).await? as u64;
     let mut positions = start_positions(&io.source, &spec.inputs, &cp.positions)?;
     let schemas: BTreeMap<String, Arc<Schema>> = spec
         .inputs
@@ -241,14 +254,7 @@ pub async fn run_windowed(
         })
         .collect();
     loop {
-        let notified = io.appended.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let (next, inputs, read) = read_micro_batch(&io.source, &spec.inputs, &positions, None)?;
-        if read == 0 && next == positions {
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(500), notified).await;
-            continue;
-        }
+        let (next, inputs, read) = next_micro_batch(io, &spec.inputs, &positions).await?;
         flow(totals.busy());
         let watermark_before = cp.max_event_ms.map(|m| m - w.watermark);
         let mut new = Vec::new();
@@ -329,8 +335,8 @@ pub async fn run_windowed(
         let sequences = cp.sequences.clone();
         cp.positions = next.clone();
         cp.pending = (!rows.is_empty()).then_some((rows, sequences));
-        save(db, &pipeline, &cp, &new, purge_before)?;
-        totals.records_out += flush(io, db, &pipeline, &output, &mut cp).await? as u64;
+        save(file, &pipeline, &cp, &new, purge_before)?;
+        totals.records_out += flush(io, file, &pipeline, &output, &mut cp).await? as u64;
         io.sink.commit(&group, &next, "windowed").await?;
         positions = next;
         totals.records_in += read as u64;

@@ -33,7 +33,6 @@ fn not_served(domain: &str, view: &str) -> Response {
     )
 }
 
-
 pub(crate) async fn list(State(p): Shared) -> Response {
     json_response(StatusCode::OK, json!(p.runtime().views()))
 }

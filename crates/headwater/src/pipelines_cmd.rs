@@ -269,6 +269,30 @@ fn human_ms(ms: u64) -> String {
     format!("{ms}ms")
 }
 
+/// A pipeline's state in words, with what the state carries.
+fn state_text(p: &Value) -> String {
+    match p["state"].as_str().unwrap_or("?") {
+        "backing_off" => format!(
+            "backing off (attempt {}): {}",
+            p["attempt"],
+            p["error"].as_str().unwrap_or("")
+        ),
+        "stopped" => format!("stopped: {}", p["reason"].as_str().unwrap_or("")),
+        "stuck" => format!("stuck: {}", p["reason"].as_str().unwrap_or("")),
+        "streaming" => {
+            let late = match p["late_dropped"].as_u64() {
+                Some(n) if n > 0 => format!(", {n} late dropped"),
+                _ => String::new(),
+            };
+            format!(
+                "streaming ({} in, {} out{late})",
+                p["records_in"], p["records_out"]
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Lists every deployed pipeline with its state.
 pub fn list(url: &str) -> anyhow::Result<ExitCode> {
     let full = format!("{}/v1/pipelines", url.trim_end_matches('/'));
@@ -290,11 +314,7 @@ pub fn list(url: &str) -> anyhow::Result<ExitCode> {
         "last error",
     ]);
     for p in &list {
-        let state = match p["state"].as_str().unwrap_or("?") {
-            "backing_off" => format!("backing off (attempt {})", p["attempt"]),
-            "stopped" => format!("stopped: {}", p["reason"].as_str().unwrap_or("")),
-            other => other.to_string(),
-        };
+        let state = state_text(p);
         let last = match &p["last_run"] {
             Value::Null => "never".to_string(),
             r => format!("{} rows from {} records", r["rows"], r["records"]),
@@ -385,7 +405,7 @@ pub fn status(url: &str, json: bool) -> anyhow::Result<ExitCode> {
             cell(&p["domain"]),
             cell(&p["name"]),
             cell(&p["mode"]),
-            cell(&p["state"]),
+            state_text(p),
             p["failures"]
         );
     }
