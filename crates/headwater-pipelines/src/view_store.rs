@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -83,6 +83,9 @@ pub struct ViewStore {
     /// generation gone and writes nothing.
     generation: Arc<AtomicU64>,
     write: Arc<Mutex<()>>,
+    /// Decoded states of the keys looked up or written since the file was opened, kept in step
+    /// with the file by every write: a lookup of a known key reads no page and decodes nothing.
+    cache: Arc<RwLock<HashMap<String, Arc<KeyState>>>>,
 }
 
 /// Open view files, so a redeployed view pipeline shares its file with the one it replaces
@@ -98,6 +101,7 @@ struct OpenFile {
     db: Arc<Database>,
     generation: Arc<AtomicU64>,
     write: Arc<Mutex<()>>,
+    cache: Arc<RwLock<HashMap<String, Arc<KeyState>>>>,
 }
 
 impl ViewFiles {
@@ -153,6 +157,7 @@ impl ViewFiles {
             db: Arc::new(db),
             generation: Arc::new(AtomicU64::new(0)),
             write: Arc::new(Mutex::new(())),
+            cache: Default::default(),
         };
         open.insert(path.to_path_buf(), f.clone());
         Ok(f)
@@ -175,6 +180,7 @@ impl ViewFiles {
             db: file.db,
             generation: file.generation,
             write: file.write,
+            cache: file.cache,
         })
     }
 }
@@ -221,7 +227,9 @@ impl ViewStore {
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
         txn.delete_table(STATE).map_err(|x| e(x.into()))?;
         txn.delete_table(META).map_err(|x| e(x.into()))?;
-        txn.commit().map_err(|x| e(x.into()))
+        txn.commit().map_err(|x| e(x.into()))?;
+        self.cache.write().clear();
+        Ok(())
     }
 
     /// Adds `events` and moves the checkpoint to `positions`, in one transaction. Writes
@@ -239,9 +247,9 @@ impl ViewStore {
         }
         let e = |e: redb::Error| store_error(&self.name, e);
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        let mut touched: HashMap<&str, KeyState> = HashMap::new();
         {
             let mut table = txn.open_table(STATE).map_err(|x| e(x.into()))?;
-            let mut touched: HashMap<&str, KeyState> = HashMap::new();
             for ev in events {
                 let state = match touched.get_mut(ev.key.as_str()) {
                     Some(s) => s,
@@ -256,11 +264,11 @@ impl ViewStore {
                 };
                 state.add(&self.features, ev.ts, &ev.record, now);
             }
-            for (key, state) in touched {
-                let bytes = postcard::to_allocvec(&state)
+            for (key, state) in &touched {
+                let bytes = postcard::to_allocvec(state)
                     .map_err(|x| store_error(&self.name, format!("encoding key '{key}': {x}")))?;
                 table
-                    .insert(key, bytes.as_slice())
+                    .insert(*key, bytes.as_slice())
                     .map_err(|x| e(x.into()))?;
             }
             let mut meta = txn.open_table(META).map_err(|x| e(x.into()))?;
@@ -274,6 +282,10 @@ impl ViewStore {
                 .map_err(|x| e(x.into()))?;
         }
         txn.commit().map_err(|x| e(x.into()))?;
+        let mut cache = self.cache.write();
+        for (key, state) in touched {
+            cache.insert(key.to_string(), Arc::new(state));
+        }
         Ok(true)
     }
 
@@ -283,22 +295,9 @@ impl ViewStore {
         keys: &[&str],
         now: i64,
     ) -> Result<Vec<Option<FeatureRow>>, PipelineError> {
-        let e = |e: redb::Error| store_error(&self.name, e);
-        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
-        let table = match txn.open_table(STATE) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![None; keys.len()]),
-            Err(x) => return Err(e(x.into())),
-        };
         keys.iter()
             .map(|key| {
-                let Some(bytes) = table.get(*key).map_err(|x| e(x.into()))? else {
-                    return Ok(None);
-                };
-                let state: KeyState = postcard::from_bytes(bytes.value()).map_err(|x| {
-                    store_error(&self.name, format!("state of key '{key}' is unreadable: {x}; rebuild the view with `headwater rebuild {}`", self.name))
-                })?;
-                Ok(Some(FeatureRow {
+                Ok(self.state(key)?.map(|state| FeatureRow {
                     key: key.to_string(),
                     features: state.values(&self.features, now),
                     events: state.events,
@@ -306,6 +305,31 @@ impl ViewStore {
                 }))
             })
             .collect()
+    }
+
+    /// A key's state: from memory, else read from the file (and remembered).
+    fn state(&self, key: &str) -> Result<Option<Arc<KeyState>>, PipelineError> {
+        if let Some(s) = self.cache.read().get(key) {
+            return Ok(Some(s.clone()));
+        }
+        let e = |e: redb::Error| store_error(&self.name, e);
+        // Under the write lock, so a write cannot land between the read and the caching.
+        let _w = self.write.lock();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let table = match txn.open_table(STATE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(x) => return Err(e(x.into())),
+        };
+        let Some(bytes) = table.get(key).map_err(|x| e(x.into()))? else {
+            return Ok(None);
+        };
+        let state: KeyState = postcard::from_bytes(bytes.value()).map_err(|x| {
+            store_error(&self.name, format!("state of key '{key}' is unreadable: {x}; rebuild the view with `headwater rebuild {}`", self.name))
+        })?;
+        let state = Arc::new(state);
+        self.cache.write().insert(key.to_string(), state.clone());
+        Ok(Some(state))
     }
 
     /// How many keys the view holds.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -47,7 +47,12 @@ pub(crate) async fn get_one(
     };
     match store.lookup(&[key.as_str()], now_ms()) {
         Ok(mut rows) => match rows.pop().flatten() {
-            Some(row) => json_response(StatusCode::OK, json!(row)),
+            Some(row) => (
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                serde_json::to_string(&row).unwrap_or_default(),
+            )
+                .into_response(),
             None => json_response(
                 StatusCode::NOT_FOUND,
                 json!({
