@@ -96,6 +96,12 @@ def test_view_serves_features_by_key_in_batches_and_on_the_cli(node):
     status, batch = http(node, "/v1/views/ml/customer_spend", {"keys": ["c-1", "nobody", "c-2"]})
     assert status == 200
     assert [r and r["key"] for r in batch["results"]] == ["c-1", None, "c-2"]
+    # curl -d sends a form content type: the body is read as JSON all the same.
+    req = urllib.request.Request(node.http_url + "/v1/views/ml/customer_spend", method="POST",
+                                 data=b'{"keys":["c-4"]}',
+                                 headers={"content-type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert json.loads(r.read())["results"][0]["key"] == "c-4"
     status, bad = http(node, "/v1/views/ml/customer_spend", {"key": "c-1"})
     assert status == 422 and "keys" in bad["error"]
     status, unknown = http(node, "/v1/views/ml/nothing/c-1")

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::{json, Value};
 
 use crate::pipelines_api::json_response;
@@ -73,12 +72,13 @@ pub(crate) async fn get_one(
 pub(crate) async fn lookup(
     State(p): Shared,
     Path((domain, view)): Path<(String, String)>,
-    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    body: axum::body::Bytes,
 ) -> Response {
     let Some(store) = p.runtime().view(&domain, &view) else {
         return not_served(&domain, &view);
     };
-    let keys: Option<Vec<String>> = body.ok().and_then(|Json(v)| {
+    // Any content type: `curl -d '{"keys": [...]}'` sends a form content type.
+    let keys: Option<Vec<String>> = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
         v.get("keys")?
             .as_array()?
             .iter()
