@@ -2,7 +2,8 @@
 //! re-emitted for records up to an allowed lateness.
 //!
 //! Records are buffered by event time until no window containing them can fire again. The
-//! watermark is the newest event time seen minus the declared `watermark`. A window
+//! watermark is the oldest of the input partitions' newest event times, minus the declared
+//! `watermark`. A window
 //! `[start, end)` fires once the watermark reaches `end`: the pipeline's SQL runs over its
 //! records (with `window_start` and `window_end` columns added) and the rows go to the output
 //! stream. A record for a window that already fired, arriving before the watermark passes
@@ -45,8 +46,10 @@ struct Checkpoint {
     sequences: BTreeMap<i32, i32>,
     /// Rows computed but maybe not all written, with the sequences they start at.
     pending: Option<(Vec<Value>, BTreeMap<i32, i32>)>,
-    /// Newest event time seen.
-    max_event_ms: Option<i64>,
+    /// Newest event time seen per input partition (`<input>/<partition>`).
+    partition_max: BTreeMap<String, i64>,
+    /// The watermark reached; it never goes back.
+    watermark: Option<i64>,
     /// Every window ending at or before this has fired.
     fired_until: Option<i64>,
     next_seq: u64,
@@ -80,6 +83,13 @@ impl Windows {
             watermark: spec.watermark.map_or(0, |w| w.millis as i64),
             lateness: spec.allowed_lateness.map_or(0, |w| w.millis as i64),
         }
+    }
+
+    /// The watermark: the oldest of the partitions' newest event times, less the allowed
+    /// disorder. Partitions are read one after another, so one partition's newest event says
+    /// nothing of another's.
+    fn watermark_of(&self, partition_max: &BTreeMap<String, i64>) -> Option<i64> {
+        partition_max.values().min().map(|m| m - self.watermark)
     }
 
     fn align(&self, t: i64) -> i64 {
@@ -256,7 +266,7 @@ pub async fn run_windowed(
     loop {
         let (next, inputs, read) = next_micro_batch(io, &spec.inputs, &positions).await?;
         flow(totals.busy());
-        let watermark_before = cp.max_event_ms.map(|m| m - w.watermark);
+        let watermark_before = cp.watermark;
         let mut new = Vec::new();
         let mut refire = BTreeSet::new();
         for (input, records) in &inputs {
@@ -270,7 +280,11 @@ pub async fn run_windowed(
                 if let Some(fired) = cp.fired_until {
                     refire.extend(w.starts(ts).filter(|s| s + w.size <= fired && open(*s)));
                 }
-                cp.max_event_ms = Some(cp.max_event_ms.map_or(ts, |m| m.max(ts)));
+                let newest = cp
+                    .partition_max
+                    .entry(format!("{input}/{}", r.partition))
+                    .or_insert(ts);
+                *newest = (*newest).max(ts);
                 new.push((
                     (ts, cp.next_seq),
                     Buffered {
@@ -285,7 +299,16 @@ pub async fn run_windowed(
                 cp.next_seq += 1;
             }
         }
-        let watermark = cp.max_event_ms.map(|m| m - w.watermark);
+        // Until every input partition has shown an event time, any of them could still hold
+        // older records: the watermark waits (as Kafka Streams and Flink do).
+        let unknown = next.iter().any(|(input, at)| {
+            at.keys()
+                .any(|p| !cp.partition_max.contains_key(&format!("{input}/{p}")))
+        });
+        if !unknown {
+            cp.watermark = cp.watermark.max(w.watermark_of(&cp.partition_max));
+        }
+        let watermark = cp.watermark;
         // Windows whose end the watermark passed in this micro-batch (only those holding
         // records: a gap in event time fires nothing), and late-updated ones.
         let mut firing: BTreeSet<i64> = refire;
