@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::engine::{Engine, Input, Loaded};
 use crate::tables::{write_meta, TableMeta};
-use crate::PipelineError;
+use crate::{now_ms, PipelineError};
 
 /// What a finished run did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,10 +35,6 @@ pub enum Progress {
     Loading { records: u64, total: u64 },
     Querying,
     Writing,
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// Runs `spec` (a batch pipeline of `domain` writing a table) once.

@@ -44,3 +44,8 @@ pub use tables::{TableMeta, Tables, META_FILE as TABLE_META_FILE};
 pub use view_store::{FeatureRow, ViewCheckpoint, ViewStore};
 
 pub use datafusion;
+
+/// Wall-clock time in milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

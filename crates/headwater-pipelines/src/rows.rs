@@ -63,6 +63,22 @@ fn row(record: &StreamRecord, schema: &SchemaRef) -> Value {
     Value::Object(out)
 }
 
+/// An event time in milliseconds from a field's value: epoch milliseconds, RFC 3339 text, or
+/// the zone-less text Arrow writes for UTC timestamps; `fallback` for anything else.
+pub(crate) fn event_time(value: Option<&Value>, fallback: i64) -> i64 {
+    match value {
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(fallback),
+        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp_millis())
+            .or_else(|_| {
+                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                    .map(|t| t.and_utc().timestamp_millis())
+            })
+            .unwrap_or(fallback),
+        _ => fallback,
+    }
+}
+
 /// Converts records into Arrow batches of `schema`.
 pub fn to_batches(
     records: &[StreamRecord],

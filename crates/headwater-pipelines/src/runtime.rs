@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::batch::{run_batch, Progress, RunReport};
 use crate::engine::Engine;
 use crate::features::Feature;
+use crate::now_ms;
 use crate::sink::StreamSink;
 use crate::source::Offsets;
 use crate::streaming::{run_stream, Flow, Io};
@@ -184,10 +185,6 @@ impl std::fmt::Debug for Runtime {
             .field("pipelines", &self.units.lock().len())
             .finish()
     }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// The next time `schedule` fires after now, in ms since the epoch.

@@ -63,7 +63,7 @@ impl Flow {
     /// These counters, marked busy from now.
     pub fn busy(self) -> Flow {
         Flow {
-            busy_since_ms: Some(chrono::Utc::now().timestamp_millis()),
+            busy_since_ms: Some(crate::now_ms()),
             ..self
         }
     }

@@ -12,14 +12,12 @@ use std::sync::Arc;
 use headwater_domains::PipelineSpec;
 use serde_json::Value;
 
+use crate::now_ms;
+use crate::rows::event_time;
 use crate::streaming::{
     group_of, next_micro_batch, start_positions, transform, wait_for_inputs, Flow, Io,
 };
 use crate::view_store::{ViewEvent, ViewStore};
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 /// A view key from a record field: strings as they are, numbers and booleans as text.
 fn key_text(value: Option<&Value>) -> Option<String> {
@@ -31,20 +29,9 @@ fn key_text(value: Option<&Value>) -> Option<String> {
     }
 }
 
-/// A SQL row's event time: its `_timestamp` column (milliseconds, or the RFC 3339 text Arrow
-/// writes), else `fallback`.
+/// A SQL row's event time: its `_timestamp` column, else `fallback`.
 fn row_time(row: &Value, fallback: i64) -> i64 {
-    match row.get("_timestamp") {
-        Some(Value::Number(n)) => n.as_i64().unwrap_or(fallback),
-        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| t.timestamp_millis())
-            .or_else(|_| {
-                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-                    .map(|t| t.and_utc().timestamp_millis())
-            })
-            .unwrap_or(fallback),
-        _ => fallback,
-    }
+    event_time(row.get("_timestamp"), fallback)
 }
 
 /// Runs until an error; the caller restarts it with backoff and it resumes from the view's

@@ -106,17 +106,9 @@ impl Windows {
     }
 }
 
+/// A record's event time: its `time` field, else its Kafka timestamp.
 fn event_time(record: &StreamRecord, field: Option<&str>) -> i64 {
-    let Some(v) = field.and_then(|f| record.value.get(f)) else {
-        return record.timestamp;
-    };
-    match v {
-        Value::Number(n) => n.as_i64().unwrap_or(record.timestamp),
-        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| t.timestamp_millis())
-            .unwrap_or(record.timestamp),
-        _ => record.timestamp,
-    }
+    crate::rows::event_time(field.and_then(|f| record.value.get(f)), record.timestamp)
 }
 
 fn db_error(pipeline: &str, e: impl std::fmt::Display) -> String {

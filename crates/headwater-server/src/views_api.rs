@@ -7,6 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use headwater_kafka::now_ms;
+
 use crate::pipelines_api::json_response;
 use crate::PipelineService;
 
@@ -14,13 +16,6 @@ type Shared = State<Arc<PipelineService>>;
 
 /// Keys per batch lookup: a bigger batch is refused rather than stalling other lookups.
 const MAX_KEYS: usize = 1_000;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 fn not_served(domain: &str, view: &str) -> Response {
     json_response(
