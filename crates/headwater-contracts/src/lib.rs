@@ -19,8 +19,10 @@
 //! ```
 
 mod avro;
+mod avro_check;
 mod compatibility;
 mod contract;
+mod json_check;
 mod json_schema;
 pub mod registry;
 pub mod validate;

@@ -4,7 +4,17 @@
 //! top-level fields as variables.
 //!
 //! A [`RecordValidator`] is compiled once per schema version and reused for every record.
+//! Where the schema allows, it checks a record in one pass over its bytes ([`JsonCheck`],
+//! [`AvroCheck`]) and binds the rules' variables to values borrowed from those bytes; a record
+//! that pass is not sure about goes the full way (`serde_json` + `jsonschema`, or `apache-avro`),
+//! which also writes every error message.
 
+use cel::common::types::{CelBool, CelDouble, CelInt, CelNull, CelString, CelUInt};
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
+
+use crate::avro_check::AvroCheck;
+use crate::json_check::{Field, JsonCheck};
 use crate::{Contract, Format};
 
 /// Why a record was refused: which check and what it said. `rule` is `contract` for the schema
@@ -73,6 +83,50 @@ pub struct RecordValidator {
     base: cel::Context<'static, 'static>,
     /// Record fields the rules refer to; only these become CEL variables.
     variables: Vec<String>,
+    /// The one-pass check, when the schema has one.
+    fast: Fast,
+}
+
+#[derive(Debug)]
+enum Fast {
+    Json(Box<JsonCheck>),
+    Avro(AvroCheck),
+    None,
+}
+
+/// The rules' variables for one record, borrowed from its bytes where they can be.
+struct Bound<'r, 'a> {
+    names: &'r [String],
+    values: Vec<Option<Box<dyn Val + 'a>>>,
+}
+
+impl VariableResolver for Bound<'_, '_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        let i = self.names.iter().position(|n| n == variable)?;
+        let v: &'b (dyn Val + 'b) = self.values.get(i)?.as_deref()?;
+        Some(CowVal::Borrowed(v))
+    }
+}
+
+/// A field as a CEL value: the value `cel::to_value` gives its `serde_json` form.
+fn cel_value<'a>(name: &str, field: Field<'a>) -> Result<Box<dyn Val + 'a>, Invalid> {
+    Ok(match field {
+        Field::Null => Box::new(CelNull),
+        Field::Bool(b) => Box::new(CelBool::from(b)),
+        Field::Int(i) => Box::new(CelInt::from(i)),
+        Field::UInt(u) => Box::new(CelUInt::from(u)),
+        Field::Float(f) => Box::new(CelDouble::from(f)),
+        Field::Str(s) => Box::new(CelString::from(s)),
+        Field::Json(text) => {
+            let no_value = |e: String| {
+                Invalid::new("contract", format!("field '{name}' has no CEL value: {e}"))
+            };
+            let json: serde_json::Value =
+                serde_json::from_slice(text).map_err(|e| no_value(e.to_string()))?;
+            let value = cel::to_value(&json).map_err(|e| no_value(e.to_string()))?;
+            Box::<dyn Val>::try_from(value).map_err(|e| no_value(format!("{e:?}")))?
+        }
+    })
 }
 
 impl std::fmt::Debug for RecordValidator {
@@ -106,7 +160,18 @@ impl RecordValidator {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let variables = variables_of(&rules);
+        let fast = match contract.format() {
+            Format::JsonSchema => JsonCheck::compile(contract.json(), &variables)
+                .map(|c| Fast::Json(Box::new(c)))
+                .unwrap_or(Fast::None),
+            Format::Avro => contract
+                .avro()
+                .and_then(|schema| AvroCheck::compile(schema, &variables))
+                .map(Fast::Avro)
+                .unwrap_or(Fast::None),
+        };
         Ok(RecordValidator {
+            fast,
             format: contract.format(),
             json,
             contract: contract.clone(),
@@ -159,8 +224,13 @@ impl RecordValidator {
             })?;
             ctx.add_variable_from_value(name.clone(), v);
         }
+        self.run_rules(&ctx)
+    }
+
+    /// The first rule that is not `true` for the record bound in `ctx` refuses it.
+    fn run_rules(&self, ctx: &cel::Context<'_, '_>) -> Result<(), Invalid> {
         for (name, program) in &self.rules {
-            match program.execute(&ctx) {
+            match program.execute(ctx) {
                 Ok(cel::Value::Bool(true)) => {}
                 Ok(cel::Value::Bool(false)) => {
                     return Err(Invalid::new(name, "rule is false for this record"))
@@ -182,8 +252,46 @@ impl RecordValidator {
         Ok(())
     }
 
+    /// Checks the record in one pass and runs the rules on what it read; `None` when that
+    /// pass is not sure, and the record must go the full way.
+    fn validate_fast(&self, payload: &[u8]) -> Option<Result<(), Invalid>> {
+        let fields = match &self.fast {
+            Fast::Json(check) => check.check(payload).ok()?,
+            Fast::Avro(check) => check.check(payload).ok()?,
+            Fast::None => return None,
+        };
+        if self.rules.is_empty() {
+            return Some(Ok(()));
+        }
+        let values = self
+            .variables
+            .iter()
+            .zip(fields)
+            .map(|(name, f)| f.map(|f| cel_value(name, f)).transpose())
+            .collect::<Result<Vec<_>, _>>();
+        let bound = match values {
+            Ok(values) => Bound {
+                names: &self.variables,
+                values,
+            },
+            Err(e) => return Some(Err(e)),
+        };
+        let base: &cel::Context<'_, '_> = &self.base;
+        let mut ctx = base.new_inner_scope();
+        ctx.set_variable_resolver(&bound);
+        Some(self.run_rules(&ctx))
+    }
+
     /// Decodes, validates and checks one payload (framing already removed).
     pub fn validate(&self, payload: &[u8]) -> Result<(), Invalid> {
+        match self.validate_fast(payload) {
+            Some(verdict) => verdict,
+            None => self.validate_slow(payload),
+        }
+    }
+
+    /// Decodes the whole record into values, then validates and checks it.
+    fn validate_slow(&self, payload: &[u8]) -> Result<(), Invalid> {
         if self.format == Format::Avro && self.rules.is_empty() {
             // Decoding is the whole check; the JSON form would only feed rules.
             return self
@@ -242,6 +350,72 @@ mod tests {
         assert!(e.message.contains("/amount"), "{e}");
         let e = v.validate(b"not json").expect_err("framing");
         assert_eq!(e.rule, "framing");
+    }
+
+    /// The one-pass check binds the same CEL values the full decode does: every rule gives
+    /// the same verdict either way.
+    #[test]
+    fn one_pass_and_full_decode_agree_on_rules() {
+        let schema = r#"{"type":"object","properties":{"n":{"type":"number"},"s":{"type":["string","null"]},"o":{"type":"object"},"b":{"type":"boolean"}}}"#;
+        let c = Contract::parse(Format::JsonSchema, schema).expect("schema");
+        let v = RecordValidator::new(
+            &c,
+            &rules(&[
+                ("n_small", "n < 10"),
+                ("n_int", "type(n) == uint || type(n) == int || n > 0.5"),
+                ("s_known", "s == null || s.startsWith('a')"),
+                ("o_field", "!has(o.k) || o.k == 1"),
+                ("b_true", "b"),
+            ]),
+        )
+        .expect("compile");
+        assert!(matches!(v.fast, Fast::Json(_)));
+        let mut fast_checked = 0;
+        for record in [
+            r#"{"n": 1, "s": "ab", "o": {}, "b": true}"#,
+            r#"{"n": -1, "s": null, "o": {"k": 1}, "b": true}"#,
+            r#"{"n": 1.5, "s": "a\u00e9", "o": {"k": 2}, "b": true}"#,
+            r#"{"n": 11, "s": "ab", "o": {}, "b": true}"#,
+            r#"{"n": 0.25, "s": "ab", "o": {}, "b": true}"#,
+            r#"{"n": 1, "s": "b", "o": {}, "b": true}"#,
+            r#"{"n": 1, "s": "ab", "o": {}, "b": false}"#,
+            r#"{"n": 1, "s": "ab", "o": {}}"#,
+            r#"{"n": 1e1, "s": "ab", "o": {}, "b": true}"#,
+            r#"{"n": 18446744073709551615, "s": "ab", "o": {}, "b": true}"#,
+        ] {
+            let fast = v.validate_fast(record.as_bytes());
+            let slow = v.validate_slow(record.as_bytes());
+            if let Some(fast) = fast {
+                fast_checked += 1;
+                assert_eq!(
+                    fast.as_ref().map_err(|e| &e.rule),
+                    slow.as_ref().map_err(|e| &e.rule),
+                    "{record}"
+                );
+            }
+        }
+        assert_eq!(fast_checked, 10);
+    }
+
+    /// A typical event contract (the benchmark's) takes the one-pass check.
+    #[test]
+    fn event_contracts_take_the_one_pass_check() {
+        let schema = r#"{"type":"object","additionalProperties":false,
+ "required":["id","amount","currency","channel","batch"],
+ "properties":{"id":{"type":"string"},"amount":{"type":"number"},"currency":{"type":"string"},
+ "channel":{"type":"string","enum":["online","store","wallet"]},"batch":{"type":"integer"}}}"#;
+        let c = Contract::parse(Format::JsonSchema, schema).expect("schema");
+        let v = RecordValidator::new(
+            &c,
+            &rules(&[
+                ("non_negative_amount", "amount >= 0.0"),
+                ("known_currency", "currency in ['USD', 'EUR', 'GBP']"),
+            ]),
+        )
+        .expect("compile");
+        let record =
+            br#"{"id":"t-00000001","amount":12.25,"currency":"EUR","channel":"online","batch":3}"#;
+        assert_eq!(v.validate_fast(record), Some(Ok(())));
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl ContractGate {
     pub fn check_one(&self, topic: &str, value: Option<&Bytes>) -> Result<(), Refusal> {
         let subject = format!("{topic}-value");
         let reg = self.registry.read();
-        self.check_value(&reg, topic, &subject, value)
+        self.check_value(&reg, topic, &subject, value.map(|v| &v[..]))
     }
 
     fn validator(
@@ -83,7 +83,7 @@ impl ContractGate {
         topic: &str,
         subject: &str,
         framing: Framing,
-    ) -> Result<(String, Arc<RecordValidator>), Refusal> {
+    ) -> Resolved {
         let framing_error = |message: String| Refusal {
             rule: "framing".into(),
             message,
@@ -132,7 +132,7 @@ impl ContractGate {
         reg: &Registry,
         topic: &str,
         subject: &str,
-        value: Option<&Bytes>,
+        value: Option<&[u8]>,
     ) -> Result<(), Refusal> {
         Checker::new(self, reg, topic, subject).check(value)
     }
@@ -146,7 +146,7 @@ impl ContractGate {
         reg: &Registry,
         topic: &str,
         subject: &str,
-        values: &[Option<&Bytes>],
+        values: &[Option<&[u8]>],
     ) -> Vec<Result<(), Refusal>> {
         if values.len() < PARALLEL_FROM {
             let mut c = Checker::new(self, reg, topic, subject);
@@ -164,6 +164,39 @@ impl ContractGate {
     }
 }
 
+impl ContractGate {
+    /// Whether every record of every batch is valid, reading values in place. Compressed or
+    /// unreadable batches, and any invalid record, answer `false`: the full decode then finds
+    /// and reports what is wrong. Refusals are rare, so checking those records twice costs
+    /// less than decoding every valid batch.
+    fn all_valid_in_place(
+        &self,
+        reg: &Registry,
+        topic: &str,
+        subject: &str,
+        records: &[u8],
+    ) -> bool {
+        let mut pos = 0;
+        for (at, header) in headwater_log::batch::BatchIter::new(records) {
+            let Ok(header) = header else { return false };
+            let Some(values) =
+                headwater_log::batch::record_values(&records[at..at + header.total_len])
+            else {
+                return false;
+            };
+            if self
+                .check_all(reg, topic, subject, &values)
+                .iter()
+                .any(|v| v.is_err())
+            {
+                return false;
+            }
+            pos = at + header.total_len;
+        }
+        pos == records.len()
+    }
+}
+
 /// Batches with at least this many records are validated in parallel; below it the hand-off
 /// costs more than it saves.
 const PARALLEL_FROM: usize = 64;
@@ -177,8 +210,12 @@ struct Checker<'a> {
     reg: &'a Registry,
     topic: &'a str,
     subject: &'a str,
-    resolved: HashMap<Framing, Result<(String, Arc<RecordValidator>), Refusal>>,
+    /// Usually one entry: the framing every record of a producer carries.
+    resolved: Vec<(Framing, Resolved)>,
 }
+
+/// The contract a framing resolves to: its label (subject, version, id) and validator.
+type Resolved = Result<(String, Arc<RecordValidator>), Refusal>;
 
 impl<'a> Checker<'a> {
     fn new(gate: &'a ContractGate, reg: &'a Registry, topic: &'a str, subject: &'a str) -> Self {
@@ -187,35 +224,38 @@ impl<'a> Checker<'a> {
             reg,
             topic,
             subject,
-            resolved: HashMap::new(),
+            resolved: Vec::new(),
         }
     }
 
-    fn check(&mut self, value: Option<&Bytes>) -> Result<(), Refusal> {
+    fn check(&mut self, value: Option<&[u8]>) -> Result<(), Refusal> {
         let value = value.ok_or_else(|| Refusal {
             rule: "framing".into(),
             message: "the record has no value; the contract requires one".into(),
             contract: self.subject.to_string(),
         })?;
         let f = framing(value);
-        let (gate, reg, topic, subject) = (self.gate, self.reg, self.topic, self.subject);
-        let (label, validator) = self
-            .resolved
-            .entry(f)
-            .or_insert_with(|| gate.resolve(reg, topic, subject, f))
-            .clone()?;
+        let at = match self.resolved.iter().position(|(k, _)| *k == f) {
+            Some(at) => at,
+            None => {
+                let r = self.gate.resolve(self.reg, self.topic, self.subject, f);
+                self.resolved.push((f, r));
+                self.resolved.len() - 1
+            }
+        };
+        let (label, validator) = match &self.resolved[at].1 {
+            Ok(found) => found,
+            Err(refusal) => return Err(refusal.clone()),
+        };
         let payload = match f {
             Framing::Confluent { .. } => &value[5..],
-            Framing::PlainJson => &value[..],
+            Framing::PlainJson => value,
         };
-        validator
-            .validate(payload)
-            .map(|_| ())
-            .map_err(|e| Refusal {
-                rule: e.rule,
-                message: e.message,
-                contract: label,
-            })
+        validator.validate(payload).map_err(|e| Refusal {
+            rule: e.rule,
+            message: e.message,
+            contract: label.clone(),
+        })
     }
 }
 
@@ -363,6 +403,9 @@ impl ProduceGate for ContractGate {
                 message: format!("topic '{topic}' validates records (headwater.validation) but subject '{subject}' has no schema; register one or set headwater.validation=none"),
             };
         }
+        if self.all_valid_in_place(&reg, topic, &subject, records) {
+            return GateVerdict::Pass;
+        }
         let mut buf = records.clone();
         let mut index = 0i32;
         let mut errors = Vec::new();
@@ -387,8 +430,8 @@ impl ProduceGate for ContractGate {
                 }
             };
             let verdicts = {
-                let values: Vec<Option<&Bytes>> =
-                    set.records.iter().map(|r| r.value.as_ref()).collect();
+                let values: Vec<Option<&[u8]>> =
+                    set.records.iter().map(|r| r.value.as_deref()).collect();
                 self.check_all(&reg, topic, &subject, &values)
             };
             let mut valid = Vec::new();

@@ -1,0 +1,821 @@
+//! A JSON Schema compiled to checks made while reading a record's bytes once, without building a
+//! `serde_json::Value`: parsing into a `Value` cost more than everything else produce-time
+//! validation does.
+//!
+//! It covers the keywords event contracts use: `type`, `properties`, `required`,
+//! `additionalProperties`, `enum`, `const`, numeric bounds, string lengths, `items` and array
+//! lengths, plus annotations. A schema with any other keyword (`$ref`, `pattern`, `format`,
+//! `oneOf`, ...) is not compiled, and its records go through the `jsonschema` crate as before.
+//!
+//! The check answers only "valid" or "not sure". Anything it does not read exactly like
+//! `serde_json` and `jsonschema` would (invalid JSON, a duplicate key, an integer written as
+//! `1.0`, a huge number) is "not sure", and the caller checks that record again the slow way,
+//! which also writes the error message. So a record accepted here is one `jsonschema` accepts
+//! (a differential test holds it to that), and every refusal still reads the same.
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+/// The answer for a record this check cannot vouch for: check it the slow way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NotSure;
+
+type Checked<T> = Result<T, NotSure>;
+
+/// A top-level field's value, as `serde_json` would have parsed it, kept for the CEL rules.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Field<'a> {
+    Null,
+    Bool(bool),
+    /// A negative integer (`serde_json`'s `NegInt`).
+    Int(i64),
+    /// A non-negative integer (`serde_json`'s `PosInt`).
+    UInt(u64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    /// An object or array, still as JSON text: rules on nested values are rare, and these are
+    /// parsed with `serde_json` when a rule needs them.
+    Json(&'a [u8]),
+}
+
+const NULL: u8 = 1;
+const BOOL: u8 = 2;
+const INTEGER: u8 = 4;
+const NUMBER: u8 = 8;
+const STRING: u8 = 16;
+const ARRAY: u8 = 32;
+const OBJECT: u8 = 64;
+const ANY: u8 = 127;
+
+/// `serde_json`'s nesting limit; deeper input is left to it.
+const MAX_DEPTH: usize = 100;
+
+/// Keywords that only annotate: they never make an instance invalid.
+const ANNOTATIONS: &[&str] = &[
+    "$schema",
+    "$id",
+    "$comment",
+    "title",
+    "description",
+    "default",
+    "examples",
+    "readOnly",
+    "writeOnly",
+    "deprecated",
+];
+
+/// A literal of `enum` or `const`.
+#[derive(Debug, Clone, PartialEq)]
+enum Literal {
+    Null,
+    Bool(bool),
+    Number(f64),
+    Str(String),
+}
+
+impl Literal {
+    fn of(v: &Value) -> Option<Literal> {
+        Some(match v {
+            Value::Null => Literal::Null,
+            Value::Bool(b) => Literal::Bool(*b),
+            Value::Number(n) => Literal::Number(exact_f64(n)?),
+            Value::String(s) => Literal::Str(s.clone()),
+            Value::Array(_) | Value::Object(_) => return None,
+        })
+    }
+}
+
+/// A number as an `f64`, when that is exact (integers up to 2^53), so comparisons in `f64`
+/// give the answer `jsonschema` gives.
+fn exact_f64(n: &serde_json::Number) -> Option<f64> {
+    const EXACT: u64 = 1 << 53;
+    if let Some(u) = n.as_u64() {
+        return (u <= EXACT).then_some(u as f64);
+    }
+    if let Some(i) = n.as_i64() {
+        return (i.unsigned_abs() <= EXACT).then_some(i as f64);
+    }
+    n.as_f64().filter(|f| f.is_finite())
+}
+
+#[derive(Debug, Default)]
+struct Object {
+    properties: Vec<(String, Node)>,
+    /// Indexes into `properties`.
+    required: Vec<usize>,
+    additional: Additional,
+}
+
+#[derive(Debug, Default)]
+enum Additional {
+    #[default]
+    Any,
+    Forbidden,
+    Schema(Box<Node>),
+}
+
+/// One (sub)schema, compiled.
+#[derive(Debug)]
+struct Node {
+    types: u8,
+    literals: Option<Vec<Literal>>,
+    constant: Option<Literal>,
+    minimum: Option<f64>,
+    maximum: Option<f64>,
+    exclusive_minimum: Option<f64>,
+    exclusive_maximum: Option<f64>,
+    min_length: Option<u64>,
+    max_length: Option<u64>,
+    object: Object,
+    items: Option<Box<Node>>,
+    min_items: Option<u64>,
+    max_items: Option<u64>,
+}
+
+impl Node {
+    fn any() -> Node {
+        Node {
+            types: ANY,
+            literals: None,
+            constant: None,
+            minimum: None,
+            maximum: None,
+            exclusive_minimum: None,
+            exclusive_maximum: None,
+            min_length: None,
+            max_length: None,
+            object: Object::default(),
+            items: None,
+            min_items: None,
+            max_items: None,
+        }
+    }
+
+    /// Compiles a schema, or `None` when it uses a keyword (or a form of one) this module
+    /// does not check.
+    fn compile(schema: &Value) -> Option<Node> {
+        let map = match schema {
+            Value::Bool(true) => return Some(Node::any()),
+            Value::Object(map) => map,
+            _ => return None,
+        };
+        let mut node = Node::any();
+        for (key, v) in map {
+            match key.as_str() {
+                "type" => node.types = types(v)?,
+                "enum" => {
+                    let list = v.as_array()?;
+                    node.literals = Some(list.iter().map(Literal::of).collect::<Option<_>>()?);
+                }
+                "const" => node.constant = Some(Literal::of(v)?),
+                "minimum" => node.minimum = Some(exact_f64(v.as_number()?)?),
+                "maximum" => node.maximum = Some(exact_f64(v.as_number()?)?),
+                "exclusiveMinimum" => node.exclusive_minimum = Some(exact_f64(v.as_number()?)?),
+                "exclusiveMaximum" => node.exclusive_maximum = Some(exact_f64(v.as_number()?)?),
+                "minLength" => node.min_length = Some(v.as_u64()?),
+                "maxLength" => node.max_length = Some(v.as_u64()?),
+                "minItems" => node.min_items = Some(v.as_u64()?),
+                "maxItems" => node.max_items = Some(v.as_u64()?),
+                "items" => node.items = Some(Box::new(Node::compile(v)?)),
+                "properties" => {
+                    for (name, sub) in v.as_object()? {
+                        node.object
+                            .properties
+                            .push((name.clone(), Node::compile(sub)?));
+                    }
+                }
+                "additionalProperties" => {
+                    node.object.additional = match v {
+                        Value::Bool(true) => Additional::Any,
+                        Value::Bool(false) => Additional::Forbidden,
+                        other => Additional::Schema(Box::new(Node::compile(other)?)),
+                    }
+                }
+                "required" => {} // after `properties`, below
+                k if ANNOTATIONS.contains(&k) => {}
+                _ => return None,
+            }
+        }
+        if let Some(required) = map.get("required") {
+            for name in required.as_array()? {
+                let name = name.as_str()?;
+                let i = node.object.properties.iter().position(|(p, _)| p == name)?;
+                node.object.required.push(i);
+            }
+        }
+        // A seen-set of one u64 per object keeps the check allocation-free.
+        (node.object.properties.len() <= 64).then_some(node)
+    }
+}
+
+fn types(v: &Value) -> Option<u8> {
+    let one = |s: &str| -> Option<u8> {
+        Some(match s {
+            "null" => NULL,
+            "boolean" => BOOL,
+            "integer" => INTEGER,
+            "number" => NUMBER | INTEGER,
+            "string" => STRING,
+            "array" => ARRAY,
+            "object" => OBJECT,
+            _ => return None,
+        })
+    };
+    match v {
+        Value::String(s) => one(s),
+        Value::Array(list) => list
+            .iter()
+            .try_fold(0u8, |acc, t| Some(acc | one(t.as_str()?)?)),
+        _ => None,
+    }
+}
+
+/// A JSON Schema compiled for one-pass checks, and the top-level fields the rules read.
+#[derive(Debug)]
+pub(crate) struct JsonCheck {
+    root: Node,
+    variables: Vec<String>,
+}
+
+impl JsonCheck {
+    /// `None` when the schema uses something only `jsonschema` checks.
+    pub(crate) fn compile(schema: &Value, variables: &[String]) -> Option<JsonCheck> {
+        if variables.iter().any(|v| v == "record") {
+            // The whole record as a CEL value is built from a `serde_json::Value` anyway.
+            return None;
+        }
+        Some(JsonCheck {
+            root: Node::compile(schema)?,
+            variables: variables.to_vec(),
+        })
+    }
+
+    /// Checks a record; on success gives the rules' variables, in the order of `variables`
+    /// (`None` where the record has no such field).
+    pub(crate) fn check<'a>(&self, json: &'a [u8]) -> Checked<Vec<Option<Field<'a>>>> {
+        // One UTF-8 check for the whole record: outside strings JSON is ASCII, so every slice
+        // taken between quotes or around a number is then a `str` without another check.
+        let text = std::str::from_utf8(json).map_err(|_| NotSure)?;
+        let mut fields = vec![None; self.variables.len()];
+        let mut r = Reader {
+            s: text,
+            b: json,
+            i: 0,
+        };
+        let capture = Capture {
+            names: &self.variables,
+            fields: &mut fields,
+        };
+        r.value(&self.root, 0, Some(capture))?;
+        r.skip_ws();
+        if r.i != json.len() {
+            return Err(NotSure);
+        }
+        Ok(fields)
+    }
+}
+
+/// Where the top-level object's fields that rules read are kept.
+struct Capture<'c, 'a> {
+    names: &'c [String],
+    fields: &'c mut [Option<Field<'a>>],
+}
+
+/// A scalar as read, before the schema's checks.
+enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    Number(Number<'a>),
+    Str(Cow<'a, str>),
+}
+
+#[derive(Clone, Copy)]
+struct Number<'a> {
+    text: &'a str,
+    /// No fraction and no exponent.
+    integer: bool,
+}
+
+impl Number<'_> {
+    /// The value `serde_json` gives this number.
+    fn field(self) -> Checked<Field<'static>> {
+        if self.integer {
+            if let Some(digits) = self.text.strip_prefix('-') {
+                // `-0` parses as the float -0.0 in serde_json.
+                let n: u64 = digits.parse().map_err(|_| NotSure)?;
+                if n == 0 || n > i64::MAX as u64 {
+                    return Err(NotSure);
+                }
+                return Ok(Field::Int(-(n as i64)));
+            }
+            return self.text.parse().map(Field::UInt).map_err(|_| NotSure);
+        }
+        // The same float parser as `serde_json::Value`, so the same rounding.
+        serde_json::from_str::<f64>(self.text)
+            .map(Field::Float)
+            .map_err(|_| NotSure)
+    }
+
+    /// The number as an exact `f64`, for bounds, `enum` and `const`.
+    fn exact(self) -> Checked<f64> {
+        match self.field()? {
+            Field::Int(i) if i.unsigned_abs() <= 1 << 53 => Ok(i as f64),
+            Field::UInt(u) if u <= 1 << 53 => Ok(u as f64),
+            Field::Float(f) if f.is_finite() => Ok(f),
+            _ => Err(NotSure),
+        }
+    }
+}
+
+struct Reader<'a> {
+    s: &'a str,
+    /// `s` as bytes.
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Checked<u8> {
+        self.skip_ws();
+        self.b.get(self.i).copied().ok_or(NotSure)
+    }
+
+    fn eat(&mut self, c: u8) -> Checked<()> {
+        if self.peek()? == c {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(NotSure)
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Checked<()> {
+        if self.b[self.i..].starts_with(word) {
+            self.i += word.len();
+            Ok(())
+        } else {
+            Err(NotSure)
+        }
+    }
+
+    /// Reads one value and checks it against `node`.
+    fn value(
+        &mut self,
+        node: &Node,
+        depth: usize,
+        capture: Option<Capture<'_, 'a>>,
+    ) -> Checked<()> {
+        if depth > MAX_DEPTH {
+            return Err(NotSure);
+        }
+        let scalar = match self.peek()? {
+            b'{' => return self.object(node, depth, capture),
+            b'[' => return self.array(node, depth),
+            b'"' => Scalar::Str(self.string()?),
+            b't' => self.literal(b"true").map(|_| Scalar::Bool(true))?,
+            b'f' => self.literal(b"false").map(|_| Scalar::Bool(false))?,
+            b'n' => self.literal(b"null").map(|_| Scalar::Null)?,
+            b'-' | b'0'..=b'9' => Scalar::Number(self.number()?),
+            _ => return Err(NotSure),
+        };
+        check_scalar(node, &scalar)
+    }
+
+    fn number(&mut self) -> Checked<Number<'a>> {
+        let start = self.i;
+        let digits = |r: &mut Self| {
+            let from = r.i;
+            while r.b.get(r.i).is_some_and(u8::is_ascii_digit) {
+                r.i += 1;
+            }
+            r.i - from
+        };
+        if self.b[self.i] == b'-' {
+            self.i += 1;
+        }
+        let first = self.i;
+        let n = digits(self);
+        if n == 0 || (n > 1 && self.b[first] == b'0') {
+            return Err(NotSure);
+        }
+        let mut integer = true;
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            integer = false;
+            if digits(self) == 0 {
+                return Err(NotSure);
+            }
+        }
+        if let Some(b'e' | b'E') = self.b.get(self.i) {
+            self.i += 1;
+            integer = false;
+            if let Some(b'+' | b'-') = self.b.get(self.i) {
+                self.i += 1;
+            }
+            if digits(self) == 0 {
+                return Err(NotSure);
+            }
+        }
+        let text = self.s.get(start..self.i).ok_or(NotSure)?;
+        Ok(Number { text, integer })
+    }
+
+    /// Reads a string at the opening quote; escapes are decoded.
+    fn string(&mut self) -> Checked<Cow<'a, str>> {
+        self.i += 1;
+        let start = self.i;
+        let end = self.b[start..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .ok_or(NotSure)?;
+        self.i = start + end;
+        match self.b[self.i] {
+            b'"' => {
+                let s = self.s.get(start..self.i).ok_or(NotSure)?;
+                self.i += 1;
+                return Ok(Cow::Borrowed(s));
+            }
+            b'\\' => {}
+            _ => return Err(NotSure),
+        }
+        let mut out = String::from(self.s.get(start..self.i).ok_or(NotSure)?);
+        loop {
+            let run = self.i;
+            while let Some(c) = self.b.get(self.i) {
+                if *c == b'"' || *c == b'\\' || *c < 0x20 {
+                    break;
+                }
+                self.i += 1;
+            }
+            out.push_str(self.s.get(run..self.i).ok_or(NotSure)?);
+            match self.b.get(self.i) {
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(Cow::Owned(out));
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    let c = *self.b.get(self.i).ok_or(NotSure)?;
+                    self.i += 1;
+                    out.push(match c {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => self.unicode_escape()?,
+                        _ => return Err(NotSure),
+                    });
+                }
+                _ => return Err(NotSure),
+            }
+        }
+    }
+
+    /// The character of a `\u` escape (after the `u`), joining surrogate pairs; a lone
+    /// surrogate is left to `serde_json`.
+    fn unicode_escape(&mut self) -> Checked<char> {
+        let hex4 = |r: &mut Self| -> Checked<u32> {
+            let s = r.s.get(r.i..r.i + 4).ok_or(NotSure)?;
+            if !s.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return Err(NotSure);
+            }
+            r.i += 4;
+            u32::from_str_radix(s, 16).map_err(|_| NotSure)
+        };
+        let hi = hex4(self)?;
+        let code = match hi {
+            0xD800..=0xDBFF => {
+                if self.b.get(self.i..self.i + 2) != Some(b"\\u") {
+                    return Err(NotSure);
+                }
+                self.i += 2;
+                let lo = hex4(self)?;
+                if !(0xDC00..=0xDFFF).contains(&lo) {
+                    return Err(NotSure);
+                }
+                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+            }
+            0xDC00..=0xDFFF => return Err(NotSure),
+            c => c,
+        };
+        char::from_u32(code).ok_or(NotSure)
+    }
+
+    fn object(
+        &mut self,
+        node: &Node,
+        depth: usize,
+        mut capture: Option<Capture<'_, 'a>>,
+    ) -> Checked<()> {
+        if node.types & OBJECT == 0 || node.literals.is_some() || node.constant.is_some() {
+            return Err(NotSure);
+        }
+        self.i += 1;
+        let props = &node.object.properties;
+        let mut seen = 0u64;
+        // Producers usually write fields in the schema's order: try the next one first.
+        let mut next = 0usize;
+        if self.peek()? == b'}' {
+            self.i += 1;
+        } else {
+            loop {
+                if self.peek()? != b'"' {
+                    return Err(NotSure);
+                }
+                let key = self.string()?;
+                self.eat(b':')?;
+                let found = match props.get(next) {
+                    Some((name, _)) if *name == key => Some(next),
+                    _ => props.iter().position(|(name, _)| *name == key),
+                };
+                let start = {
+                    self.skip_ws();
+                    self.i
+                };
+                match found {
+                    Some(p) => {
+                        if seen & (1 << p) != 0 {
+                            // A duplicate key: serde_json keeps the last one.
+                            return Err(NotSure);
+                        }
+                        seen |= 1 << p;
+                        next = p + 1;
+                        self.value(&props[p].1, depth + 1, None)?;
+                    }
+                    None => match &node.object.additional {
+                        Additional::Forbidden => return Err(NotSure),
+                        Additional::Any => self.value(&Node::any(), depth + 1, None)?,
+                        Additional::Schema(s) => self.value(s, depth + 1, None)?,
+                    },
+                }
+                if let Some(c) = capture.as_mut() {
+                    if let Some(v) = c.names.iter().position(|n| *n == key) {
+                        let text = self.s.get(start..self.i).ok_or(NotSure)?;
+                        c.fields[v] = Some(field_of(text)?);
+                    }
+                }
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b'}' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return Err(NotSure),
+                }
+            }
+        }
+        if node.object.required.iter().all(|r| seen & (1 << r) != 0) {
+            Ok(())
+        } else {
+            Err(NotSure)
+        }
+    }
+
+    fn array(&mut self, node: &Node, depth: usize) -> Checked<()> {
+        if node.types & ARRAY == 0 || node.literals.is_some() || node.constant.is_some() {
+            return Err(NotSure);
+        }
+        self.i += 1;
+        let any = Node::any();
+        let items = node.items.as_deref().unwrap_or(&any);
+        let mut n = 0u64;
+        if self.peek()? == b']' {
+            self.i += 1;
+        } else {
+            loop {
+                self.value(items, depth + 1, None)?;
+                n += 1;
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b']' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return Err(NotSure),
+                }
+            }
+        }
+        let ok = node.min_items.is_none_or(|m| n >= m) && node.max_items.is_none_or(|m| n <= m);
+        ok.then_some(()).ok_or(NotSure)
+    }
+}
+
+/// A field's value for the rules, from the JSON text just checked.
+fn field_of(text: &str) -> Checked<Field<'_>> {
+    let mut r = Reader {
+        s: text,
+        b: text.as_bytes(),
+        i: 0,
+    };
+    Ok(match r.peek()? {
+        b'{' | b'[' => Field::Json(text.as_bytes()),
+        b'"' => Field::Str(r.string()?),
+        b't' => Field::Bool(true),
+        b'f' => Field::Bool(false),
+        b'n' => Field::Null,
+        _ => r.number()?.field()?,
+    })
+}
+
+fn check_scalar(node: &Node, scalar: &Scalar<'_>) -> Checked<()> {
+    let literal = match scalar {
+        Scalar::Null => {
+            require(node.types & NULL != 0)?;
+            Literal::Null
+        }
+        Scalar::Bool(b) => {
+            require(node.types & BOOL != 0)?;
+            Literal::Bool(*b)
+        }
+        Scalar::Str(s) => {
+            require(node.types & STRING != 0)?;
+            if node.min_length.is_some() || node.max_length.is_some() {
+                let n = if s.is_ascii() {
+                    s.len()
+                } else {
+                    s.chars().count()
+                } as u64;
+                require(node.min_length.is_none_or(|m| n >= m))?;
+                require(node.max_length.is_none_or(|m| n <= m))?;
+            }
+            let is = |l: &Literal| matches!(l, Literal::Str(x) if x == s);
+            require(
+                node.literals
+                    .as_ref()
+                    .is_none_or(|list| list.iter().any(is)),
+            )?;
+            return require(node.constant.as_ref().is_none_or(is));
+        }
+        Scalar::Number(n) => {
+            // An integer written as `1.0` is an integer to jsonschema: left to it.
+            let allowed = if n.integer { INTEGER } else { NUMBER };
+            require(node.types & allowed != 0)?;
+            let bounded = node.minimum.is_some()
+                || node.maximum.is_some()
+                || node.exclusive_minimum.is_some()
+                || node.exclusive_maximum.is_some();
+            if !bounded && node.literals.is_none() && node.constant.is_none() {
+                return Ok(());
+            }
+            let x = n.exact()?;
+            require(node.minimum.is_none_or(|m| x >= m))?;
+            require(node.maximum.is_none_or(|m| x <= m))?;
+            require(node.exclusive_minimum.is_none_or(|m| x > m))?;
+            require(node.exclusive_maximum.is_none_or(|m| x < m))?;
+            Literal::Number(x)
+        }
+    };
+    if let Some(list) = &node.literals {
+        require(list.contains(&literal))?;
+    }
+    if let Some(c) = &node.constant {
+        require(*c == literal)?;
+    }
+    Ok(())
+}
+
+fn require(ok: bool) -> Checked<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(NotSure)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(schema: &Value, vars: &[&str], record: &str) -> Checked<Vec<Option<Field<'static>>>> {
+        let vars: Vec<String> = vars.iter().map(|s| s.to_string()).collect();
+        let c = JsonCheck::compile(schema, &vars).expect("compiles");
+        let leaked: &'static [u8] = Box::leak(record.as_bytes().to_vec().into_boxed_slice());
+        c.check(leaked)
+    }
+
+    fn payment() -> Value {
+        json!({"type":"object","additionalProperties":false,"required":["amount","currency"],
+            "properties":{"amount":{"type":"number","minimum":0},"currency":{"enum":["EUR","USD"]},
+            "n":{"type":"integer"},"tags":{"type":"array","items":{"type":"string"},"maxItems":2},
+            "note":{"type":["string","null"],"maxLength":3}}})
+    }
+
+    #[test]
+    fn valid_records_give_the_fields_rules_read() {
+        let f = check(
+            &payment(),
+            &["amount", "currency", "n", "tags", "missing"],
+            r#" {"amount": 12.5, "currency":"E\u0055R", "n": -3, "tags": ["a"]} "#,
+        )
+        .expect("valid");
+        assert_eq!(f[0], Some(Field::Float(12.5)));
+        assert_eq!(f[1], Some(Field::Str("EUR".into())));
+        assert_eq!(f[2], Some(Field::Int(-3)));
+        assert_eq!(f[3], Some(Field::Json(br#"["a"]"#)));
+        assert_eq!(f[4], None);
+        let f = check(&payment(), &["amount"], r#"{"currency":"USD","amount":7}"#).expect("ok");
+        assert_eq!(f[0], Some(Field::UInt(7)));
+    }
+
+    #[test]
+    fn anything_doubtful_is_left_to_jsonschema() {
+        for bad in [
+            r#"{"amount": -1, "currency": "EUR"}"#,
+            r#"{"amount": 1, "currency": "GBP"}"#,
+            r#"{"amount": 1}"#,
+            r#"{"amount": 1, "currency": "EUR", "x": 1}"#,
+            r#"{"amount": 1, "currency": "EUR", "amount": 2}"#,
+            r#"{"amount": 1, "currency": "EUR", "n": 1.0}"#,
+            r#"{"amount": 1, "currency": "EUR", "tags": ["a", "b", "c"]}"#,
+            r#"{"amount": 1, "currency": "EUR", "tags": [1]}"#,
+            r#"{"amount": 1, "currency": "EUR", "note": "long"}"#,
+            r#"{"amount": 01, "currency": "EUR"}"#,
+            r#"{"amount": 1, "currency": "EUR",}"#,
+            r#"{"amount": 1, "currency": "EUR"} x"#,
+            r#"{"amount": 1, "currency": "\ud800"}"#,
+            r#"{"amount": -0, "currency": "EUR"}"#,
+            "[1]",
+            "",
+        ] {
+            assert_eq!(check(&payment(), &[], bad), Err(NotSure), "{bad}");
+        }
+        assert!(check(
+            &payment(),
+            &[],
+            r#"{"amount":1,"currency":"EUR","note":null}"#
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn schemas_with_other_keywords_are_not_compiled() {
+        for schema in [
+            json!({"$ref": "#/$defs/x"}),
+            json!({"type": "string", "pattern": "a+"}),
+            json!({"type": "string", "format": "date-time"}),
+            json!({"oneOf": [{"type": "string"}]}),
+            json!({"required": ["not_a_property"]}),
+            json!(false),
+        ] {
+            assert!(JsonCheck::compile(&schema, &[]).is_none(), "{schema}");
+        }
+        assert!(JsonCheck::compile(&payment(), &["record".into()]).is_none());
+    }
+
+    /// Whatever the one-pass check accepts, jsonschema accepts: records made by mutating valid
+    /// ones byte by byte.
+    #[test]
+    fn never_accepts_what_jsonschema_refuses() {
+        let schema = payment();
+        let slow = jsonschema::validator_for(&schema).expect("schema");
+        let fast = JsonCheck::compile(&schema, &[]).expect("compiles");
+        let seeds = [
+            r#"{"amount": 12.5, "currency": "EUR", "n": 3, "tags": ["a", "b"], "note": "x"}"#,
+            r#"{"currency":"USD","amount":0,"note":null,"tags":[]}"#,
+        ];
+        let alphabet = b"{}[]\":,.-+eE0123456789 \\untrfalsEURSD";
+        let (mut accepted, mut tried) = (0, 0);
+        for seed in seeds {
+            let seed = seed.as_bytes();
+            for at in 0..seed.len() {
+                for c in alphabet {
+                    for mode in 0..3 {
+                        let mut m = seed.to_vec();
+                        match mode {
+                            0 => m[at] = *c,
+                            1 => m.insert(at, *c),
+                            _ => {
+                                m.remove(at);
+                            }
+                        }
+                        tried += 1;
+                        if fast.check(&m).is_ok() {
+                            accepted += 1;
+                            let v: Value = serde_json::from_slice(&m).unwrap_or_else(|e| {
+                                panic!("accepted invalid JSON {}: {e}", String::from_utf8_lossy(&m))
+                            });
+                            assert!(
+                                slow.is_valid(&v),
+                                "accepted {}",
+                                String::from_utf8_lossy(&m)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(accepted > 100 && accepted < tried, "{accepted} of {tried}");
+    }
+}
