@@ -200,6 +200,23 @@ impl KeyState {
     }
 
     /// The features' values over their windows ending at `now`.
+    /// When [`KeyState::values`] computed at `now` may first change without a new event: the
+    /// earliest time a bucket counted at `now` leaves its window.
+    pub fn answer_stands_until(&self, features: &[Feature], now: i64) -> i64 {
+        let mut until = i64::MAX;
+        for (feature, buckets) in features.iter().zip(&self.buckets) {
+            let (Some(w), Some(b)) = (feature.window_ms, feature.bucket_ms()) else {
+                continue;
+            };
+            for (start, _) in buckets {
+                if feature.live(*start, now) {
+                    until = until.min(start.saturating_add(b as i64).saturating_add(w as i64));
+                }
+            }
+        }
+        until
+    }
+
     pub fn values(&self, features: &[Feature], now: i64) -> serde_json::Map<String, Value> {
         features
             .iter()

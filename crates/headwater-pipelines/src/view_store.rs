@@ -86,6 +86,17 @@ pub struct ViewStore {
     /// Decoded states of the keys looked up or written since the file was opened, kept in step
     /// with the file by every write: a lookup of a known key reads no page and decodes nothing.
     cache: Arc<RwLock<HashMap<String, Arc<KeyState>>>>,
+    /// Answers as served (JSON), per key, for these features: an answer stands while its key's
+    /// state is the one it was computed from and no bucket has left its window since, so a
+    /// repeated lookup merges and serializes nothing.
+    answers: Arc<RwLock<HashMap<String, Answer>>>,
+}
+
+#[derive(Debug, Clone)]
+struct Answer {
+    state: Arc<KeyState>,
+    until: i64,
+    json: Arc<str>,
 }
 
 /// Open view files, so a redeployed view pipeline shares its file with the one it replaces
@@ -181,6 +192,7 @@ impl ViewFiles {
             generation: file.generation,
             write: file.write,
             cache: file.cache,
+            answers: Default::default(),
         })
     }
 }
@@ -229,6 +241,7 @@ impl ViewStore {
         txn.delete_table(META).map_err(|x| e(x.into()))?;
         txn.commit().map_err(|x| e(x.into()))?;
         self.cache.write().clear();
+        self.answers.write().clear();
         Ok(())
     }
 
@@ -305,6 +318,38 @@ impl ViewStore {
                 }))
             })
             .collect()
+    }
+
+    /// One key's answer as JSON (the [`FeatureRow`] serialized), `None` if the view has seen no
+    /// event for it.
+    pub fn lookup_json(&self, key: &str, now: i64) -> Result<Option<Arc<str>>, PipelineError> {
+        let Some(state) = self.state(key)? else {
+            return Ok(None);
+        };
+        if let Some(a) = self.answers.read().get(key) {
+            if Arc::ptr_eq(&a.state, &state) && now < a.until {
+                return Ok(Some(a.json.clone()));
+            }
+        }
+        let row = FeatureRow {
+            key: key.to_string(),
+            features: state.values(&self.features, now),
+            events: state.events,
+            last_event_ms: state.last_event_ms,
+        };
+        let json: Arc<str> = serde_json::to_string(&row)
+            .map_err(|e| store_error(&self.name, e))?
+            .into();
+        let until = state.answer_stands_until(&self.features, now);
+        self.answers.write().insert(
+            key.to_string(),
+            Answer {
+                state,
+                until,
+                json: json.clone(),
+            },
+        );
+        Ok(Some(json))
     }
 
     /// A key's state: from memory, else read from the file (and remembered).
@@ -410,5 +455,51 @@ mod tests {
         assert!(!s.apply(old, &ev, &BTreeMap::new(), 2).expect("apply"));
         assert_eq!(s.keys(), 0);
         assert!(s.checkpoint().expect("cp").is_none());
+    }
+
+    #[test]
+    fn answers_are_reused_until_a_write_or_a_bucket_leaves_its_window() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut specs = BTreeMap::new();
+        let count = |window: Option<u64>| FeatureSpec {
+            agg: Aggregation::Count,
+            of: None,
+            window: window.map(|millis| headwater_domains::HumanDuration { millis }),
+        };
+        specs.insert("n".to_string(), count(None));
+        specs.insert("n_64s".to_string(), count(Some(64_000)));
+        let s = ViewFiles::new(dir.path())
+            .open("ml", "v", "k", Feature::from_spec(&specs))
+            .expect("open");
+        let event = |ts| ViewEvent {
+            key: "a".into(),
+            ts,
+            record: json!({}),
+        };
+        assert!(s
+            .apply(s.generation(), &[event(1_000)], &BTreeMap::new(), 2_000)
+            .expect("apply"));
+        let as_lookup = |now| {
+            let row = s.lookup(&["a"], now).expect("lookup").pop().flatten();
+            serde_json::to_string(&row.expect("row")).expect("json")
+        };
+        let first = s.lookup_json("a", 2_000).expect("ok").expect("row");
+        assert_eq!(&*first, as_lookup(2_000));
+        // The 1 s bucket at 1 000 counts until 1 000 + 1 000 + 64 000.
+        let later = s.lookup_json("a", 65_999).expect("ok").expect("row");
+        assert!(
+            Arc::ptr_eq(&first, &later),
+            "same answer while nothing changed"
+        );
+        let expired = s.lookup_json("a", 66_000).expect("ok").expect("row");
+        assert_eq!(&*expired, as_lookup(66_000));
+        assert!(expired.contains(r#""n_64s":0"#), "{expired}");
+        assert!(s
+            .apply(s.generation(), &[event(66_000)], &BTreeMap::new(), 66_000)
+            .expect("apply"));
+        let written = s.lookup_json("a", 66_000).expect("ok").expect("row");
+        assert_eq!(&*written, as_lookup(66_000));
+        assert!(written.contains(r#""n":2"#), "{written}");
+        assert!(s.lookup_json("b", 66_000).expect("ok").is_none());
     }
 }

@@ -77,13 +77,7 @@ impl ContractGate {
 
     /// What a record framed with `framing` is checked against: (label naming the contract
     /// version, validator), or why it cannot be checked.
-    fn resolve(
-        &self,
-        reg: &Registry,
-        topic: &str,
-        subject: &str,
-        framing: Framing,
-    ) -> Resolved {
+    fn resolve(&self, reg: &Registry, topic: &str, subject: &str, framing: Framing) -> Resolved {
         let framing_error = |message: String| Refusal {
             rule: "framing".into(),
             message,

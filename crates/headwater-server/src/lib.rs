@@ -12,6 +12,7 @@
 
 mod contract_gate;
 mod domains;
+mod http;
 mod pipelines;
 mod pipelines_api;
 mod registry_api;
@@ -24,7 +25,7 @@ mod views_api;
 pub use contract_gate::ContractGate;
 pub use domains::{DomainOutcome, DomainService};
 pub use pipelines::{NodeStreams, PipelineService};
-pub use pipelines_api::pipelines_router;
+pub use pipelines_api::{lookups_router, pipelines_router};
 pub use registry_api::{domains_router, router};
 pub use registry_store::SchemaRegistry;
 pub use status::{status_router, StatusService, StreamStatus, Subscriber};
@@ -108,7 +109,8 @@ impl Services {
     }
 }
 
-/// Serves the HTTP API on `listener` until `shutdown` resolves.
+/// Serves the HTTP API on `listener` until `shutdown` resolves: view lookups on a thread of
+/// their own, everything else on the caller's runtime (see [`http`]).
 pub async fn serve_http(
     registry: Arc<SchemaRegistry>,
     domains: Arc<DomainService>,
@@ -118,14 +120,10 @@ pub async fn serve_http(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(registry)
-            .merge(domains_router(domains))
-            .merge(streams_router(streams))
-            .merge(pipelines_router(pipelines))
-            .merge(status_router(status)),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let api = router(registry)
+        .merge(domains_router(domains))
+        .merge(streams_router(streams))
+        .merge(pipelines_router(pipelines.clone()))
+        .merge(status_router(status));
+    http::serve(lookups_router(pipelines), api, listener, shutdown).await
 }

@@ -26,6 +26,12 @@ pub fn pipelines_router(pipelines: Arc<PipelineService>) -> Router {
         .route("/v1/rebuild/{domain}/{name}", post(rebuild))
         .route("/v1/sql", post(sql))
         .route("/v1/views", get(crate::views_api::list))
+        .with_state(pipelines)
+}
+
+/// View lookups, one key or many: answered where the request is read (see [`crate::http`]).
+pub fn lookups_router(pipelines: Arc<PipelineService>) -> Router {
+    Router::new()
         .route(
             "/v1/views/{domain}/{view}/{key}",
             get(crate::views_api::get_one),

@@ -39,22 +39,20 @@ pub(crate) async fn get_one(
     let Some(store) = p.runtime().view(&domain, &view) else {
         return not_served(&domain, &view);
     };
-    match store.lookup(&[key.as_str()], now_ms()) {
-        Ok(mut rows) => match rows.pop().flatten() {
-            Some(row) => (
-                StatusCode::OK,
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                serde_json::to_string(&row).unwrap_or_default(),
-            )
-                .into_response(),
-            None => json_response(
-                StatusCode::NOT_FOUND,
-                json!({
-                    "error_code": 40402,
-                    "error": format!("view '{domain}.{view}' has no events for {} '{key}'", store.key),
-                }),
-            ),
-        },
+    match store.lookup_json(&key, now_ms()) {
+        Ok(Some(json)) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            json.to_string(),
+        )
+            .into_response(),
+        Ok(None) => json_response(
+            StatusCode::NOT_FOUND,
+            json!({
+                "error_code": 40402,
+                "error": format!("view '{domain}.{view}' has no events for {} '{key}'", store.key),
+            }),
+        ),
         Err(e) => json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({"error": e.to_string()}),

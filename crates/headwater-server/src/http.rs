@@ -1,0 +1,118 @@
+//! Where HTTP requests run. Connections are read and answered by one thread with its own
+//! event loop, which answers view lookups itself; every other request is handed to the node's
+//! worker runtime and its answer written back when ready.
+//!
+//! A lookup is a few microseconds of work, and its tail latency was set by scheduling: with
+//! connections spread over the multi-threaded runtime, a request often waited for a worker
+//! busy elsewhere (the pipelines, the Kafka listener, another connection). One thread that
+//! only reads requests and answers lookups, as Redis does, keeps that wait out. SQL, rebuilds,
+//! publishing and the registry keep both cores, since they run on the workers.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use futures_util::StreamExt;
+use tower_service::Service;
+
+/// Serves `lookups` on a dedicated thread and hands every other request to `api` on the
+/// current runtime, until `shutdown` resolves.
+pub(crate) async fn serve(
+    lookups: Router,
+    api: Router,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let front = lookups.fallback_service(OnWorkers {
+        api,
+        workers: tokio::runtime::Handle::current(),
+    });
+    let listener = listener.into_std()?;
+    let (done, finished) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("headwater-http".into())
+        .spawn(move || {
+            let served = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .and_then(|rt| {
+                    rt.block_on(async move {
+                        let listener = tokio::net::TcpListener::from_std(listener)?;
+                        axum::serve(listener, front)
+                            .with_graceful_shutdown(shutdown)
+                            .await
+                    })
+                });
+            let _ = done.send(served);
+        })?;
+    finished
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("the HTTP thread stopped")))
+}
+
+/// Runs a request on the worker runtime.
+#[derive(Clone)]
+struct OnWorkers {
+    api: Router,
+    workers: tokio::runtime::Handle,
+}
+
+impl Service<Request<Body>> for OnWorkers {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let mut api = self.api.clone();
+        let answer = self.workers.spawn(async move {
+            let Ok(response) = api.call(req).await;
+            produced_on_workers(response)
+        });
+        Box::pin(async move {
+            Ok(match answer.await {
+                Ok(response) => response,
+                Err(e) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the request's handler failed: {e}"),
+                )
+                    .into_response(),
+            })
+        })
+    }
+}
+
+/// An event stream's body is produced on the workers too: reading and decoding the records it
+/// carries is work, and the HTTP thread only moves the bytes.
+fn produced_on_workers(response: Response) -> Response {
+    let streaming = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !streaming {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, axum::Error>>(16);
+    tokio::spawn(async move {
+        let mut data = body.into_data_stream();
+        while let Some(chunk) = data.next().await {
+            if tx.send(chunk).await.is_err() {
+                // The client went away.
+                return;
+            }
+        }
+    });
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    Response::from_parts(parts, Body::from_stream(chunks))
+}
