@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use axum::Router;
 use futures_util::StreamExt;
 use tower_service::Service;
@@ -42,7 +43,14 @@ pub(crate) async fn serve(
                 .build()
                 .and_then(|rt| {
                     rt.block_on(async move {
-                        let listener = tokio::net::TcpListener::from_std(listener)?;
+                        // Answers go out as soon as they are written, as Redis does: Nagle's
+                        // algorithm would hold a small answer back while the previous one is
+                        // unacknowledged.
+                        let listener = tokio::net::TcpListener::from_std(listener)?.tap_io(|s| {
+                            if let Err(e) = s.set_nodelay(true) {
+                                tracing::debug!("TCP_NODELAY not set on an HTTP connection: {e}");
+                            }
+                        });
                         axum::serve(listener, front)
                             .with_graceful_shutdown(shutdown)
                             .await
