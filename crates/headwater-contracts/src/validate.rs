@@ -17,6 +17,9 @@ use crate::avro_check::AvroCheck;
 use crate::json_check::{Field, JsonCheck};
 use crate::{Contract, Format};
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 /// Why a record was refused: which check and what it said. `rule` is `contract` for the schema
 /// itself, `framing` for undecodable bytes, or the quality rule's name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +88,39 @@ pub struct RecordValidator {
     variables: Vec<String>,
     /// The one-pass check, when the schema has one.
     fast: Fast,
+    /// Per rule, the indexes in `variables` of the fields it reads.
+    rule_variables: Vec<Vec<usize>>,
+    /// Verdicts of rules whose fields are all strings, booleans or nulls, by rule and field
+    /// values. CEL is pure, so a verdict stands for any record with the same values; quality
+    /// rules mostly read such low-cardinality fields (a currency, a status, a country), and a
+    /// lookup here costs a fraction of an evaluation.
+    verdicts: parking_lot::RwLock<HashMap<String, Result<(), Invalid>>>,
+    /// Set once `verdicts` holds [`MAX_VERDICTS`]: rules on high-cardinality fields then
+    /// skip it.
+    verdicts_full: AtomicBool,
+}
+
+/// Remembered verdicts per validator.
+const MAX_VERDICTS: usize = 4_096;
+
+/// The memo key of a rule's verdict for these field values, if every one is memoizable.
+fn verdict_key(rule: usize, reads: &[usize], fields: &[Option<Field<'_>>]) -> Option<String> {
+    let mut key = rule.to_string();
+    for i in reads {
+        match fields.get(*i)? {
+            None => key.push_str("|-"),
+            Some(Field::Null) => key.push_str("|n"),
+            Some(Field::Bool(b)) => key.push_str(if *b { "|t" } else { "|f" }),
+            Some(Field::Str(s)) => {
+                key.push_str("|s");
+                key.push_str(&s.len().to_string());
+                key.push(':');
+                key.push_str(s);
+            }
+            Some(_) => return None,
+        }
+    }
+    Some(key)
 }
 
 #[derive(Debug)]
@@ -105,6 +141,22 @@ impl VariableResolver for Bound<'_, '_> {
         let i = self.names.iter().position(|n| n == variable)?;
         let v: &'b (dyn Val + 'b) = self.values.get(i)?.as_deref()?;
         Some(CowVal::Borrowed(v))
+    }
+}
+
+/// What one rule's result means for the record.
+fn rule_verdict(name: &str, result: cel::ResolveResult) -> Result<(), Invalid> {
+    match result {
+        Ok(cel::Value::Bool(true)) => Ok(()),
+        Ok(cel::Value::Bool(false)) => Err(Invalid::new(name, "rule is false for this record")),
+        Ok(other) => Err(Invalid::new(
+            name,
+            format!("rule gave {other:?}, not a boolean"),
+        )),
+        Err(e) => Err(Invalid::new(
+            name,
+            format!("rule could not be evaluated: {e}"),
+        )),
     }
 }
 
@@ -170,8 +222,24 @@ impl RecordValidator {
                 .map(Fast::Avro)
                 .unwrap_or(Fast::None),
         };
+        let rule_variables = rules
+            .iter()
+            .map(|(_, p)| {
+                let reads = p.references();
+                let reads = reads.variables();
+                variables
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| reads.contains(&v.as_str()))
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .collect();
         Ok(RecordValidator {
             fast,
+            rule_variables,
+            verdicts: Default::default(),
+            verdicts_full: AtomicBool::new(false),
             format: contract.format(),
             json,
             contract: contract.clone(),
@@ -230,24 +298,7 @@ impl RecordValidator {
     /// The first rule that is not `true` for the record bound in `ctx` refuses it.
     fn run_rules(&self, ctx: &cel::Context<'_, '_>) -> Result<(), Invalid> {
         for (name, program) in &self.rules {
-            match program.execute(ctx) {
-                Ok(cel::Value::Bool(true)) => {}
-                Ok(cel::Value::Bool(false)) => {
-                    return Err(Invalid::new(name, "rule is false for this record"))
-                }
-                Ok(other) => {
-                    return Err(Invalid::new(
-                        name,
-                        format!("rule gave {other:?}, not a boolean"),
-                    ))
-                }
-                Err(e) => {
-                    return Err(Invalid::new(
-                        name,
-                        format!("rule could not be evaluated: {e}"),
-                    ))
-                }
-            }
+            rule_verdict(name, program.execute(ctx))?;
         }
         Ok(())
     }
@@ -263,23 +314,55 @@ impl RecordValidator {
         if self.rules.is_empty() {
             return Some(Ok(()));
         }
-        let values = self
-            .variables
-            .iter()
-            .zip(fields)
-            .map(|(name, f)| f.map(|f| cel_value(name, f)).transpose())
-            .collect::<Result<Vec<_>, _>>();
-        let bound = match values {
-            Ok(values) => Bound {
-                names: &self.variables,
-                values,
-            },
-            Err(e) => return Some(Err(e)),
-        };
-        let base: &cel::Context<'_, '_> = &self.base;
-        let mut ctx = base.new_inner_scope();
-        ctx.set_variable_resolver(&bound);
-        Some(self.run_rules(&ctx))
+        Some(self.rules_on_fields(&fields))
+    }
+
+    /// Runs every rule on the fields the one-pass check read, remembered verdicts first.
+    fn rules_on_fields(&self, fields: &[Option<Field<'_>>]) -> Result<(), Invalid> {
+        let mut bound: Option<Bound<'_, '_>> = None;
+        for (i, (name, program)) in self.rules.iter().enumerate() {
+            let key = if self.verdicts_full.load(Ordering::Relaxed) {
+                None
+            } else {
+                verdict_key(i, &self.rule_variables[i], fields)
+            };
+            if let Some(known) = key
+                .as_ref()
+                .and_then(|k| self.verdicts.read().get(k).cloned())
+            {
+                known?;
+                continue;
+            }
+            if bound.is_none() {
+                let values = self
+                    .variables
+                    .iter()
+                    .zip(fields)
+                    .map(|(name, f)| f.clone().map(|f| cel_value(name, f)).transpose())
+                    .collect::<Result<Vec<_>, _>>()?;
+                bound = Some(Bound {
+                    names: &self.variables,
+                    values,
+                });
+            }
+            let Some(bound) = bound.as_ref() else {
+                continue;
+            };
+            let base: &cel::Context<'_, '_> = &self.base;
+            let mut ctx = base.new_inner_scope();
+            ctx.set_variable_resolver(bound);
+            let verdict = rule_verdict(name, program.execute(&ctx));
+            if let Some(key) = key {
+                let mut memo = self.verdicts.write();
+                if memo.len() < MAX_VERDICTS {
+                    memo.insert(key, verdict.clone());
+                } else {
+                    self.verdicts_full.store(true, Ordering::Relaxed);
+                }
+            }
+            verdict?;
+        }
+        Ok(())
     }
 
     /// Decodes, validates and checks one payload (framing already removed).
@@ -395,6 +478,25 @@ mod tests {
             }
         }
         assert_eq!(fast_checked, 10);
+    }
+
+    /// Remembered verdicts give what evaluating the rule gives, value by value.
+    #[test]
+    fn remembered_verdicts_match_evaluation() {
+        let c = Contract::parse(Format::JsonSchema, PAYMENT).expect("schema");
+        let v = RecordValidator::new(
+            &c,
+            &rules(&[("known_currency", "currency in ['USD', 'EUR', 'GBP']")]),
+        )
+        .expect("compile");
+        for _ in 0..3 {
+            for (currency, ok) in [("EUR", true), ("JPY", false), ("E|UR", false), ("", false)] {
+                let record = format!(r#"{{"amount": 1, "currency": "{currency}"}}"#);
+                assert_eq!(v.validate(record.as_bytes()).is_ok(), ok, "{currency}");
+                assert_eq!(v.validate_slow(record.as_bytes()).is_ok(), ok, "{currency}");
+            }
+        }
+        assert_eq!(v.verdicts.read().len(), 4);
     }
 
     /// A typical event contract (the benchmark's) takes the one-pass check.
