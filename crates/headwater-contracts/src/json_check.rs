@@ -51,11 +51,13 @@ const ANY: u8 = 127;
 /// `serde_json`'s nesting limit; deeper input is left to it.
 const MAX_DEPTH: usize = 100;
 
-/// Keywords that only annotate: they never make an instance invalid.
+/// Keywords that only annotate: they never make an instance invalid. (`$defs` and
+/// `definitions` hold schemas a `$ref` may name; they validate nothing themselves.)
 const ANNOTATIONS: &[&str] = &[
     "$schema",
-    "$id",
     "$comment",
+    "$defs",
+    "definitions",
     "title",
     "description",
     "default",
@@ -131,6 +133,22 @@ struct Node {
     items: Option<Box<Node>>,
     min_items: Option<u64>,
     max_items: Option<u64>,
+    /// The node's [`LEAF_KEYWORDS`], checked by `jsonschema` on the one value.
+    leaf: Option<Box<jsonschema::Validator>>,
+}
+
+/// Keywords whose verdict depends only on the value they apply to (a string's `pattern` or
+/// `format`, a number's `multipleOf`). `jsonschema` checks them on that one value, so their
+/// exact semantics stay its own: ECMA-262 regexes, and which formats a draft asserts.
+const LEAF_KEYWORDS: &[&str] = &["pattern", "format", "multipleOf"];
+
+/// Deeper than this (through `$ref`s or nesting), a schema is left to `jsonschema`; this is
+/// also what stops a recursive `$ref`.
+const MAX_SCHEMA_DEPTH: usize = 32;
+
+/// Compiles subschemas of one root schema, which `$ref`s point into.
+struct Compiler<'r> {
+    root: &'r Value,
 }
 
 impl Node {
@@ -149,20 +167,39 @@ impl Node {
             items: None,
             min_items: None,
             max_items: None,
+            leaf: None,
         }
     }
+}
 
+impl Compiler<'_> {
     /// Compiles a schema, or `None` when it uses a keyword (or a form of one) this module
     /// does not check.
-    fn compile(schema: &Value) -> Option<Node> {
+    fn compile(&self, schema: &Value, depth: usize) -> Option<Node> {
+        if depth > MAX_SCHEMA_DEPTH {
+            return None;
+        }
         let map = match schema {
             Value::Bool(true) => return Some(Node::any()),
             Value::Object(map) => map,
             _ => return None,
         };
+        if let Some(target) = map.get("$ref") {
+            // Only a `$ref` alone: beside other keywords, drafts disagree on what it means.
+            if map
+                .keys()
+                .any(|k| k != "$ref" && !ANNOTATIONS.contains(&k.as_str()))
+            {
+                return None;
+            }
+            return self.compile(self.definition(target.as_str()?)?, depth + 1);
+        }
         let mut node = Node::any();
+        let mut leaf = serde_json::Map::new();
         for (key, v) in map {
             match key.as_str() {
+                // A base URI for the root's own `$ref`s; below the root it would change them.
+                "$id" if depth == 0 => {}
                 "type" => node.types = types(v)?,
                 "enum" => {
                     let list = v.as_array()?;
@@ -177,25 +214,37 @@ impl Node {
                 "maxLength" => node.max_length = Some(v.as_u64()?),
                 "minItems" => node.min_items = Some(v.as_u64()?),
                 "maxItems" => node.max_items = Some(v.as_u64()?),
-                "items" => node.items = Some(Box::new(Node::compile(v)?)),
+                "items" => node.items = Some(Box::new(self.compile(v, depth + 1)?)),
                 "properties" => {
                     for (name, sub) in v.as_object()? {
                         node.object
                             .properties
-                            .push((name.clone(), Node::compile(sub)?));
+                            .push((name.clone(), self.compile(sub, depth + 1)?));
                     }
                 }
                 "additionalProperties" => {
                     node.object.additional = match v {
                         Value::Bool(true) => Additional::Any,
                         Value::Bool(false) => Additional::Forbidden,
-                        other => Additional::Schema(Box::new(Node::compile(other)?)),
+                        other => Additional::Schema(Box::new(self.compile(other, depth + 1)?)),
                     }
                 }
                 "required" => {} // after `properties`, below
+                k if LEAF_KEYWORDS.contains(&k) => {
+                    leaf.insert(key.clone(), v.clone());
+                }
                 k if ANNOTATIONS.contains(&k) => {}
                 _ => return None,
             }
+        }
+        if !leaf.is_empty() {
+            // The root's draft decides, e.g., whether `format` is asserted.
+            if let Some(draft) = self.root.get("$schema") {
+                leaf.insert("$schema".into(), draft.clone());
+            }
+            node.leaf = Some(Box::new(
+                jsonschema::validator_for(&Value::Object(leaf)).ok()?,
+            ));
         }
         if let Some(required) = map.get("required") {
             for name in required.as_array()? {
@@ -206,6 +255,23 @@ impl Node {
         }
         // A seen-set of one u64 per object keeps the check allocation-free.
         (node.object.properties.len() <= 64).then_some(node)
+    }
+
+    /// The schema a local `$ref` names: `#/$defs/<name>` or `#/definitions/<name>`.
+    fn definition(&self, target: &str) -> Option<&Value> {
+        let (container, name) = target
+            .strip_prefix("#/$defs/")
+            .map(|n| ("$defs", n))
+            .or_else(|| {
+                target
+                    .strip_prefix("#/definitions/")
+                    .map(|n| ("definitions", n))
+            })?;
+        // Escaped or nested pointers are left to jsonschema.
+        if name.contains(['~', '%', '/']) {
+            return None;
+        }
+        self.root.get(container)?.get(name)
     }
 }
 
@@ -246,7 +312,7 @@ impl JsonCheck {
             return None;
         }
         Some(JsonCheck {
-            root: Node::compile(schema)?,
+            root: Compiler { root: schema }.compile(schema, 0)?,
             variables: variables.to_vec(),
         })
     }
@@ -640,6 +706,9 @@ fn check_scalar(node: &Node, scalar: &Scalar<'_>) -> Checked<()> {
         }
         Scalar::Str(s) => {
             require(node.types & STRING != 0)?;
+            if let Some(leaf) = &node.leaf {
+                require(leaf.is_valid(&Value::String(s.to_string())))?;
+            }
             if node.min_length.is_some() || node.max_length.is_some() {
                 let n = if s.is_ascii() {
                     s.len()
@@ -661,6 +730,10 @@ fn check_scalar(node: &Node, scalar: &Scalar<'_>) -> Checked<()> {
             // An integer written as `1.0` is an integer to jsonschema: left to it.
             let allowed = if n.integer { INTEGER } else { NUMBER };
             require(node.types & allowed != 0)?;
+            if let Some(leaf) = &node.leaf {
+                let value: Value = serde_json::from_str(n.text).map_err(|_| NotSure)?;
+                require(leaf.is_valid(&value))?;
+            }
             let bounded = node.minimum.is_some()
                 || node.maximum.is_some()
                 || node.exclusive_minimum.is_some()
@@ -763,8 +836,9 @@ mod tests {
     fn schemas_with_other_keywords_are_not_compiled() {
         for schema in [
             json!({"$ref": "#/$defs/x"}),
-            json!({"type": "string", "pattern": "a+"}),
-            json!({"type": "string", "format": "date-time"}),
+            json!({"$defs": {"x": {"$ref": "#/$defs/x"}}, "$ref": "#/$defs/x"}),
+            json!({"$defs": {"x": {}}, "$ref": "#/$defs/x", "type": "object"}),
+            json!({"properties": {"a": {"$id": "other", "type": "string"}}}),
             json!({"oneOf": [{"type": "string"}]}),
             json!({"required": ["not_a_property"]}),
             json!(false),
@@ -772,6 +846,51 @@ mod tests {
             assert!(JsonCheck::compile(&schema, &[]).is_none(), "{schema}");
         }
         assert!(JsonCheck::compile(&payment(), &["record".into()]).is_none());
+    }
+
+    /// The example domains' JSON contracts all take the one-pass check.
+    #[test]
+    fn example_contracts_compile() {
+        for text in [
+            include_str!("../../../examples/domains/payments/schemas/transaction_settled.json"),
+            include_str!("../../../examples/domains/marketing/schemas/campaign_click.json"),
+            include_str!("../../../examples/domains/marketing/schemas/high_value_purchase.json"),
+            include_str!(
+                "../../../examples/domains/marketing/schemas/campaign_clicks_per_minute.json"
+            ),
+            include_str!("../../../examples/domains/ml/schemas/fraud_score.json"),
+        ] {
+            let schema: Value = serde_json::from_str(text).expect("json");
+            assert!(JsonCheck::compile(&schema, &[]).is_some(), "{text}");
+        }
+    }
+
+    /// Local `$ref`s are followed; `pattern`, `format` and `multipleOf` are jsonschema's own.
+    #[test]
+    fn refs_patterns_and_formats() {
+        let schema = json!({"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object", "properties": {
+                "amount": {"$ref": "#/$defs/money"},
+                "card": {"type": "string", "pattern": "^[0-9]{4}$"},
+                "at": {"type": "string", "format": "date-time"},
+                "step": {"type": "number", "multipleOf": 0.5}},
+            "$defs": {"money": {"type": "number", "minimum": 0}}});
+        let slow = jsonschema::validator_for(&schema).expect("schema");
+        for record in [
+            r#"{"amount": 1.5, "card": "4242", "at": "2026-11-30T08:00:00Z", "step": 1.5}"#,
+            r#"{"amount": -1}"#,
+            r#"{"amount": "1"}"#,
+            r#"{"card": "42a2"}"#,
+            r#"{"card": "\u0034242"}"#,
+            r#"{"at": "yesterday"}"#,
+            r#"{"step": 0.3}"#,
+            r#"{"step": 2}"#,
+        ] {
+            let fast = check(&schema, &[], record).is_ok();
+            let v: Value = serde_json::from_str(record).expect("json");
+            assert!(!fast || slow.is_valid(&v), "accepted {record}");
+            assert_eq!(fast, slow.is_valid(&v), "{record}");
+        }
     }
 
     /// Whatever the one-pass check accepts, jsonschema accepts: records made by mutating valid
