@@ -398,10 +398,13 @@ impl Runtime {
 impl Runtime {
     /// The feature view `<domain>.<view>`, if a pipeline serves it.
     pub fn view(&self, domain: &str, view: &str) -> Option<Arc<ViewStore>> {
+        // A scan, not a keyed get: the key would cost two allocations per lookup, and a node
+        // serves tens of views, not thousands.
         self.views
             .lock()
-            .get(&(domain.to_string(), view.to_string()))
-            .cloned()
+            .iter()
+            .find(|((d, v), _)| d == domain && v == view)
+            .map(|(_, store)| store.clone())
     }
 
     pub fn views(&self) -> Vec<ViewInfo> {

@@ -96,7 +96,7 @@ pub struct ViewStore {
 struct Answer {
     state: Arc<KeyState>,
     until: i64,
-    json: Arc<str>,
+    json: bytes::Bytes,
 }
 
 /// Open view files, so a redeployed view pipeline shares its file with the one it replaces
@@ -322,7 +322,7 @@ impl ViewStore {
 
     /// One key's answer as JSON (the [`FeatureRow`] serialized), `None` if the view has seen no
     /// event for it.
-    pub fn lookup_json(&self, key: &str, now: i64) -> Result<Option<Arc<str>>, PipelineError> {
+    pub fn lookup_json(&self, key: &str, now: i64) -> Result<Option<bytes::Bytes>, PipelineError> {
         let Some(state) = self.state(key)? else {
             return Ok(None);
         };
@@ -337,9 +337,9 @@ impl ViewStore {
             events: state.events,
             last_event_ms: state.last_event_ms,
         };
-        let json: Arc<str> = serde_json::to_string(&row)
-            .map_err(|e| store_error(&self.name, e))?
-            .into();
+        // Bytes: the answer goes out as the response body without a copy.
+        let json =
+            bytes::Bytes::from(serde_json::to_vec(&row).map_err(|e| store_error(&self.name, e))?);
         let until = state.answer_stands_until(&self.features, now);
         self.answers.write().insert(
             key.to_string(),
@@ -484,21 +484,24 @@ mod tests {
             serde_json::to_string(&row.expect("row")).expect("json")
         };
         let first = s.lookup_json("a", 2_000).expect("ok").expect("row");
-        assert_eq!(&*first, as_lookup(2_000));
+        assert_eq!(&first[..], as_lookup(2_000).as_bytes());
         // The 1 s bucket at 1 000 counts until 1 000 + 1 000 + 64 000.
         let later = s.lookup_json("a", 65_999).expect("ok").expect("row");
-        assert!(
-            Arc::ptr_eq(&first, &later),
+        assert_eq!(
+            first.as_ptr(),
+            later.as_ptr(),
             "same answer while nothing changed"
         );
         let expired = s.lookup_json("a", 66_000).expect("ok").expect("row");
-        assert_eq!(&*expired, as_lookup(66_000));
+        let expired = String::from_utf8(expired.to_vec()).expect("utf-8");
+        assert_eq!(expired, as_lookup(66_000));
         assert!(expired.contains(r#""n_64s":0"#), "{expired}");
         assert!(s
             .apply(s.generation(), &[event(66_000)], &BTreeMap::new(), 66_000)
             .expect("apply"));
         let written = s.lookup_json("a", 66_000).expect("ok").expect("row");
-        assert_eq!(&*written, as_lookup(66_000));
+        let written = String::from_utf8(written.to_vec()).expect("utf-8");
+        assert_eq!(written, as_lookup(66_000));
         assert!(written.contains(r#""n":2"#), "{written}");
         assert!(s.lookup_json("b", 66_000).expect("ok").is_none());
     }

@@ -43,7 +43,7 @@ pub(crate) async fn get_one(
         Ok(Some(json)) => (
             StatusCode::OK,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
-            json.to_string(),
+            json,
         )
             .into_response(),
         Ok(None) => json_response(
