@@ -77,16 +77,21 @@ impl NodeProcess {
 }
 
 /// A keep-alive HTTP/1.1 connection, enough for small JSON answers with a Content-Length.
+/// A client connection with Nagle off: every benchmark client sends small requests and waits.
+fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
+    let s = TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
 pub struct Http {
     stream: BufReader<TcpStream>,
 }
 
 impl Http {
     pub fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
-        let s = TcpStream::connect(addr)?;
-        s.set_nodelay(true)?;
         Ok(Http {
-            stream: BufReader::new(s),
+            stream: BufReader::new(connect(addr)?),
         })
     }
 
@@ -140,10 +145,8 @@ struct Redis {
 
 impl Redis {
     fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
-        let s = TcpStream::connect(addr)?;
-        s.set_nodelay(true)?;
         Ok(Redis {
-            stream: BufReader::new(s),
+            stream: BufReader::new(connect(addr)?),
         })
     }
 
@@ -185,10 +188,8 @@ struct Lean {
 
 impl Lean {
     fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
-        let s = TcpStream::connect(addr)?;
-        s.set_nodelay(true)?;
         Ok(Lean {
-            stream: BufReader::with_capacity(64 * 1024, s),
+            stream: BufReader::with_capacity(64 * 1024, connect(addr)?),
             request: Vec::with_capacity(256),
         })
     }

@@ -110,13 +110,12 @@ pub fn run(
             ("non_negative_amount".to_string(), "amount >= 0.0".to_string()),
             ("known_currency".to_string(), "currency in ['USD', 'EUR', 'GBP']".to_string()),
         ];
-        let rules_kept = rules.clone();
         let spec = DomainSpec {
             domain: "bench".into(),
             owners: vec![],
             manifest: String::new(),
             pipelines: Default::default(),
-            streams: vec![stream("json", Format::JsonSchema, JSON_SCHEMA, rules), stream("avro", Format::Avro, AVRO_SCHEMA, vec![])],
+            streams: vec![stream("json", Format::JsonSchema, JSON_SCHEMA, rules.clone()), stream("avro", Format::Avro, AVRO_SCHEMA, vec![])],
         };
         let outcome = domains.apply(&[spec]).await;
         anyhow::ensure!(outcome.iter().all(|o| o.errors.is_empty()), "apply failed: {outcome:?}");
@@ -133,7 +132,6 @@ pub fn run(
 
         // 1000 records per batch (about 240 KB of JSON, 110 KB of Avro).
         let per_batch = 1000;
-        let per_batch_n = per_batch;
         let json: Vec<Vec<u8>> = (0..records).map(json_record).collect();
         let avro: Vec<Vec<u8>> = (0..records).map(|i| avro_record(&avro_schema, avro_id, i)).collect::<anyhow::Result<_>>()?;
         let to_batches = |values: &[Vec<u8>]| -> Vec<Bytes> {
@@ -164,19 +162,21 @@ pub fn run(
         }
         // Where the time goes: the gate alone, called in this thread on the same batches.
         use headwater_kafka::ProduceGate;
-        for (what, topic, b) in [("JSON", "bench.json", &json_b), ("Avro", "bench.avro", &avro_b)] {
+        for (what, topic, b, values) in [("JSON", "bench.json", &json_b, &json), ("Avro", "bench.avro", &avro_b, &avro)] {
             let t = Instant::now();
             for batch in b.iter() {
                 let verdict = gate.check(topic, 0, batch, false);
                 anyhow::ensure!(matches!(verdict, headwater_kafka::GateVerdict::Pass), "{what} batch refused");
             }
-            let per_batch = t.elapsed().as_secs_f64() / b.len() as f64;
+            let batch_secs = t.elapsed().as_secs_f64() / b.len() as f64;
+            // The records as a producer's batch would hand them over, made before the clock starts.
+            let values: Vec<Bytes> = values.iter().map(|v| Bytes::copy_from_slice(v)).collect();
             let t = Instant::now();
-            for v in if what == "JSON" { &json } else { &avro } {
-                gate.check_one(topic, Some(&Bytes::copy_from_slice(v))).map_err(|e| anyhow::anyhow!("{e}"))?;
+            for v in &values {
+                gate.check_one(topic, Some(v)).map_err(|e| anyhow::anyhow!("{e}"))?;
             }
             let per_record = t.elapsed().as_secs_f64() / records as f64;
-            println!("{what} gate: {:.1} µs per {per_batch_n}-record batch (CPU pool), {:.3} µs per record on one thread", per_batch * 1e6, per_record * 1e6, per_batch_n = per_batch_n);
+            println!("{what} gate: {:.1} µs per {per_batch}-record batch (CPU pool), {:.3} µs per record on one thread", batch_secs * 1e6, per_record * 1e6);
         }
         let per_record = |f: &mut dyn FnMut(&[u8]) -> anyhow::Result<()>, values: &[Vec<u8>]| -> anyhow::Result<f64> {
             let t = Instant::now();
@@ -187,7 +187,7 @@ pub fn run(
         };
         let json_contract = headwater_contracts::Contract::parse(Format::JsonSchema, JSON_SCHEMA)?;
         let avro_contract = headwater_contracts::Contract::parse(Format::Avro, AVRO_SCHEMA)?;
-        let json_ruled = RecordValidator::new(&json_contract, &rules_kept)?;
+        let json_ruled = RecordValidator::new(&json_contract, &rules)?;
         let json_bare = RecordValidator::new(&json_contract, &[])?;
         let avro_bare = RecordValidator::new(&avro_contract, &[])?;
         let parse = per_record(&mut |r| { serde_json::from_slice::<serde_json::Value>(r)?; Ok(()) }, &json)?;

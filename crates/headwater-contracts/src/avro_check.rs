@@ -95,9 +95,6 @@ impl AvroCheck {
             _ if variables.is_empty() => Vec::new(),
             _ => return None,
         };
-        if variables.iter().any(|v| v == "record") {
-            return None;
-        }
         Some(AvroCheck {
             root,
             feeds,

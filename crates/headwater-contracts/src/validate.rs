@@ -213,6 +213,8 @@ impl RecordValidator {
             .collect::<Result<Vec<_>, _>>()?;
         let variables = variables_of(&rules);
         let fast = match contract.format() {
+            // The whole record as a CEL value is built from its full decode anyway.
+            _ if variables.iter().any(|v| v == "record") => Fast::None,
             Format::JsonSchema => JsonCheck::compile(contract.json(), &variables)
                 .map(|c| Fast::Json(Box::new(c)))
                 .unwrap_or(Fast::None),
@@ -324,7 +326,6 @@ impl RecordValidator {
             names: &self.variables,
             values: Vec::new(),
         };
-        let mut made: Vec<bool> = Vec::new();
         for (i, (name, program)) in self.rules.iter().enumerate() {
             let key = if self.verdicts_full.load(Ordering::Relaxed) {
                 None
@@ -338,17 +339,13 @@ impl RecordValidator {
                 known?;
                 continue;
             }
-            if made.is_empty() {
-                made = vec![false; self.variables.len()];
+            if bound.values.is_empty() {
                 bound.values.resize_with(self.variables.len(), || None);
             }
+            // A field the record lacks stays unbound, as in the full decode.
             for &v in &self.rule_variables[i] {
-                if !made[v] {
-                    let field = fields.get(v).cloned().flatten();
-                    bound.values[v] = field
-                        .map(|f| cel_value(&self.variables[v], f))
-                        .transpose()?;
-                    made[v] = true;
+                if let (None, Some(Some(f))) = (&bound.values[v], fields.get(v)) {
+                    bound.values[v] = Some(cel_value(&self.variables[v], f.clone())?);
                 }
             }
             let bound = &bound;
@@ -506,6 +503,16 @@ mod tests {
             }
         }
         assert_eq!(v.verdicts.read().len(), 4);
+    }
+
+    /// A rule over the whole `record` needs its full decode.
+    #[test]
+    fn rules_over_the_whole_record_take_the_full_decode() {
+        let c = Contract::parse(Format::JsonSchema, PAYMENT).expect("schema");
+        let v = RecordValidator::new(&c, &rules(&[("has_amount", "has(record.amount)")]))
+            .expect("compile");
+        assert!(matches!(v.fast, Fast::None));
+        assert!(v.validate(br#"{"amount": 1, "currency": "EUR"}"#).is_ok());
     }
 
     /// A typical event contract (the benchmark's) takes the one-pass check.

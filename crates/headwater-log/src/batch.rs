@@ -271,80 +271,6 @@ impl<'a> Iterator for BatchIter<'a> {
     }
 }
 
-/// The values of an uncompressed batch's records, read in place (`None` for a null value), in
-/// record order; `None` overall when the batch is compressed or its records do not parse, and
-/// the caller must decode it fully. Checking values at produce needs nothing else, and a full
-/// decode allocated a record, its key and its headers for each one.
-pub fn record_values(batch: &[u8]) -> Option<Vec<Option<&[u8]>>> {
-    let header = BatchHeader::parse(batch).ok()?;
-    if header.compression() != Compression::None || header.total_len > batch.len() {
-        return None;
-    }
-    let count = i32::from_be_bytes(batch.get(57..61)?.try_into().ok()?);
-    let mut r = VarReader {
-        b: &batch[..header.total_len],
-        i: HEADER_LEN,
-    };
-    // A count larger than the bytes could hold is a lie; do not size anything by it.
-    let mut values = Vec::with_capacity(usize::try_from(count).ok()?.min(batch.len() / 7));
-    for _ in 0..count {
-        let len = usize::try_from(r.varint()?).ok()?;
-        let end = r.i.checked_add(len)?;
-        if end > r.b.len() {
-            return None;
-        }
-        r.i += 1; // attributes
-        r.varint()?; // timestamp delta
-        r.varint()?; // offset delta
-        r.bytes()?; // key
-        let value = r.bytes()?;
-        let headers = r.varint()?;
-        for _ in 0..headers {
-            r.bytes()?;
-            r.bytes()?;
-        }
-        if r.i != end {
-            return None;
-        }
-        values.push(value);
-    }
-    (r.i == r.b.len()).then_some(values)
-}
-
-/// Zigzag varints and length-prefixed byte strings of the record format.
-struct VarReader<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl<'a> VarReader<'a> {
-    fn varint(&mut self) -> Option<i64> {
-        let mut z = 0u64;
-        for shift in (0..70).step_by(7) {
-            let byte = *self.b.get(self.i)?;
-            self.i += 1;
-            z |= u64::from(byte & 0x7F).checked_shl(shift)?;
-            if byte & 0x80 == 0 {
-                return Some((z >> 1) as i64 ^ -((z & 1) as i64));
-            }
-        }
-        None
-    }
-
-    /// A length-prefixed byte string; `Some(None)` for length -1 (null).
-    fn bytes(&mut self) -> Option<Option<&'a [u8]>> {
-        let len = self.varint()?;
-        if len == -1 {
-            return Some(None);
-        }
-        let len = usize::try_from(len).ok()?;
-        let end = self.i.checked_add(len)?;
-        let s = self.b.get(self.i..end)?;
-        self.i = end;
-        Some(Some(s))
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod test_batches {
     /// Builds a valid uncompressed v2 batch with `count` records of `value_len` bytes.
@@ -401,21 +327,6 @@ pub(crate) mod test_batches {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn record_values_are_read_in_place() {
-        let b = test_batches::batch(3, 10, None);
-        let values = record_values(&b).expect("plain batch");
-        assert_eq!(values, vec![Some(&b"xxxxxxxxxx"[..]); 3]);
-        // Truncated records or a record count that does not match are left to a full decode.
-        assert!(record_values(&b[..b.len() - 1]).is_none());
-        let mut lying = b.clone();
-        lying[57..61].copy_from_slice(&4i32.to_be_bytes());
-        assert!(record_values(&lying).is_none());
-        let mut compressed = b;
-        compressed[22] |= 1;
-        assert!(record_values(&compressed).is_none());
-    }
 
     #[test]
     fn parses_and_checks_crc() {

@@ -199,7 +199,6 @@ impl KeyState {
         self.events += 1;
     }
 
-    /// The features' values over their windows ending at `now`.
     /// When [`KeyState::values`] computed at `now` may first change without a new event: the
     /// earliest time a bucket counted at `now` leaves its window.
     pub fn answer_stands_until(&self, features: &[Feature], now: i64) -> i64 {
@@ -217,6 +216,7 @@ impl KeyState {
         until
     }
 
+    /// The features' values over their windows ending at `now`.
     pub fn values(&self, features: &[Feature], now: i64) -> serde_json::Map<String, Value> {
         features
             .iter()

@@ -309,15 +309,18 @@ impl ViewStore {
         now: i64,
     ) -> Result<Vec<Option<FeatureRow>>, PipelineError> {
         keys.iter()
-            .map(|key| {
-                Ok(self.state(key)?.map(|state| FeatureRow {
-                    key: key.to_string(),
-                    features: state.values(&self.features, now),
-                    events: state.events,
-                    last_event_ms: state.last_event_ms,
-                }))
-            })
+            .map(|key| Ok(self.state(key)?.map(|state| self.row(key, &state, now))))
             .collect()
+    }
+
+    /// What a lookup of `key` at `now` answers.
+    fn row(&self, key: &str, state: &KeyState, now: i64) -> FeatureRow {
+        FeatureRow {
+            key: key.to_string(),
+            features: state.values(&self.features, now),
+            events: state.events,
+            last_event_ms: state.last_event_ms,
+        }
     }
 
     /// One key's answer as JSON (the [`FeatureRow`] serialized), `None` if the view has seen no
@@ -331,12 +334,7 @@ impl ViewStore {
                 return Ok(Some(a.json.clone()));
             }
         }
-        let row = FeatureRow {
-            key: key.to_string(),
-            features: state.values(&self.features, now),
-            events: state.events,
-            last_event_ms: state.last_event_ms,
-        };
+        let row = self.row(key, &state, now);
         // Bytes: the answer goes out as the response body without a copy.
         let json =
             bytes::Bytes::from(serde_json::to_vec(&row).map_err(|e| store_error(&self.name, e))?);

@@ -156,9 +156,7 @@ impl ContractGate {
             })
             .collect()
     }
-}
 
-impl ContractGate {
     /// Whether every record of every batch is valid, reading values in place. Compressed or
     /// unreadable batches, and any invalid record, answer `false`: the full decode then finds
     /// and reports what is wrong. Refusals are rare, so checking those records twice costs
@@ -174,7 +172,7 @@ impl ContractGate {
         for (at, header) in headwater_log::batch::BatchIter::new(records) {
             let Ok(header) = header else { return false };
             let Some(values) =
-                headwater_log::batch::record_values(&records[at..at + header.total_len])
+                headwater_log::records::record_values(&records[at..at + header.total_len])
             else {
                 return false;
             };
