@@ -448,17 +448,15 @@ fn load<C: Send + 'static>(
     Ok((all, rate))
 }
 
-/// Rounds each side of the lookup comparison is split into.
-const ROUNDS: usize = 5;
-
 pub fn view_lookup(
     dir: &Path,
     bin: &Path,
     customers: u64,
     events: u64,
     connections: usize,
-    secs: f64,
+    (secs, rounds): (f64, usize),
 ) -> anyhow::Result<()> {
+    let rounds = rounds.max(1);
     let tmp = tempfile::tempdir_in(dir)?;
     let node = NodeProcess::start(bin, tmp.path(), Some(Path::new("examples/domains")))?;
     runtime()?.block_on(produce_settled(node.kafka, 0, events, customers))?;
@@ -480,31 +478,31 @@ pub fn view_lookup(
         }
     }
     println!(
-        "view lookup: {customers} keys from {events} events, {connections} connections, {secs} s each side in {ROUNDS} alternating rounds, closed loop"
+        "view lookup: {customers} keys from {events} events, {connections} connections, {secs} s each side in {rounds} alternating rounds, closed loop"
     );
     let http_addr = node.http;
     // Alternating rounds, pooled: drift in this shared machine's speed lands on both sides.
     let redis_addr = redis.addr;
     let (mut ours, mut theirs) = ((Vec::new(), 0.0), (Vec::new(), 0.0));
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         let (lat, rate) = load(
             connections,
-            secs / ROUNDS as f64,
+            secs / rounds as f64,
             move || Lean::connect(http_addr),
             move |c: &mut Lean, x| {
                 c.http_get(&format!("/v1/views/ml/customer_spend/c-{}", x % customers))
             },
         )?;
         ours.0.extend(lat);
-        ours.1 += rate / ROUNDS as f64;
+        ours.1 += rate / rounds as f64;
         let (lat, rate) = load(
             connections,
-            secs / ROUNDS as f64,
+            secs / rounds as f64,
             move || Lean::connect(redis_addr),
             move |c: &mut Lean, x| c.redis_get(&format!("c-{}", x % customers)),
         )?;
         theirs.0.extend(lat);
-        theirs.1 += rate / ROUNDS as f64;
+        theirs.1 += rate / rounds as f64;
     }
     ours.0.sort_by(f64::total_cmp);
     theirs.0.sort_by(f64::total_cmp);

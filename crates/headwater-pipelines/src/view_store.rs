@@ -83,21 +83,53 @@ pub struct ViewStore {
     /// generation gone and writes nothing.
     generation: Arc<AtomicU64>,
     write: Arc<Mutex<()>>,
-    /// Decoded states of the keys looked up or written since the file was opened, kept in step
-    /// with the file by every write: a lookup of a known key reads no page and decodes nothing.
-    cache: Arc<RwLock<HashMap<String, Arc<KeyState>>>>,
-    /// Answers as served (JSON), per key, for these features: an answer stands while its key's
-    /// state is the one it was computed from and no bucket has left its window since, so a
-    /// repeated lookup merges and serializes nothing.
-    answers: Arc<RwLock<HashMap<String, Answer>>>,
+    cache: StateCache,
+    /// Tells this store's cached answers from those of another store on the same file (a
+    /// redeployed view whose features differ).
+    id: u64,
 }
 
-#[derive(Debug, Clone)]
+/// Decoded states of the keys looked up or written since the file was opened, kept in step
+/// with the file by every write: a lookup of a known key reads no page and decodes nothing.
+type StateCache = Arc<RwLock<HashMap<String, Arc<Cached>>>>;
+
+/// A key's state, and the answer last served from it.
+#[derive(Debug)]
+struct Cached {
+    state: KeyState,
+    /// Held next to the state it was computed from, so a write (which caches a new `Cached`)
+    /// retires it, and a repeated lookup costs one map lookup and merges and serializes
+    /// nothing.
+    answer: Mutex<Option<Answer>>,
+}
+
+#[derive(Debug)]
 struct Answer {
-    state: Arc<KeyState>,
+    store: u64,
+    /// The first instant a bucket of the state leaves its window, changing the answer.
     until: i64,
     json: bytes::Bytes,
 }
+
+impl Cached {
+    fn new(state: KeyState) -> Arc<Cached> {
+        Arc::new(Cached {
+            state,
+            answer: Mutex::new(None),
+        })
+    }
+
+    fn answer(&self, store: u64, now: i64) -> Option<bytes::Bytes> {
+        self.answer
+            .lock()
+            .as_ref()
+            .filter(|a| a.store == store && now < a.until)
+            .map(|a| a.json.clone())
+    }
+}
+
+/// Source of [`ViewStore::id`].
+static NEXT_STORE: AtomicU64 = AtomicU64::new(0);
 
 /// Open view files, so a redeployed view pipeline shares its file with the one it replaces
 /// (redb allows one open per file per process).
@@ -112,7 +144,7 @@ struct OpenFile {
     db: Arc<Database>,
     generation: Arc<AtomicU64>,
     write: Arc<Mutex<()>>,
-    cache: Arc<RwLock<HashMap<String, Arc<KeyState>>>>,
+    cache: StateCache,
 }
 
 impl ViewFiles {
@@ -192,7 +224,7 @@ impl ViewFiles {
             generation: file.generation,
             write: file.write,
             cache: file.cache,
-            answers: Default::default(),
+            id: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
         })
     }
 }
@@ -241,7 +273,6 @@ impl ViewStore {
         txn.delete_table(META).map_err(|x| e(x.into()))?;
         txn.commit().map_err(|x| e(x.into()))?;
         self.cache.write().clear();
-        self.answers.write().clear();
         Ok(())
     }
 
@@ -297,7 +328,7 @@ impl ViewStore {
         txn.commit().map_err(|x| e(x.into()))?;
         let mut cache = self.cache.write();
         for (key, state) in touched {
-            cache.insert(key.to_string(), Arc::new(state));
+            cache.insert(key.to_string(), Cached::new(state));
         }
         Ok(true)
     }
@@ -309,7 +340,7 @@ impl ViewStore {
         now: i64,
     ) -> Result<Vec<Option<FeatureRow>>, PipelineError> {
         keys.iter()
-            .map(|key| Ok(self.state(key)?.map(|state| self.row(key, &state, now))))
+            .map(|key| Ok(self.state(key)?.map(|c| self.row(key, &c.state, now))))
             .collect()
     }
 
@@ -326,32 +357,31 @@ impl ViewStore {
     /// One key's answer as JSON (the [`FeatureRow`] serialized), `None` if the view has seen no
     /// event for it.
     pub fn lookup_json(&self, key: &str, now: i64) -> Result<Option<bytes::Bytes>, PipelineError> {
-        let Some(state) = self.state(key)? else {
+        let known = self
+            .cache
+            .read()
+            .get(key)
+            .and_then(|c| c.answer(self.id, now));
+        if known.is_some() {
+            return Ok(known);
+        }
+        let Some(cached) = self.state(key)? else {
             return Ok(None);
         };
-        if let Some(a) = self.answers.read().get(key) {
-            if Arc::ptr_eq(&a.state, &state) && now < a.until {
-                return Ok(Some(a.json.clone()));
-            }
-        }
-        let row = self.row(key, &state, now);
+        let row = self.row(key, &cached.state, now);
         // Bytes: the answer goes out as the response body without a copy.
         let json =
             bytes::Bytes::from(serde_json::to_vec(&row).map_err(|e| store_error(&self.name, e))?);
-        let until = state.answer_stands_until(&self.features, now);
-        self.answers.write().insert(
-            key.to_string(),
-            Answer {
-                state,
-                until,
-                json: json.clone(),
-            },
-        );
+        *cached.answer.lock() = Some(Answer {
+            store: self.id,
+            until: cached.state.answer_stands_until(&self.features, now),
+            json: json.clone(),
+        });
         Ok(Some(json))
     }
 
     /// A key's state: from memory, else read from the file (and remembered).
-    fn state(&self, key: &str) -> Result<Option<Arc<KeyState>>, PipelineError> {
+    fn state(&self, key: &str) -> Result<Option<Arc<Cached>>, PipelineError> {
         if let Some(s) = self.cache.read().get(key) {
             return Ok(Some(s.clone()));
         }
@@ -370,9 +400,9 @@ impl ViewStore {
         let state: KeyState = postcard::from_bytes(bytes.value()).map_err(|x| {
             store_error(&self.name, format!("state of key '{key}' is unreadable: {x}; rebuild the view with `headwater rebuild {}`", self.name))
         })?;
-        let state = Arc::new(state);
-        self.cache.write().insert(key.to_string(), state.clone());
-        Ok(Some(state))
+        let cached = Cached::new(state);
+        self.cache.write().insert(key.to_string(), cached.clone());
+        Ok(Some(cached))
     }
 
     /// How many keys the view holds.

@@ -11,28 +11,36 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use axum::Router;
+use futures_util::future::{ready, Either, Ready};
 use futures_util::StreamExt;
 use tower_service::Service;
+
+use crate::PipelineService;
 
 /// Serves `lookups` on a dedicated thread and hands every other request to `api` on the
 /// current runtime, until `shutdown` resolves.
 pub(crate) async fn serve(
+    pipelines: Arc<PipelineService>,
     lookups: Router,
     api: Router,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let front = lookups.fallback_service(OnWorkers {
-        api,
-        workers: tokio::runtime::Handle::current(),
-    });
+    let front = Front {
+        pipelines,
+        rest: lookups.fallback_service(OnWorkers {
+            api,
+            workers: tokio::runtime::Handle::current(),
+        }),
+    };
     let listener = listener.into_std()?;
     let (done, finished) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -51,7 +59,7 @@ pub(crate) async fn serve(
                                 tracing::debug!("TCP_NODELAY not set on an HTTP connection: {e}");
                             }
                         });
-                        axum::serve(listener, front)
+                        axum::serve(listener, MakeFront(front))
                             .with_graceful_shutdown(shutdown)
                             .await
                     })
@@ -61,6 +69,67 @@ pub(crate) async fn serve(
     finished
         .await
         .unwrap_or_else(|_| Err(std::io::Error::other("the HTTP thread stopped")))
+}
+
+/// The HTTP thread's service: a single-key lookup is answered straight from the request's
+/// path; the batch lookup and everything else go through `rest` (a router whose fallback runs
+/// requests on the workers). Matching routes and extracting the path into owned strings is
+/// work a lookup of a few microseconds does not need.
+#[derive(Clone)]
+struct Front {
+    pipelines: Arc<PipelineService>,
+    rest: Router,
+}
+
+impl Service<Request<Body>> for Front {
+    type Response = Response;
+    type Error = Infallible;
+    type Future =
+        Either<Ready<Result<Response, Infallible>>, <Router as Service<Request<Body>>>::Future>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        if req.method() == Method::GET {
+            if let Some((domain, view, key)) = key_lookup(req.uri().path()) {
+                let answer = crate::views_api::one_key(&self.pipelines, domain, view, key);
+                return Either::Left(ready(Ok(answer)));
+            }
+        }
+        Either::Right(self.rest.call(req))
+    }
+}
+
+/// `/v1/views/{domain}/{view}/{key}` with three plain segments. A path with percent-escapes
+/// takes the router, which decodes them.
+fn key_lookup(path: &str) -> Option<(&str, &str, &str)> {
+    let rest = path.strip_prefix("/v1/views/")?;
+    if rest.contains('%') {
+        return None;
+    }
+    let mut parts = rest.split('/');
+    let (domain, view, key) = (parts.next()?, parts.next()?, parts.next()?);
+    let plain = parts.next().is_none() && ![domain, view, key].iter().any(|p| p.is_empty());
+    plain.then_some((domain, view, key))
+}
+
+/// Hands each accepted connection a clone of the front service.
+struct MakeFront(Front);
+
+impl<'a, L: axum::serve::Listener> Service<axum::serve::IncomingStream<'a, L>> for MakeFront {
+    type Response = Front;
+    type Error = Infallible;
+    type Future = Ready<Result<Front, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: axum::serve::IncomingStream<'a, L>) -> Self::Future {
+        ready(Ok(self.0.clone()))
+    }
 }
 
 /// Runs a request on the worker runtime.
@@ -123,4 +192,27 @@ fn produced_on_workers(response: Response) -> Response {
         rx.recv().await.map(|chunk| (chunk, rx))
     });
     Response::from_parts(parts, Body::from_stream(chunks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_lookup;
+
+    #[test]
+    fn only_plain_three_segment_paths_take_the_direct_lookup() {
+        assert_eq!(
+            key_lookup("/v1/views/ml/customer_spend/c-042"),
+            Some(("ml", "customer_spend", "c-042"))
+        );
+        for routed in [
+            "/v1/views/ml/customer_spend",
+            "/v1/views/ml/customer_spend/",
+            "/v1/views/ml/customer_spend/c%2D1",
+            "/v1/views/ml//c-1",
+            "/v1/views/ml/customer_spend/c-1/x",
+            "/v1/viewsx/ml/customer_spend/c-1",
+        ] {
+            assert_eq!(key_lookup(routed), None, "{routed}");
+        }
+    }
 }

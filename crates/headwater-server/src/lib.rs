@@ -125,5 +125,12 @@ pub async fn serve_http(
         .merge(streams_router(streams))
         .merge(pipelines_router(pipelines.clone()))
         .merge(status_router(status));
-    http::serve(lookups_router(pipelines), api, listener, shutdown).await
+    http::serve(
+        pipelines.clone(),
+        lookups_router(pipelines),
+        api,
+        listener,
+        shutdown,
+    )
+    .await
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{json, Value};
 
 use headwater_kafka::now_ms;
@@ -36,16 +36,24 @@ pub(crate) async fn get_one(
     State(p): Shared,
     Path((domain, view, key)): Path<(String, String, String)>,
 ) -> Response {
-    let Some(store) = p.runtime().view(&domain, &view) else {
-        return not_served(&domain, &view);
+    one_key(&p, &domain, &view, &key)
+}
+
+/// The answer to `GET /v1/views/{domain}/{view}/{key}`, for the router and for the HTTP
+/// thread's direct path (see [`crate::http`]).
+pub(crate) fn one_key(p: &PipelineService, domain: &str, view: &str, key: &str) -> Response {
+    let Some(store) = p.runtime().view(domain, view) else {
+        return not_served(domain, view);
     };
-    match store.lookup_json(&key, now_ms()) {
-        Ok(Some(json)) => (
-            StatusCode::OK,
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            json,
-        )
-            .into_response(),
+    match store.lookup_json(key, now_ms()) {
+        Ok(Some(json)) => {
+            let mut answer = Response::new(axum::body::Body::from(json));
+            answer.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            );
+            answer
+        }
         Ok(None) => json_response(
             StatusCode::NOT_FOUND,
             json!({
