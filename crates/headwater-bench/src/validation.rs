@@ -117,7 +117,7 @@ pub fn run(
             pipelines: Default::default(),
             streams: vec![stream("json", Format::JsonSchema, JSON_SCHEMA, rules.clone()), stream("avro", Format::Avro, AVRO_SCHEMA, vec![])],
         };
-        let outcome = domains.apply(&[spec]).await;
+        let outcome = domains.apply(&[spec], "bench").await;
         anyhow::ensure!(outcome.iter().all(|o| o.errors.is_empty()), "apply failed: {outcome:?}");
         for t in ["plain.json", "plain.avro"] {
             log.create_topic(t, 1, Default::default())?;

@@ -5,10 +5,13 @@
 //! pipelines. [`load_dir`] reads every manifest of a directory and checks them together; every
 //! problem is a [`ManifestError`] naming the file, line and column, what is wrong and the fix.
 //!
+//! It also owns the audit trail's entry format and hash chain ([`audit`]).
+//!
 //! It owns the manifest format and its validation. It does not talk to a node: plan/apply, the
 //! registry and produce-time validation build on what it loads. The format is documented in
 //! `docs/manifests.md`.
 
+pub mod audit;
 mod duration;
 mod error;
 mod load;

@@ -26,6 +26,15 @@ pub struct Broker {
     pub(crate) node: NodeIdentity,
     pub(crate) groups: Coordinator,
     pub(crate) gate: parking_lot::RwLock<Option<Arc<dyn crate::ProduceGate>>>,
+    /// Where changes made through the admin API are reported, once someone listens.
+    admin: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<AdminChange>>,
+}
+
+/// A change made through Kafka's admin API (a topic deleted), for the node's audit trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminChange {
+    pub action: &'static str,
+    pub topic: String,
 }
 
 /// What to do after a request was handled.
@@ -49,6 +58,7 @@ impl Broker {
             node,
             groups,
             gate: parking_lot::RwLock::new(None),
+            admin: std::sync::OnceLock::new(),
         });
         broker.groups.start_expiry(Arc::downgrade(&broker));
         Ok(broker)
@@ -56,6 +66,18 @@ impl Broker {
 
     pub fn log(&self) -> &Arc<Log> {
         &self.log
+    }
+
+    /// Every admin change from now on. One listener; a second call returns `None`.
+    pub fn admin_changes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<AdminChange>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.admin.set(tx).ok().map(|()| rx)
+    }
+
+    pub(crate) fn report_admin(&self, change: AdminChange) {
+        if let Some(tx) = self.admin.get() {
+            let _ = tx.send(change);
+        }
     }
 
     /// Installs the check every produce to a validated topic passes before it is written.

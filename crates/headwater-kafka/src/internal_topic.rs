@@ -97,6 +97,44 @@ pub fn producer_batch(
     )
 }
 
+/// One thing [`InternalTopic::scan`] read.
+#[derive(Debug)]
+pub enum Scanned {
+    Record {
+        offset: i64,
+        key: Option<Bytes>,
+        value: Option<Bytes>,
+    },
+    /// A batch covering offsets `first..=last` that does not decode.
+    Broken {
+        first: i64,
+        last: i64,
+        error: String,
+    },
+}
+
+/// The size of the record batch at the start of `buf`, if all of it is there.
+fn batch_size(buf: &[u8]) -> Option<usize> {
+    let len = i32::from_be_bytes(buf.get(8..12)?.try_into().ok()?);
+    let size = 12 + usize::try_from(len).ok()?;
+    (size >= 61 && size <= buf.len()).then_some(size)
+}
+
+/// The base offset and last offset delta from a batch's header, which the CRC does not cover.
+fn batch_span(batch: &[u8]) -> (i64, i32) {
+    let base = batch
+        .get(0..8)
+        .and_then(|b| b.try_into().ok())
+        .map(i64::from_be_bytes)
+        .unwrap_or(0);
+    let delta = batch
+        .get(23..27)
+        .and_then(|b| b.try_into().ok())
+        .map(i32::from_be_bytes)
+        .unwrap_or(0);
+    (base, delta.max(0))
+}
+
 #[derive(Debug, Clone)]
 pub struct InternalTopic {
     name: &'static str,
@@ -132,40 +170,69 @@ impl InternalTopic {
         Ok(InternalTopic { name, partition })
     }
 
-    /// Calls `apply(key, value)` for every record in order; returns how many there were.
+    /// Calls `apply(key, value)` for every record in order; returns how many there were. A
+    /// batch that does not decode is logged and skipped.
     pub fn replay(
         &self,
         mut apply: impl FnMut(Option<&Bytes>, Option<&Bytes>),
     ) -> Result<usize, LogError> {
+        let mut count = 0;
+        self.scan(|read| match read {
+            Scanned::Record { key, value, .. } => {
+                apply(key.as_ref(), value.as_ref());
+                count += 1;
+            }
+            Scanned::Broken { first, last, error } => tracing::error!(
+                topic = self.name,
+                first,
+                last,
+                "skipping an undecodable batch: {error}"
+            ),
+        })?;
+        Ok(count)
+    }
+
+    /// Reads every record in order, with its offset; a batch that does not decode (its CRC
+    /// fails, say) is reported with the offsets it covers and reading goes on after it.
+    pub fn scan(&self, mut f: impl FnMut(Scanned)) -> Result<(), LogError> {
         let mut offset = self.partition.start_offset();
         let end = self.partition.end_offset();
-        let mut count = 0;
         while offset < end {
             let data = self.partition.read(offset, 1 << 20)?;
             if data.is_empty() {
                 break;
             }
+            let before = offset;
             let mut buf = Bytes::from(data);
-            while !buf.is_empty() {
-                let set = match RecordBatchDecoder::decode(&mut buf) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(
-                            topic = self.name,
-                            offset,
-                            "skipping an undecodable batch: {e}"
-                        );
-                        break;
+            while let Some(size) = batch_size(&buf) {
+                let mut batch = buf.split_to(size);
+                let (base, last_delta) = batch_span(&batch);
+                match RecordBatchDecoder::decode(&mut batch) {
+                    Ok(set) => {
+                        for r in set.records {
+                            if r.offset >= offset {
+                                f(Scanned::Record {
+                                    offset: r.offset,
+                                    key: r.key,
+                                    value: r.value,
+                                });
+                            }
+                        }
                     }
-                };
-                for r in set.records {
-                    offset = offset.max(r.offset + 1);
-                    apply(r.key.as_ref(), r.value.as_ref());
-                    count += 1;
+                    Err(e) => f(Scanned::Broken {
+                        first: base,
+                        last: base + i64::from(last_delta),
+                        error: e.to_string(),
+                    }),
                 }
+                offset = offset.max(base + i64::from(last_delta) + 1);
+            }
+            if offset == before {
+                // Nothing whole came back: the rest is not readable as batches.
+                break;
             }
         }
-        Ok(count)
+        Ok(())
     }
 
     /// Appends records (key, value) as one batch and waits until they are on disk.

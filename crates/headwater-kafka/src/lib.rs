@@ -23,13 +23,14 @@ mod versions;
 
 use std::sync::Arc;
 
+pub use broker::AdminChange;
 pub use broker::{Broker, NodeIdentity};
 pub use config::KafkaConfig;
 pub use connection::serve_connection;
 pub use error::ConnectionError;
 pub use gate::{GateVerdict, ProduceGate};
 pub use internal_topic::{
-    now_ms, plain_batch, plain_record, producer_batch, Headers, InternalTopic,
+    now_ms, plain_batch, plain_record, producer_batch, Headers, InternalTopic, Scanned,
 };
 pub use kafka_protocol;
 pub use partitioner::partition_for_key;

@@ -164,6 +164,27 @@ pub struct Runtime {
     /// Served feature views by (domain, view).
     views: Mutex<BTreeMap<(String, String), Arc<ViewStore>>>,
     stuck_after_ms: std::sync::atomic::AtomicU64,
+    /// Where failures and restarts are reported, once someone listens (the node's audit trail).
+    lifecycle: Lifecycle,
+}
+
+/// A pipeline failed (and will be restarted after `retry_in_ms`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PipelineFailure {
+    pub domain: String,
+    pub pipeline: String,
+    pub error: String,
+    /// Failures in a row, this one included.
+    pub attempt: u32,
+    pub retry_in_ms: u64,
+}
+
+type Lifecycle = Arc<std::sync::OnceLock<mpsc::UnboundedSender<PipelineFailure>>>;
+
+fn report_failure(lifecycle: &Lifecycle, failure: PipelineFailure) {
+    if let Some(tx) = lifecycle.get() {
+        let _ = tx.send(failure);
+    }
 }
 
 /// A served feature view, for listings.
@@ -220,7 +241,15 @@ impl Runtime {
             units: Mutex::new(BTreeMap::new()),
             views: Mutex::new(BTreeMap::new()),
             stuck_after_ms: (STUCK_AFTER.as_millis() as u64).into(),
+            lifecycle: Default::default(),
         }
+    }
+
+    /// Every pipeline failure from now on, as it happens (each is followed by a restart after
+    /// its backoff). One listener; a second call returns `None`.
+    pub fn failures(&self) -> Option<mpsc::UnboundedReceiver<PipelineFailure>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lifecycle.set(tx).ok().map(|()| rx)
     }
 
     /// How long a micro-batch or run may take before its pipeline is reported stuck.
@@ -281,7 +310,7 @@ impl Runtime {
                     domain.to_string(),
                     name.to_string(),
                     spec.clone(),
-                    status.clone(),
+                    (status.clone(), self.lifecycle.clone()),
                     rx,
                 ),
             ),
@@ -321,7 +350,7 @@ impl Runtime {
                             domain.to_string(),
                             name.to_string(),
                             spec.clone(),
-                            status.clone(),
+                            (status.clone(), self.lifecycle.clone()),
                         ),
                     ),
                     Err(reason) => {
@@ -575,7 +604,7 @@ async fn batch_loop(
     domain: String,
     name: String,
     spec: PipelineSpec,
-    status: Arc<Mutex<PipelineStatus>>,
+    (status, lifecycle): (Arc<Mutex<PipelineStatus>>, Lifecycle),
     mut requests: mpsc::Receiver<RunRequest>,
 ) {
     let mut attempt = 0u32;
@@ -627,6 +656,16 @@ async fn batch_loop(
                     retry_at_ms: now_ms() + delay.as_millis() as i64,
                 };
                 tracing::warn!(domain = %domain, pipeline = %name, attempt, "pipeline run failed, retrying in {delay:?}: {e}");
+                report_failure(
+                    &lifecycle,
+                    PipelineFailure {
+                        domain: domain.clone(),
+                        pipeline: name.clone(),
+                        error: e.clone(),
+                        attempt,
+                        retry_in_ms: delay.as_millis() as u64,
+                    },
+                );
             }
         }
         drop(s);
@@ -651,7 +690,7 @@ async fn stream_loop(
     domain: String,
     name: String,
     spec: PipelineSpec,
-    status: Arc<Mutex<PipelineStatus>>,
+    (status, lifecycle): (Arc<Mutex<PipelineStatus>>, Lifecycle),
 ) {
     let mut attempt = 0u32;
     loop {
@@ -703,6 +742,16 @@ async fn stream_loop(
             };
         }
         tracing::warn!(domain = %domain, pipeline = %name, attempt, "pipeline failed, restarting in {delay:?}: {error}");
+        report_failure(
+            &lifecycle,
+            PipelineFailure {
+                domain: domain.clone(),
+                pipeline: name.clone(),
+                error,
+                attempt,
+                retry_in_ms: delay.as_millis() as u64,
+            },
+        );
         tokio::time::sleep(delay).await;
     }
 }

@@ -39,6 +39,7 @@ pub struct DomainService {
     applied: RwLock<BTreeMap<String, DomainSpec>>,
     writer: tokio::sync::Mutex<()>,
     pipelines: std::sync::OnceLock<Arc<crate::PipelineService>>,
+    audit: std::sync::OnceLock<Arc<crate::AuditTrail>>,
 }
 
 /// What must happen to one stream, computed before anything changes.
@@ -57,6 +58,56 @@ const STORED_ONLY: &str = "~ update the stored manifest";
 
 fn dlq(topic: &str) -> String {
     format!("{topic}.dlq")
+}
+
+/// The audit entries of applying `spec` over `before`: the domain's manifest, then each
+/// pipeline deployed, changed or removed.
+fn applied_changes(
+    principal: &str,
+    before: Option<&DomainSpec>,
+    spec: &DomainSpec,
+    changes: &[String],
+) -> Vec<headwater_domains::audit::Change> {
+    use serde_json::{json, Value};
+    let domain = Some(spec.domain.as_str());
+    let mut out = vec![crate::audit::change(
+        principal,
+        "domain.apply",
+        domain,
+        &spec.domain,
+        before.map_or(Value::Null, |b| json!({ "manifest": b.manifest })),
+        json!({ "manifest": spec.manifest, "changes": changes }),
+    )];
+    let old = before.map(|b| &b.pipelines);
+    let as_json = |p: Option<&headwater_domains::PipelineSpec>| {
+        p.map_or(Value::Null, |p| serde_json::to_value(p).unwrap_or_default())
+    };
+    for (name, new) in &spec.pipelines {
+        let was = old.and_then(|o| o.get(name));
+        if was != Some(new) {
+            out.push(crate::audit::change(
+                principal,
+                "pipeline.deploy",
+                domain,
+                &format!("{}.{name}", spec.domain),
+                as_json(was),
+                as_json(Some(new)),
+            ));
+        }
+    }
+    for (name, was) in old.into_iter().flatten() {
+        if !spec.pipelines.contains_key(name) {
+            out.push(crate::audit::change(
+                principal,
+                "pipeline.remove",
+                domain,
+                &format!("{}.{name}", spec.domain),
+                as_json(Some(was)),
+                Value::Null,
+            ));
+        }
+    }
+    out
 }
 
 impl DomainService {
@@ -87,6 +138,7 @@ impl DomainService {
             applied: RwLock::new(applied),
             writer: tokio::sync::Mutex::new(()),
             pipelines: std::sync::OnceLock::new(),
+            audit: std::sync::OnceLock::new(),
         })
     }
 
@@ -276,6 +328,16 @@ impl DomainService {
     }
 
     /// Runs the applied domains' pipelines, and those of every domain applied from now on.
+    /// Records every applied domain and deployed or removed pipeline in `audit`.
+    pub fn attach_audit(&self, audit: Arc<crate::AuditTrail>) {
+        let _ = self.audit.set(audit);
+    }
+
+    /// The node's audit trail, once attached.
+    pub fn audit(&self) -> Option<&Arc<crate::AuditTrail>> {
+        self.audit.get()
+    }
+
     pub fn attach_pipelines(&self, pipelines: Arc<crate::PipelineService>) {
         for spec in self.applied.read().values() {
             pipelines.deploy(&spec.domain, &spec.pipelines);
@@ -323,7 +385,7 @@ impl DomainService {
         out
     }
 
-    pub async fn apply(&self, specs: &[DomainSpec]) -> Vec<DomainOutcome> {
+    pub async fn apply(&self, specs: &[DomainSpec], principal: &str) -> Vec<DomainOutcome> {
         let _one_at_a_time = self.writer.lock().await;
         let known = self.known_with(specs);
         let mut outcomes = Vec::new();
@@ -333,7 +395,8 @@ impl DomainService {
                 outcomes.push(out);
                 continue;
             }
-            if let Err(e) = self.execute(spec, plans).await {
+            let before = self.applied.read().get(&spec.domain).cloned();
+            if let Err(e) = self.execute(spec, plans, principal).await {
                 out.errors
                     .push(format!("applying stopped: {e}; run apply again to finish"));
                 outcomes.push(out);
@@ -342,6 +405,11 @@ impl DomainService {
             out.applied = true;
             if let Some(p) = self.pipelines.get() {
                 p.deploy(&spec.domain, &spec.pipelines);
+            }
+            if let Some(audit) = self.audit.get() {
+                for change in applied_changes(principal, before.as_ref(), spec, &out.changes) {
+                    audit.record(change).await;
+                }
             }
             tracing::info!(domain = %spec.domain, changes = out.changes.len(), "applied domain");
             outcomes.push(out);
@@ -353,9 +421,12 @@ impl DomainService {
         &self,
         spec: &DomainSpec,
         plans: Vec<(StreamDef, StreamPlan)>,
+        principal: &str,
     ) -> Result<(), String> {
         for (s, plan) in plans {
             let subject = format!("{}-value", s.topic);
+            // Before the registry changes, so their audit entries name the domain.
+            self.registry.set_owner(&subject, &spec.domain);
             if plan.create {
                 let configs = plan
                     .configs
@@ -392,22 +463,23 @@ impl DomainService {
                     compatibility: Some(s.compatibility),
                 };
                 self.registry
-                    .record(event)
+                    .record_as(principal, event)
                     .await
                     .map_err(|e| e.to_string())?;
             }
             if plan.register {
                 let (format, text) = (s.format, s.schema.clone());
                 self.registry
-                    .change(|reg| match reg.plan_register(&subject, format, &text)? {
-                        Ok(event) => Ok((Some(event), ())),
-                        Err(_) => Ok((None, ())),
+                    .change_as(principal, |reg| {
+                        match reg.plan_register(&subject, format, &text)? {
+                            Ok(event) => Ok((Some(event), ())),
+                            Err(_) => Ok((None, ())),
+                        }
                     })
                     .await
                     .map_err(|e| e.to_string())?;
             }
             self.gate.set_rules(&s.topic, s.rules.clone());
-            self.registry.set_owner(&subject, &spec.domain);
         }
         let value = serde_json::to_vec(spec).map_err(|e| e.to_string())?;
         self.topic

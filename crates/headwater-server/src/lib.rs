@@ -10,6 +10,8 @@
 //!
 //! Entry point: [`SchemaRegistry::open`] over a log, then [`serve_http`].
 
+pub mod audit;
+mod audit_api;
 mod contract_gate;
 mod domains;
 mod http;
@@ -22,6 +24,8 @@ mod streams;
 mod streams_api;
 mod views_api;
 
+pub use audit::AuditTrail;
+pub use audit_api::audit_router;
 pub use contract_gate::ContractGate;
 pub use domains::{DomainOutcome, DomainService};
 pub use pipelines::{NodeStreams, PipelineService};
@@ -43,6 +47,7 @@ use headwater_log::Log;
 /// `headwater serve`, the behaviour tests and the benchmarks all start.
 #[derive(Debug, Clone)]
 pub struct Services {
+    pub audit: Arc<AuditTrail>,
     pub registry: Arc<SchemaRegistry>,
     pub gate: Arc<ContractGate>,
     pub domains: Arc<DomainService>,
@@ -55,7 +60,9 @@ impl Services {
     /// Replays the registry and applied domains from `log` and installs the contract gate on
     /// `broker`. Pipelines start as their domains are applied (or replayed).
     pub fn open(log: &Arc<Log>, broker: &Arc<Broker>) -> Result<Self, headwater_log::LogError> {
+        let audit = Arc::new(AuditTrail::open(log)?);
         let registry = Arc::new(SchemaRegistry::open(log)?);
+        registry.attach_audit(audit.clone());
         let gate = Arc::new(ContractGate::new(registry.clone()));
         broker.set_gate(gate.clone());
         let domains = Arc::new(DomainService::open(
@@ -63,6 +70,7 @@ impl Services {
             registry.clone(),
             gate.clone(),
         )?);
+        domains.attach_audit(audit.clone());
         let streams = Arc::new(StreamService::new(
             broker.clone(),
             registry.clone(),
@@ -75,12 +83,15 @@ impl Services {
             log.clone(),
         ));
         domains.attach_pipelines(pipelines.clone());
+        audit::record_pipeline_failures(&audit, &pipelines);
+        audit::record_admin_changes(&audit, broker, &domains);
         let status = Arc::new(StatusService::new(
             streams.clone(),
             pipelines.clone(),
             domains.clone(),
         ));
         Ok(Services {
+            audit,
             registry,
             gate,
             domains,
@@ -97,6 +108,7 @@ impl Services {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         serve_http(
+            self.audit,
             self.registry,
             self.domains,
             self.streams,
@@ -111,7 +123,9 @@ impl Services {
 
 /// Serves the HTTP API on `listener` until `shutdown` resolves: view lookups on a thread of
 /// their own, everything else on the caller's runtime (see [`http`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn serve_http(
+    audit: Arc<AuditTrail>,
     registry: Arc<SchemaRegistry>,
     domains: Arc<DomainService>,
     streams: Arc<StreamService>,
@@ -124,7 +138,8 @@ pub async fn serve_http(
         .merge(domains_router(domains))
         .merge(streams_router(streams))
         .merge(pipelines_router(pipelines.clone()))
-        .merge(status_router(status));
+        .merge(status_router(status))
+        .merge(audit_router(audit));
     http::serve(
         pipelines.clone(),
         lookups_router(pipelines),

@@ -19,6 +19,8 @@ pub struct SchemaRegistry {
     writer: Mutex<()>,
     /// Subjects of domain streams, by owning domain: only that domain's apply may change them.
     owned: RwLock<std::collections::HashMap<String, String>>,
+    /// Where every stored change is also recorded, once the node attaches it.
+    audit: std::sync::OnceLock<Arc<crate::AuditTrail>>,
 }
 
 /// A failed change: refused by the rules, or not stored.
@@ -58,7 +60,13 @@ impl SchemaRegistry {
             topic,
             writer: Mutex::new(()),
             owned: RwLock::new(std::collections::HashMap::new()),
+            audit: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Records every change stored from now on in `audit`.
+    pub fn attach_audit(&self, audit: Arc<crate::AuditTrail>) {
+        let _ = self.audit.set(audit);
     }
 
     /// Marks `subject` as belonging to `domain`'s stream.
@@ -80,12 +88,30 @@ impl SchemaRegistry {
 
     /// Stores and applies an event that needs no check against the state (config, mode).
     pub async fn record(&self, event: RegistryEvent) -> Result<(), ChangeError> {
-        self.change(|_| Ok((Some(event), ()))).await
+        self.record_as(crate::audit::ANONYMOUS, event).await
+    }
+
+    /// [`SchemaRegistry::record`] on behalf of `principal`, as the audit trail names it.
+    pub async fn record_as(
+        &self,
+        principal: &str,
+        event: RegistryEvent,
+    ) -> Result<(), ChangeError> {
+        self.change_as(principal, |_| Ok((Some(event), ()))).await
     }
 
     /// Runs `plan` against the current state; stores and applies the event it returns.
     pub async fn change<T>(
         &self,
+        plan: impl FnOnce(&Registry) -> Result<(Option<RegistryEvent>, T), RegistryError>,
+    ) -> Result<T, ChangeError> {
+        self.change_as(crate::audit::ANONYMOUS, plan).await
+    }
+
+    /// [`SchemaRegistry::change`] on behalf of `principal`, as the audit trail names it.
+    pub async fn change_as<T>(
+        &self,
+        principal: &str,
         plan: impl FnOnce(&Registry) -> Result<(Option<RegistryEvent>, T), RegistryError>,
     ) -> Result<T, ChangeError> {
         let _one_at_a_time = self.writer.lock().await;
@@ -100,7 +126,35 @@ impl SchemaRegistry {
                 .append(vec![(None, Some(Bytes::from(value)))])
                 .await?;
             self.state.write().apply(&event);
+            if let Some(audit) = self.audit.get() {
+                audit.record(self.audited(principal, &event)).await;
+            }
         }
         Ok(out)
+    }
+
+    /// The audit entry of a stored registry event: a new version's schema, what was deleted,
+    /// or the setting changed.
+    fn audited(&self, principal: &str, event: &RegistryEvent) -> headwater_domains::audit::Change {
+        let (action, subject) = match event {
+            RegistryEvent::Registered { subject, .. } => ("schema.register", Some(subject)),
+            RegistryEvent::VersionDeleted { subject, .. } => {
+                ("schema.delete_version", Some(subject))
+            }
+            RegistryEvent::SubjectDeleted { subject, .. } => {
+                ("schema.delete_subject", Some(subject))
+            }
+            RegistryEvent::ConfigSet { subject, .. } => ("schema.config", subject.as_ref()),
+            RegistryEvent::ModeSet { subject, .. } => ("schema.mode", subject.as_ref()),
+        };
+        let domain = subject.and_then(|s| self.owner(s));
+        crate::audit::change(
+            principal,
+            action,
+            domain.as_deref(),
+            subject.map_or("(global)", String::as_str),
+            serde_json::Value::Null,
+            serde_json::to_value(event).unwrap_or_default(),
+        )
     }
 }

@@ -10,13 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use headwater_kafka::{Broker, KafkaConfig, NodeIdentity};
-use headwater_log::{Log, LogConfig};
+use headwater_kafka::KafkaConfig;
+use headwater_log::LogConfig;
 use headwater_pipelines::datafusion::arrow::datatypes::DataType;
 use headwater_pipelines::datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
 use headwater_pipelines::State;
 use headwater_server::{DomainService, PipelineService, Services};
-use headwater_test_support::{batch, Client};
+use headwater_test_support::{batch, open_node, Client};
 
 struct Node {
     addr: std::net::SocketAddr,
@@ -27,16 +27,9 @@ struct Node {
 
 async fn start_node() -> anyhow::Result<Node> {
     let dir = tempfile::tempdir()?;
-    let log = Log::open(dir.path(), LogConfig::default())?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let (log, broker, listener) =
+        open_node(dir.path(), KafkaConfig::default(), LogConfig::default()).await?;
     let addr = listener.local_addr()?;
-    let identity = NodeIdentity {
-        node_id: 0,
-        host: addr.ip().to_string(),
-        port: i32::from(addr.port()),
-        cluster_id: "isolation".into(),
-    };
-    let broker = Broker::new(log.clone(), KafkaConfig::default(), identity)?;
     let services = Services::open(&log, &broker)?;
     let (pipelines, domains) = (services.pipelines, services.domains);
     log.start_background();
@@ -108,7 +101,7 @@ async fn apply(node: &Node, root: &std::path::Path) -> anyhow::Result<()> {
     let loaded = headwater_domains::load_dir(root)
         .map_err(|e| anyhow::anyhow!("manifests do not load: {e:?}"))?;
     let specs: Vec<_> = loaded.iter().map(|d| d.spec()).collect();
-    for outcome in node.domains.apply(&specs).await {
+    for outcome in node.domains.apply(&specs, "test").await {
         anyhow::ensure!(
             outcome.errors.is_empty(),
             "apply refused: {:?}",

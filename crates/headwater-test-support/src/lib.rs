@@ -55,16 +55,8 @@ impl TestNode {
         kafka: KafkaConfig,
         log_cfg: LogConfig,
     ) -> anyhow::Result<Self> {
-        let log = Log::open(dir.path(), log_cfg)?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let (log, broker, listener) = open_node(dir.path(), kafka, log_cfg).await?;
         let addr = listener.local_addr()?;
-        let node = NodeIdentity {
-            node_id: 0,
-            host: addr.ip().to_string(),
-            port: i32::from(addr.port()),
-            cluster_id: "test-cluster".to_string(),
-        };
-        let broker = Broker::new(log.clone(), kafka, node)?;
         log.start_background();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(headwater_kafka::serve(broker, listener, async {
@@ -102,6 +94,26 @@ impl TestNode {
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir()?);
         Ok(dir)
     }
+}
+
+/// A node's log and Kafka front end over `dir`, with a listener on a free port of 127.0.0.1
+/// that it advertises: the parts a test wires its services onto.
+pub async fn open_node(
+    dir: &std::path::Path,
+    kafka: KafkaConfig,
+    log_cfg: LogConfig,
+) -> anyhow::Result<(Arc<Log>, Arc<Broker>, tokio::net::TcpListener)> {
+    let log = Log::open(dir, log_cfg)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let node = NodeIdentity {
+        node_id: 0,
+        host: addr.ip().to_string(),
+        port: i32::from(addr.port()),
+        cluster_id: "test-cluster".to_string(),
+    };
+    let broker = Broker::new(log.clone(), kafka, node)?;
+    Ok((log, broker, listener))
 }
 
 /// A bare Kafka protocol client: one connection, one request at a time.

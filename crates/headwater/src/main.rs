@@ -1,6 +1,7 @@
 //! The `headwater` command line: run a node, manage domains and streams on it, and read log
 //! files offline.
 
+mod audit_cmd;
 mod config;
 mod domains_cmd;
 mod generate;
@@ -61,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// The audit trail: every change, who made it, and a hash chain that shows tampering.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run SQL over streams (`payments.transaction_settled`) and tables (`finance.settlement_totals`).
     Sql {
         query: String,
@@ -105,6 +111,32 @@ enum Command {
     Log {
         #[command(subcommand)]
         command: LogCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Every change, oldest first.
+    Log {
+        /// Only this domain's changes.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Only changes whose action starts with this (`schema`, `domain.apply`, `pipeline`).
+        #[arg(long)]
+        action: Option<String>,
+        /// The entries as JSON lines, as stored: an export `audit verify --file` checks.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
+    },
+    /// Check the hash chain; exits 1 naming each modified, removed or reordered entry.
+    Verify {
+        /// Check an export (`audit log --json` lines) instead of the node's trail.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
     },
 }
 
@@ -158,6 +190,18 @@ fn main() -> ExitCode {
         Command::Dlq {
             command: DlqCommand::Replay { stream, from, url },
         } => streams_cmd::replay(&stream, from, &url),
+        Command::Audit {
+            command:
+                AuditCommand::Log {
+                    domain,
+                    action,
+                    json,
+                    url,
+                },
+        } => audit_cmd::log(domain.as_deref(), action.as_deref(), json, &url),
+        Command::Audit {
+            command: AuditCommand::Verify { file, url },
+        } => audit_cmd::check(file.as_deref(), &url),
         Command::Sql { query, format, url } => pipelines_cmd::sql(&query, format, &url),
         Command::Run { pipeline, url } => pipelines_cmd::run(&pipeline, &url),
         Command::Rebuild { name, url } => pipelines_cmd::rebuild(&name, &url),

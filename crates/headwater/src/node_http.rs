@@ -41,6 +41,18 @@ pub fn post(url: &str, path: &str, content_type: &str, body: String) -> anyhow::
     json.with_context(|| format!("the node's answer is not JSON: {text}"))
 }
 
+/// GETs `url` + `path` and returns the JSON answer, whatever its status.
+pub fn get_json(url: &str, path: &str) -> anyhow::Result<Value> {
+    let full = format!("{}{path}", url.trim_end_matches('/'));
+    let text = agent()
+        .get(&full)
+        .call()
+        .with_context(|| unreachable(url))?
+        .body_mut()
+        .read_to_string()?;
+    serde_json::from_str(&text).with_context(|| format!("the node's answer is not JSON: {text}"))
+}
+
 /// Opens a GET whose body is read as it arrives (server-sent events).
 pub fn stream(url: &str, path: &str) -> anyhow::Result<ureq::Body> {
     let full = format!("{}{path}", url.trim_end_matches('/'));

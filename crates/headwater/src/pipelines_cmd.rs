@@ -223,7 +223,7 @@ pub fn view_get(view: &str, keys: &[String], url: &str) -> anyhow::Result<ExitCo
 
 /// Lists served views.
 pub fn view_list(url: &str) -> anyhow::Result<ExitCode> {
-    let list = get_json(url, "/v1/views")?;
+    let list = node_http::get_json(url, "/v1/views")?;
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
     table.set_header(["view", "pipeline", "key", "features", "keys"]);
@@ -332,23 +332,10 @@ pub fn list(url: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn get_json(url: &str, path: &str) -> anyhow::Result<Value> {
-    let full = format!("{}{path}", url.trim_end_matches('/'));
-    let text = node_http::agent()
-        .get(&full)
-        .call()
-        .with_context(|| {
-            format!("cannot reach the node at {url}; start it with `headwater serve` or pass --url")
-        })?
-        .body_mut()
-        .read_to_string()?;
-    serde_json::from_str(&text).with_context(|| format!("the node's answer is not JSON: {text}"))
-}
-
 /// Per domain: each stream's end, freshness and subscribers with their lag; then pipelines.
 pub fn status(url: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let streams = get_json(url, "/v1/status")?;
-    let pipelines = get_json(url, "/v1/pipelines")?;
+    let streams = node_http::get_json(url, "/v1/status")?;
+    let pipelines = node_http::get_json(url, "/v1/pipelines")?;
     if json {
         println!(
             "{}",

@@ -138,7 +138,7 @@ async fn apply_at_start(
         )
     })?;
     let specs: Vec<_> = loaded.iter().map(|d| d.spec()).collect();
-    for o in domains.apply(&specs).await {
+    for o in domains.apply(&specs, "node:serve --domains").await {
         if !o.errors.is_empty() {
             tracing::error!(domain = %o.domain, "domain not applied: {}", o.errors.join("; "));
         } else if o.unchanged {

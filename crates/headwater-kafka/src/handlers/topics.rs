@@ -153,6 +153,12 @@ pub(crate) fn delete(
                     .delete_topic(&name)
                     .map_err(|e| (log_error_code(&e), e.to_string())),
             };
+            if outcome.is_ok() {
+                broker.report_admin(crate::AdminChange {
+                    action: "topic.delete",
+                    topic: name.clone(),
+                });
+            }
             let (code, message) = error_fields(outcome);
             DeletableTopicResult::default()
                 .with_name(Some(TopicName(Broker::str(name))))

@@ -144,14 +144,33 @@ impl StreamService {
         let to = end.0.get(&0).copied().unwrap_or(first);
         self.commit(&dlq, REPLAY_GROUP, &Positions([(0, to)].into()))
             .await?;
-        Ok(ReplayOutcome {
+        let outcome = ReplayOutcome {
             stream: topic_name.to_string(),
             dead_letter_stream: dlq,
             from: first,
             to,
             replayed,
             still_invalid,
-        })
+        };
+        if let Some(audit) = self.domains.audit() {
+            let owner = self.domains.stream(topic_name).map(|(d, _)| d);
+            let after = serde_json::json!({
+                "from": outcome.from,
+                "to": outcome.to,
+                "replayed": outcome.replayed,
+                "still_invalid": outcome.still_invalid.len(),
+            });
+            let change = crate::audit::change(
+                crate::audit::ANONYMOUS,
+                "dlq.replay",
+                owner.as_deref(),
+                topic_name,
+                serde_json::Value::Null,
+                after,
+            );
+            audit.record(change).await;
+        }
+        Ok(outcome)
     }
 
     /// The raw records of the dead-letter partition from `positions` up to `end`.

@@ -1,0 +1,185 @@
+//! The node's audit trail: every change, sealed into a hash chain and appended to
+//! `_headwater.audit` (see [`headwater_domains::audit`] for the chain itself).
+//!
+//! An entry is written after its change took effect. If the append fails the change stands and
+//! the failure is logged as an error naming it: refusing a change that already happened would
+//! not undo it.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use headwater_domains::audit::{verify, AuditEntry, Change, Stored, Verification, GENESIS};
+use headwater_kafka::{now_ms, InternalTopic, Scanned};
+use headwater_log::{Log, LogError};
+use serde_json::Value;
+
+pub const AUDIT_TOPIC: &str = "_headwater.audit";
+
+/// Who made a change when no one authenticated: a node without an auth config runs open.
+pub const ANONYMOUS: &str = "anonymous";
+
+#[derive(Debug)]
+pub struct AuditTrail {
+    topic: InternalTopic,
+    /// The next entry's sequence number and the hash it follows. Held across the append so
+    /// entries are sealed and stored in one order.
+    head: tokio::sync::Mutex<(u64, String)>,
+}
+
+impl AuditTrail {
+    /// Opens the trail, continuing the chain from its newest readable entry.
+    pub fn open(log: &Arc<Log>) -> Result<Self, LogError> {
+        let topic = InternalTopic::open(log, AUDIT_TOPIC)?;
+        let mut head = (0, GENESIS.to_string());
+        topic.scan(|read| {
+            if let Scanned::Record { value: Some(v), .. } = read {
+                if let Ok(e) = serde_json::from_slice::<AuditEntry>(&v) {
+                    head = (e.seq + 1, e.hash);
+                }
+            }
+        })?;
+        tracing::info!(entries = head.0, "audit trail opened");
+        Ok(AuditTrail {
+            topic,
+            head: tokio::sync::Mutex::new(head),
+        })
+    }
+
+    /// Appends `change`; a failure is logged, not returned (see the module's doc).
+    pub async fn record(&self, change: Change) {
+        let what = format!("{} on {}", change.action, change.target);
+        if let Err(e) = self.append(change).await {
+            tracing::error!(
+                "the audit trail could not record {what}: {e}; the change took effect unrecorded"
+            );
+        }
+    }
+
+    async fn append(&self, change: Change) -> Result<AuditEntry, LogError> {
+        let mut head = self.head.lock().await;
+        let entry = AuditEntry::seal(change, head.0, now_ms(), &head.1);
+        let bytes = serde_json::to_vec(&entry).map_err(|e| LogError::Io {
+            op: "encode an audit entry",
+            path: AUDIT_TOPIC.into(),
+            source: std::io::Error::other(e),
+        })?;
+        self.topic
+            .append(vec![(None, Some(Bytes::from(bytes)))])
+            .await?;
+        *head = (entry.seq + 1, entry.hash.clone());
+        Ok(entry)
+    }
+
+    /// Every stored record in order, read back as an entry or as why it cannot be.
+    pub fn stored(&self) -> Result<Vec<Stored>, LogError> {
+        let mut out = Vec::new();
+        self.topic.scan(|read| match read {
+            Scanned::Record { offset, value, .. } => out.push(Stored {
+                offset,
+                entry: value
+                    .ok_or_else(|| "the record has no value".to_string())
+                    .and_then(|v| {
+                        serde_json::from_slice::<AuditEntry>(&v).map_err(|e| e.to_string())
+                    }),
+            }),
+            Scanned::Broken { first, last, error } => {
+                for offset in first..=last {
+                    out.push(Stored {
+                        offset,
+                        entry: Err(format!(
+                            "its batch (offsets {first}-{last}) does not decode: {error}"
+                        )),
+                    });
+                }
+            }
+        })?;
+        Ok(out)
+    }
+
+    pub fn verify(&self) -> Result<Verification, LogError> {
+        Ok(verify(self.stored()?))
+    }
+}
+
+/// A change made by `principal`, for [`AuditTrail::record`].
+pub fn change(
+    principal: &str,
+    action: &str,
+    domain: Option<&str>,
+    target: &str,
+    before: Value,
+    after: Value,
+) -> Change {
+    Change {
+        principal: principal.to_string(),
+        action: action.to_string(),
+        domain: domain.map(str::to_string),
+        target: target.to_string(),
+        before,
+        after,
+    }
+}
+
+/// Records every pipeline failure (each followed by a restart after its backoff) as
+/// `pipeline.fail`, from a task on the current runtime.
+pub(crate) fn record_pipeline_failures(
+    audit: &Arc<AuditTrail>,
+    pipelines: &crate::PipelineService,
+) {
+    let (Some(mut failures), Ok(rt)) = (
+        pipelines.runtime().failures(),
+        tokio::runtime::Handle::try_current(),
+    ) else {
+        return;
+    };
+    let audit = audit.clone();
+    rt.spawn(async move {
+        while let Some(f) = failures.recv().await {
+            let target = format!("{}.{}", f.domain, f.pipeline);
+            let after = serde_json::json!({
+                "error": f.error,
+                "attempt": f.attempt,
+                "restart_in_ms": f.retry_in_ms,
+            });
+            let change = change(
+                "node",
+                "pipeline.fail",
+                Some(&f.domain),
+                &target,
+                Value::Null,
+                after,
+            );
+            audit.record(change).await;
+        }
+    });
+}
+
+/// Records changes made through Kafka's admin API (`topic.delete`), from a task on the current
+/// runtime. Kafka clients do not authenticate yet, so the principal is [`ANONYMOUS`].
+pub(crate) fn record_admin_changes(
+    audit: &Arc<AuditTrail>,
+    broker: &headwater_kafka::Broker,
+    domains: &Arc<crate::DomainService>,
+) {
+    let (Some(mut changes), Ok(rt)) = (
+        broker.admin_changes(),
+        tokio::runtime::Handle::try_current(),
+    ) else {
+        return;
+    };
+    let (audit, domains) = (audit.clone(), domains.clone());
+    rt.spawn(async move {
+        while let Some(c) = changes.recv().await {
+            let owner = domains.stream(&c.topic).map(|(d, _)| d);
+            let change = change(
+                ANONYMOUS,
+                c.action,
+                owner.as_deref(),
+                &c.topic,
+                Value::Null,
+                Value::Null,
+            );
+            audit.record(change).await;
+        }
+    });
+}
