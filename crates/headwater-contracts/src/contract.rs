@@ -93,6 +93,34 @@ impl Contract {
         self.avro.as_ref()
     }
 
+    /// The record's top-level fields as (name, type) for the catalog: a JSON Schema's
+    /// `properties` (following a local `$ref` at the root), an Avro record's fields. Types are
+    /// written as the schema writes them (`string`, `number|null`, `long`, `null|string`).
+    pub fn fields(&self) -> Vec<(String, String)> {
+        match &self.avro {
+            Some(apache_avro::Schema::Record(r)) => r
+                .fields
+                .iter()
+                .map(|f| (f.name.clone(), avro_type(&f.schema)))
+                .collect(),
+            Some(_) => Vec::new(),
+            None => {
+                let root = resolve_local(&self.json, &self.json);
+                root.get("properties")
+                    .and_then(|p| p.as_object())
+                    .map(|props| {
+                        props
+                            .iter()
+                            .map(|(name, p)| {
+                                (name.clone(), json_type(resolve_local(&self.json, p)))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
+        }
+    }
+
     /// Encodes a JSON value in the contract's wire form (without framing): Avro binary for an
     /// Avro contract, compact JSON text for JSON Schema. Plain JSON is how people write events;
     /// union branches are chosen by the value, as Avro's own schema resolution does.
@@ -160,8 +188,83 @@ fn misfit_field(schema: &apache_avro::Schema, value: &serde_json::Value) -> Opti
     })
 }
 
+/// `node`, or what its local `$ref` (`#/...`) points to in `root`.
+fn resolve_local<'a>(
+    root: &'a serde_json::Value,
+    node: &'a serde_json::Value,
+) -> &'a serde_json::Value {
+    node.get("$ref")
+        .and_then(|r| r.as_str())
+        .and_then(|r| r.strip_prefix('#'))
+        .and_then(|pointer| root.pointer(pointer))
+        .unwrap_or(node)
+}
+
+fn json_type(p: &serde_json::Value) -> String {
+    match p.get("type") {
+        Some(serde_json::Value::String(t)) => t.clone(),
+        Some(serde_json::Value::Array(ts)) => ts
+            .iter()
+            .filter_map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join("|"),
+        _ if p.get("enum").is_some() => "enum".into(),
+        _ => "any".into(),
+    }
+}
+
+fn avro_type(s: &apache_avro::Schema) -> String {
+    use apache_avro::Schema;
+    match s {
+        Schema::Union(u) => u
+            .variants()
+            .iter()
+            .map(avro_type)
+            .collect::<Vec<_>>()
+            .join("|"),
+        Schema::Record(r) => r.name.name().to_string(),
+        Schema::Enum(e) => e.name.name().to_string(),
+        Schema::Fixed(f) => f.name.name().to_string(),
+        Schema::Ref { name } => name.name().to_string(),
+        Schema::Array(a) => format!("array<{}>", avro_type(&a.items)),
+        Schema::Map(m) => format!("map<{}>", avro_type(&m.types)),
+        other => format!("{:?}", apache_avro::schema::SchemaKind::from(other)).to_lowercase(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn fields_are_listed_with_their_types_for_both_formats() {
+        let json = Contract::parse(
+            Format::JsonSchema,
+            r##"{"$ref":"#/$defs/t","$defs":{"t":{"type":"object","properties":{"id":{"type":"string"},"amount":{"type":["number","null"]},"kind":{"enum":["a","b"]}}}}}"##,
+        )
+        .expect("json schema");
+        assert_eq!(
+            json.fields(),
+            vec![
+                ("amount".to_string(), "number|null".to_string()),
+                ("id".to_string(), "string".to_string()),
+                ("kind".to_string(), "enum".to_string())
+            ]
+        );
+        let avro = Contract::parse(
+            Format::Avro,
+            r#"{"type":"record","name":"R","fields":[{"name":"id","type":"string"},{"name":"note","type":["null","string"]},{"name":"tags","type":{"type":"array","items":"string"}}]}"#,
+        )
+        .expect("avro");
+        assert_eq!(
+            avro.fields(),
+            vec![
+                ("id".to_string(), "string".to_string()),
+                ("note".to_string(), "null|string".to_string()),
+                ("tags".to_string(), "array<string>".to_string())
+            ]
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -30,7 +30,15 @@ pub struct Manifest {
     pub pipelines: BTreeMap<String, PipelineSpec>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+impl Manifest {
+    /// A manifest's text as stored with its applied domain: already checked when it was
+    /// applied, so this is for reading back descriptions, stewards and classifications.
+    pub fn from_yaml(text: &str) -> Result<Manifest, String> {
+        serde_yaml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Governance {
     #[default]

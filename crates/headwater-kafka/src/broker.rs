@@ -28,7 +28,14 @@ pub struct Broker {
     pub(crate) gate: parking_lot::RwLock<Option<Arc<dyn crate::ProduceGate>>>,
     /// Where changes made through the admin API are reported, once someone listens.
     admin: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<AdminChange>>,
+    /// Client ids seen producing, per topic, for the catalog's observed lineage (since start).
+    producers:
+        parking_lot::RwLock<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
 }
+
+/// Client ids remembered per topic: enough to name a topic's producers without letting a client
+/// that invents a new id per connection grow the map without bound.
+const MAX_PRODUCERS_SEEN: usize = 64;
 
 /// A change made through Kafka's admin API (a topic deleted), for the node's audit trail.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +66,7 @@ impl Broker {
             groups,
             gate: parking_lot::RwLock::new(None),
             admin: std::sync::OnceLock::new(),
+            producers: Default::default(),
         });
         broker.groups.start_expiry(Arc::downgrade(&broker));
         Ok(broker)
@@ -72,6 +80,32 @@ impl Broker {
     pub fn admin_changes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<AdminChange>> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         self.admin.set(tx).ok().map(|()| rx)
+    }
+
+    /// Client ids that produced to `topic` since the node started.
+    pub fn producers_seen(&self, topic: &str) -> Vec<String> {
+        self.producers
+            .read()
+            .get(topic)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn note_producer(&self, topic: &str, client_id: &str) {
+        // The read lock alone for a producer already known: the common case per request.
+        if self
+            .producers
+            .read()
+            .get(topic)
+            .is_some_and(|s| s.contains(client_id))
+        {
+            return;
+        }
+        let mut all = self.producers.write();
+        let seen = all.entry(topic.to_string()).or_default();
+        if seen.len() < MAX_PRODUCERS_SEEN {
+            seen.insert(client_id.to_string());
+        }
     }
 
     pub(crate) fn report_admin(&self, change: AdminChange) {
@@ -136,10 +170,15 @@ impl Broker {
             RequestKind::IncrementalAlterConfigs(req) => {
                 ResponseKind::IncrementalAlterConfigs(handlers::configs::alter(self, req))
             }
-            RequestKind::Produce(req) => match handlers::produce::handle(self, req, v).await {
-                Some(resp) => ResponseKind::Produce(resp),
-                None => return Reply::Nothing,
-            },
+            RequestKind::Produce(req) => {
+                for t in &req.topic_data {
+                    self.note_producer(&t.name.0, client_id);
+                }
+                match handlers::produce::handle(self, req, v).await {
+                    Some(resp) => ResponseKind::Produce(resp),
+                    None => return Reply::Nothing,
+                }
+            }
             RequestKind::Fetch(req) => {
                 ResponseKind::Fetch(handlers::fetch::handle(self, req, v).await)
             }

@@ -12,6 +12,7 @@
 
 pub mod audit;
 mod audit_api;
+pub mod catalog;
 mod contract_gate;
 mod domains;
 mod http;
@@ -26,6 +27,7 @@ mod views_api;
 
 pub use audit::AuditTrail;
 pub use audit_api::audit_router;
+pub use catalog::{catalog_router, CatalogService};
 pub use contract_gate::ContractGate;
 pub use domains::{DomainOutcome, DomainService};
 pub use pipelines::{NodeStreams, PipelineService};
@@ -54,6 +56,7 @@ pub struct Services {
     pub streams: Arc<StreamService>,
     pub pipelines: Arc<PipelineService>,
     pub status: Arc<StatusService>,
+    pub catalog: Arc<CatalogService>,
 }
 
 impl Services {
@@ -90,7 +93,14 @@ impl Services {
             pipelines.clone(),
             domains.clone(),
         ));
+        let catalog = Arc::new(CatalogService::new(
+            domains.clone(),
+            registry.clone(),
+            status.clone(),
+            broker.clone(),
+        ));
         Ok(Services {
+            catalog,
             audit,
             registry,
             gate,
@@ -108,6 +118,7 @@ impl Services {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         serve_http(
+            self.catalog,
             self.audit,
             self.registry,
             self.domains,
@@ -125,6 +136,7 @@ impl Services {
 /// their own, everything else on the caller's runtime (see [`http`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn serve_http(
+    catalog: Arc<CatalogService>,
     audit: Arc<AuditTrail>,
     registry: Arc<SchemaRegistry>,
     domains: Arc<DomainService>,
@@ -139,7 +151,8 @@ pub async fn serve_http(
         .merge(streams_router(streams))
         .merge(pipelines_router(pipelines.clone()))
         .merge(status_router(status))
-        .merge(audit_router(audit));
+        .merge(audit_router(audit))
+        .merge(catalog_router(catalog));
     http::serve(
         pipelines.clone(),
         lookups_router(pipelines),

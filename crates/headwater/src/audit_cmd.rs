@@ -19,10 +19,10 @@ pub fn log(
 ) -> anyhow::Result<ExitCode> {
     let mut query = Vec::new();
     if let Some(d) = domain {
-        query.push(format!("domain={d}"));
+        query.push(format!("domain={}", node_http::encode(d)));
     }
     if let Some(a) = action {
-        query.push(format!("action={a}"));
+        query.push(format!("action={}", node_http::encode(a)));
     }
     let path = format!("/v1/audit?{}", query.join("&"));
     let answer = node_http::get_json(url, &path)?;

@@ -2,6 +2,7 @@
 //! files offline.
 
 mod audit_cmd;
+mod catalog_cmd;
 mod config;
 mod domains_cmd;
 mod generate;
@@ -61,6 +62,15 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
+    },
+    /// Domains, streams with their fields and classifications, pipelines, tables and views;
+    /// with QUERY, what matches it by name, field or tag (`headwater catalog pii`).
+    Catalog {
+        query: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
     },
     /// The audit trail: every change, who made it, and a hash chain that shows tampering.
     Audit {
@@ -190,6 +200,7 @@ fn main() -> ExitCode {
         Command::Dlq {
             command: DlqCommand::Replay { stream, from, url },
         } => streams_cmd::replay(&stream, from, &url),
+        Command::Catalog { query, json, url } => catalog_cmd::catalog(query.as_deref(), json, &url),
         Command::Audit {
             command:
                 AuditCommand::Log {

@@ -72,3 +72,25 @@ pub fn stream(url: &str, path: &str) -> anyhow::Result<ureq::Body> {
     }
     Ok(resp.into_body())
 }
+
+/// Writes a command's whole output to stdout; a reader that went away (`| head`) is not an
+/// error.
+pub fn print(text: &str, code: std::process::ExitCode) -> anyhow::Result<std::process::ExitCode> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(code),
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

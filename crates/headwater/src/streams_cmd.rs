@@ -116,12 +116,12 @@ pub struct TailArgs {
 }
 
 fn query(args: &TailArgs) -> String {
-    let mut q = vec![format!("from={}", enc(&args.from))];
+    let mut q = vec![format!("from={}", node_http::encode(&args.from))];
     if let Some(g) = &args.group {
-        q.push(format!("group={}", enc(g)));
+        q.push(format!("group={}", node_http::encode(g)));
     }
     if let Some(k) = &args.key {
-        q.push(format!("key={}", enc(k)));
+        q.push(format!("key={}", node_http::encode(k)));
     }
     if let Some(n) = args.count {
         q.push(format!("limit={n}"));
@@ -130,18 +130,6 @@ fn query(args: &TailArgs) -> String {
         q.push("follow=false".into());
     }
     q.join("&")
-}
-
-/// Percent-encodes a query value.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Prints a stream's events as JSON lines (values decoded from Avro or JSON).

@@ -1,0 +1,120 @@
+"""Governance through the CLI and real clients: the catalog lists what the example domains
+declare and what the node has seen (a confluent-kafka producer's client id, a consumer group),
+searchable by name, field or tag; the audit trail records who applied what and `headwater audit
+verify` names a modified or removed entry of an exported trail."""
+
+import json
+import time
+
+from confluent_kafka import Consumer, Producer
+
+from conftest import node_cli, REPO_ROOT, run_cli
+
+EXAMPLES = REPO_ROOT / "examples" / "domains"
+CLICKS = "marketing.campaign_click"
+
+cli = node_cli
+
+
+def apply_examples(node):
+    r = run_cli("apply", str(EXAMPLES), "--url", node.http_url)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def catalog(node, *args):
+    r = cli(node, "catalog", *args, "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)
+
+
+def stream_of(cat, name):
+    for d in cat["domains"]:
+        for s in d["streams"]:
+            if s["stream"] == name:
+                return d, s
+    raise AssertionError(f"{name} not in the catalog")
+
+
+def test_catalog_lists_declared_and_observed_and_searches(node):
+    apply_examples(node)
+    producer = Producer({"bootstrap.servers": node.bootstrap, "client.id": "click-tracker"})
+    click = {"campaign_id": "bf-2026", "customer_id": "c-1", "channel": "email",
+             "url": "https://shop.example/bf", "clicked_at": "2026-11-30T08:00:00Z"}
+    producer.produce(CLICKS, json.dumps(click).encode())
+    assert producer.flush(10) == 0
+    consumer = Consumer({"bootstrap.servers": node.bootstrap, "group.id": "growth-dashboard",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([CLICKS])
+    deadline = time.monotonic() + 30
+    msg = None
+    while msg is None and time.monotonic() < deadline:
+        m = consumer.poll(0.5)
+        if m is not None and not m.error():
+            msg = m
+    assert msg is not None, "no click consumed"
+    consumer.commit(message=msg, asynchronous=False)
+    consumer.close()
+
+    cat = catalog(node)
+    domain, clicks = stream_of(cat, CLICKS)
+    assert domain["domain"] == "marketing"
+    assert domain["owners"] == ["team:growth"] and domain["stewards"]
+    assert domain["governance"] == "self-service"
+    assert clicks["format"] == "JSON" and clicks["versions"] == [1]
+    fields = {f["name"]: f for f in clicks["fields"]}
+    assert fields["customer_id"]["classification"] == "pii"
+    assert fields["campaign_id"]["type"] == "string" and fields["campaign_id"]["classification"] is None
+    assert "pii" in clicks["tags"]
+    assert "click-tracker" in clicks["producers_seen"]
+    assert "growth-dashboard" in clicks["consumers_seen"]
+    assert "_pipeline.marketing.clicks_per_minute" in clicks["consumers_seen"]
+    finance = next(d for d in cat["domains"] if d["domain"] == "finance")
+    assert finance["governance"] == "central"
+    pipes = {p["pipeline"]: p for d in cat["domains"] for p in d["pipelines"]}
+    assert pipes["ml.customer_spend"]["output_kind"] == "view"
+    assert pipes["finance.daily_settlement_totals"]["output"] == "finance.settlement_totals"
+
+    pii = catalog(node, "pii")["matches"]
+    named = {m["name"] for m in pii}
+    assert {"payments.transaction_settled.customer_id", "payments.transaction_settled.card_last4",
+            "marketing.campaign_click.customer_id"} <= named
+    assert all(m["kind"] == "field" for m in pii)
+    by_field = {m["name"] for m in catalog(node, "card_last4")["matches"]}
+    assert by_field == {"payments.transaction_settled.card_last4"}
+    r = cli(node, "catalog", "customer_spend")
+    assert r.returncode == 0 and "view      ml.customer_spend" in r.stdout, r.stdout
+    r = cli(node, "catalog", "no-such-thing-anywhere")
+    assert r.returncode == 1 and "nothing in the catalog matches" in r.stdout
+
+
+def test_audit_log_names_who_changed_what_and_verify_catches_tampering(node, tmp_path):
+    apply_examples(node)
+    r = cli(node, "audit", "log", "--domain", "payments")
+    assert r.returncode == 0, r.stderr
+    assert "domain.apply" in r.stdout and "schema.register" in r.stdout
+    assert "payments.transaction_settled-value" in r.stdout
+    r = cli(node, "audit", "verify")
+    assert r.returncode == 0 and "audit trail intact" in r.stdout, r.stdout
+
+    r = cli(node, "audit", "log", "--json")
+    lines = r.stdout.splitlines()
+    entries = [json.loads(x) for x in lines]
+    assert [e["seq"] for e in entries] == list(range(len(entries)))
+    export = tmp_path / "audit.jsonl"
+    export.write_text(r.stdout)
+    assert cli(node, "audit", "verify", "--file", str(export)).returncode == 0
+
+    # One byte of one entry changed.
+    apply_line = next(i for i, e in enumerate(entries) if e["action"] == "domain.apply")
+    tampered = list(lines)
+    tampered[apply_line] = tampered[apply_line].replace('"domain.apply"', '"domain.applY"')
+    export.write_text("\n".join(tampered) + "\n")
+    r = cli(node, "audit", "verify", "--file", str(export))
+    assert r.returncode == 1, r.stdout
+    assert f"line {apply_line + 1}: entry {apply_line} " in r.stdout and "was modified" in r.stdout
+
+    # One entry removed.
+    removed = lines[:3] + lines[4:]
+    export.write_text("\n".join(removed) + "\n")
+    r = cli(node, "audit", "verify", "--file", str(export))
+    assert r.returncode == 1 and "entry 3 is missing" in r.stdout, r.stdout
