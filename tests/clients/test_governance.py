@@ -118,3 +118,39 @@ def test_audit_log_names_who_changed_what_and_verify_catches_tampering(node, tmp
     export.write_text("\n".join(removed) + "\n")
     r = cli(node, "audit", "verify", "--file", str(export))
     assert r.returncode == 1 and "entry 3 is missing" in r.stdout, r.stdout
+
+
+def test_lineage_follows_a_field_into_the_view_and_back_to_its_producer(node):
+    apply_examples(node)
+    producer = Producer({"bootstrap.servers": node.bootstrap, "client.id": "settlement-service"})
+    txn = {"transaction_id": "t-1", "customer_id": "c-1", "merchant_id": "m-1", "amount": 12.5,
+           "currency": "EUR", "settled_at": "2026-11-30T08:00:00Z"}
+    producer.produce("payments.transaction_settled", json.dumps(txn).encode(), key=b"t-1")
+    assert producer.flush(10) == 0
+
+    r = cli(node, "lineage", "payments.transaction_settled.amount", "--downstream")
+    assert r.returncode == 0, r.stderr
+    for line in [
+        "field payments.transaction_settled.amount -> field ml.customer_spend.spend_30d  (via pipeline ml.customer_spend)",
+        "field payments.transaction_settled.amount -> field ml.customer_spend.avg_amount_30d  (via pipeline ml.customer_spend)",
+        "field payments.transaction_settled.amount -> field finance.settlement_totals.total  (via pipeline finance.daily_settlement_totals)",
+        "field payments.transaction_settled.amount -> field marketing.high_value_purchase.amount  (via pipeline marketing.high_value_purchases)",
+    ]:
+        assert line in r.stdout, r.stdout
+    # merchant_id feeds other features, not spend.
+    assert "merchants_30d" not in r.stdout
+
+    r = cli(node, "lineage", "ml.customer_spend", "--upstream")
+    assert r.returncode == 0, r.stderr
+    assert "stream payments.transaction_settled -> pipeline ml.customer_spend" in r.stdout
+    assert "producer settlement-service -> stream payments.transaction_settled  (observed)" in r.stdout
+
+    dot = cli(node, "lineage", "payments.transaction_settled", "--format", "dot").stdout
+    assert dot.startswith("digraph lineage {") and dot.rstrip().endswith("}")
+    assert '"stream payments.transaction_settled" -> "pipeline ml.customer_spend";' in dot
+    mermaid = cli(node, "lineage", "payments.transaction_settled", "--format", "mermaid").stdout
+    assert mermaid.startswith("graph LR")
+    assert '["pipeline ml.customer_spend"]' in mermaid and "-->" in mermaid
+
+    r = cli(node, "lineage", "no.such.thing")
+    assert r.returncode != 0 and "nothing named 'no.such.thing'" in r.stderr

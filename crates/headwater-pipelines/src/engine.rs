@@ -247,6 +247,28 @@ impl Engine {
         contracts: &BTreeMap<String, headwater_contracts::Contract>,
         windowed: bool,
     ) -> Result<SchemaRef, PipelineError> {
+        let plan = self.logical_plan(sql, contracts, windowed).await?;
+        Ok(Arc::new(plan.schema().as_arrow().clone()))
+    }
+
+    /// For each column `sql` produces, the input columns (`<domain>.<stream>.<column>`) it is
+    /// computed from, planned over `contracts` as [`Engine::check`] plans it.
+    pub async fn column_lineage(
+        &self,
+        sql: &str,
+        contracts: &BTreeMap<String, headwater_contracts::Contract>,
+        windowed: bool,
+    ) -> Result<Vec<(String, std::collections::BTreeSet<String>)>, PipelineError> {
+        let plan = self.logical_plan(sql, contracts, windowed).await?;
+        Ok(crate::lineage::column_origins(&plan))
+    }
+
+    async fn logical_plan(
+        &self,
+        sql: &str,
+        contracts: &BTreeMap<String, headwater_contracts::Contract>,
+        windowed: bool,
+    ) -> Result<datafusion::logical_expr::LogicalPlan, PipelineError> {
         let ctx = self.session();
         let state = ctx.state();
         let statement = state.sql_to_statement(sql, &Default::default())?;
@@ -273,7 +295,7 @@ impl Engine {
             )?;
         }
         let df = ctx.sql(sql).await?;
-        Ok(Arc::new(df.schema().as_arrow().clone()))
+        Ok(df.logical_plan().clone())
     }
 }
 

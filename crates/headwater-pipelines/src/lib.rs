@@ -18,6 +18,7 @@ mod batch;
 mod engine;
 mod error;
 mod features;
+mod lineage;
 mod rows;
 mod runtime;
 mod sink;

@@ -16,6 +16,7 @@ pub mod catalog;
 mod contract_gate;
 mod domains;
 mod http;
+pub mod lineage;
 mod pipelines;
 mod pipelines_api;
 mod registry_api;
@@ -30,6 +31,7 @@ pub use audit_api::audit_router;
 pub use catalog::{catalog_router, CatalogService};
 pub use contract_gate::ContractGate;
 pub use domains::{DomainOutcome, DomainService};
+pub use lineage::{lineage_router, LineageService};
 pub use pipelines::{NodeStreams, PipelineService};
 pub use pipelines_api::{lookups_router, pipelines_router};
 pub use registry_api::{domains_router, router};
@@ -57,6 +59,7 @@ pub struct Services {
     pub pipelines: Arc<PipelineService>,
     pub status: Arc<StatusService>,
     pub catalog: Arc<CatalogService>,
+    pub lineage: Arc<LineageService>,
 }
 
 impl Services {
@@ -99,7 +102,13 @@ impl Services {
             status.clone(),
             broker.clone(),
         ));
+        let lineage = Arc::new(LineageService::new(
+            catalog.clone(),
+            domains.clone(),
+            pipelines.clone(),
+        ));
         Ok(Services {
+            lineage,
             catalog,
             audit,
             registry,
@@ -118,6 +127,7 @@ impl Services {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         serve_http(
+            self.lineage,
             self.catalog,
             self.audit,
             self.registry,
@@ -136,6 +146,7 @@ impl Services {
 /// their own, everything else on the caller's runtime (see [`http`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn serve_http(
+    lineage: Arc<LineageService>,
     catalog: Arc<CatalogService>,
     audit: Arc<AuditTrail>,
     registry: Arc<SchemaRegistry>,
@@ -152,7 +163,8 @@ pub async fn serve_http(
         .merge(pipelines_router(pipelines.clone()))
         .merge(status_router(status))
         .merge(audit_router(audit))
-        .merge(catalog_router(catalog));
+        .merge(catalog_router(catalog))
+        .merge(lineage_router(lineage));
     http::serve(
         pipelines.clone(),
         lookups_router(pipelines),

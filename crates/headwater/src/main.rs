@@ -6,6 +6,7 @@ mod catalog_cmd;
 mod config;
 mod domains_cmd;
 mod generate;
+mod lineage_cmd;
 mod log_tools;
 mod node_http;
 mod pipelines_cmd;
@@ -69,6 +70,19 @@ enum Command {
         query: Option<String>,
         #[arg(long)]
         json: bool,
+        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
+    },
+    /// Where NAME's data comes from (--upstream) or goes (--downstream, the default): streams,
+    /// fields (<stream>.<field>), pipelines, tables, views, producers and consumer groups.
+    Lineage {
+        name: String,
+        #[arg(long, conflicts_with = "downstream")]
+        upstream: bool,
+        #[arg(long)]
+        downstream: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        format: lineage_cmd::LineageFormat,
         #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
         url: String,
     },
@@ -200,6 +214,13 @@ fn main() -> ExitCode {
         Command::Dlq {
             command: DlqCommand::Replay { stream, from, url },
         } => streams_cmd::replay(&stream, from, &url),
+        Command::Lineage {
+            name,
+            upstream,
+            format,
+            url,
+            ..
+        } => lineage_cmd::lineage(&name, upstream, format, &url),
         Command::Catalog { query, json, url } => catalog_cmd::catalog(query.as_deref(), json, &url),
         Command::Audit {
             command:

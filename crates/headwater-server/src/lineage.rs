@@ -1,0 +1,277 @@
+//! Lineage: how data moves between streams, pipelines, tables, views and the clients that
+//! produce and consume it. Declared edges come from the applied manifests (a pipeline's inputs
+//! and output) and, per column, from each pipeline's SQL as DataFusion plans it and from each
+//! view feature's `of` field; observed edges come from what the node has seen (producer client
+//! ids, consumer groups with positions).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use headwater_contracts::Contract;
+use headwater_domains::{DomainSpec, Output};
+use serde::Serialize;
+
+use crate::catalog::CatalogDomain;
+use crate::{CatalogService, DomainService, PipelineService};
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Node {
+    /// `stream`, `field`, `pipeline`, `table`, `view`, `producer` or `group`.
+    pub kind: &'static str,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Edge {
+    pub from: Node,
+    pub to: Node,
+    /// The pipeline a column edge goes through.
+    pub via: Option<String>,
+    /// Seen by the node rather than declared.
+    pub observed: bool,
+}
+
+fn node(kind: &'static str, name: impl Into<String>) -> Node {
+    Node {
+        kind,
+        name: name.into(),
+    }
+}
+
+#[derive(Debug)]
+pub struct LineageService {
+    catalog: Arc<CatalogService>,
+    domains: Arc<DomainService>,
+    pipelines: Arc<PipelineService>,
+}
+
+impl LineageService {
+    pub fn new(
+        catalog: Arc<CatalogService>,
+        domains: Arc<DomainService>,
+        pipelines: Arc<PipelineService>,
+    ) -> Self {
+        LineageService {
+            catalog,
+            domains,
+            pipelines,
+        }
+    }
+
+    /// Every edge the node knows.
+    pub async fn edges(&self) -> Vec<Edge> {
+        let mut edges = observed(&self.catalog.domains().await);
+        let applied = self.domains.applied();
+        for spec in &applied {
+            edges.extend(self.declared(spec, &applied).await);
+        }
+        edges.sort();
+        edges.dedup();
+        edges
+    }
+
+    /// A pipeline's edges: its inputs to it, it to its output, and each output column from the
+    /// input columns it is computed from.
+    async fn declared(&self, spec: &DomainSpec, applied: &[DomainSpec]) -> Vec<Edge> {
+        let mut out = Vec::new();
+        for (name, p) in &spec.pipelines {
+            let pipeline = format!("{}.{name}", spec.domain);
+            let (kind, target) = match p.output.target() {
+                Ok(Output::Stream(s)) => ("stream", s),
+                Ok(Output::Table { name, .. }) => ("table", name),
+                Ok(Output::View { name, .. }) => ("view", name),
+                Err(_) => continue,
+            };
+            let target = format!("{}.{target}", spec.domain);
+            for input in &p.inputs {
+                out.push(declared_edge(
+                    node("stream", input),
+                    node("pipeline", &pipeline),
+                    None,
+                ));
+            }
+            out.push(declared_edge(
+                node("pipeline", &pipeline),
+                node(kind, &target),
+                None,
+            ));
+            let contracts: BTreeMap<String, Contract> = applied
+                .iter()
+                .flat_map(|d| &d.streams)
+                .filter(|s| p.inputs.contains(&s.topic))
+                .filter_map(|s| {
+                    Contract::parse(s.format, &s.schema)
+                        .ok()
+                        .map(|c| (s.topic.clone(), c))
+                })
+                .collect();
+            // Output column -> input columns: from the SQL's plan, or the inputs' own columns.
+            let columns: BTreeMap<String, BTreeSet<String>> = match &p.sql {
+                Some(sql) => self
+                    .pipelines
+                    .engine()
+                    .column_lineage(sql, &contracts, p.window.is_some())
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
+                None => contracts
+                    .iter()
+                    .flat_map(|(topic, c)| {
+                        c.fields().into_iter().map(move |(f, _)| {
+                            (f.clone(), BTreeSet::from([format!("{topic}.{f}")]))
+                        })
+                    })
+                    .collect(),
+            };
+            let mut column_edge = |from: &String, to: String| {
+                out.push(declared_edge(
+                    node("field", from),
+                    node("field", to),
+                    Some(pipeline.clone()),
+                ));
+            };
+            match p.output.target() {
+                Ok(Output::View { key, features, .. }) => {
+                    let wanted = features
+                        .iter()
+                        .filter_map(|(feature, f)| f.of.as_deref().map(|of| (feature.as_str(), of)))
+                        .chain(std::iter::once((key, key)));
+                    for (feature, of) in wanted {
+                        for src in columns.get(of).into_iter().flatten() {
+                            column_edge(src, format!("{target}.{feature}"));
+                        }
+                    }
+                }
+                _ => {
+                    for (column, sources) in &columns {
+                        for src in sources {
+                            column_edge(src, format!("{target}.{column}"));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The part of the graph reachable from every node named `name`, following edges forward
+    /// (`downstream`) or backward; `None` if no node has that name.
+    pub async fn walk(&self, name: &str, downstream: bool) -> Option<Vec<Edge>> {
+        let edges = self.edges().await;
+        let start: BTreeSet<Node> = edges
+            .iter()
+            .flat_map(|e| [&e.from, &e.to])
+            .filter(|n| n.name == name)
+            .cloned()
+            .collect();
+        if start.is_empty() {
+            return None;
+        }
+        let mut seen = start.clone();
+        let mut queue: VecDeque<Node> = start.into_iter().collect();
+        let mut taken = vec![false; edges.len()];
+        let mut out = Vec::new();
+        while let Some(at) = queue.pop_front() {
+            for (i, e) in edges.iter().enumerate() {
+                let (here, next) = if downstream {
+                    (&e.from, &e.to)
+                } else {
+                    (&e.to, &e.from)
+                };
+                if *here == at && !taken[i] {
+                    taken[i] = true;
+                    out.push(e.clone());
+                    if seen.insert(next.clone()) {
+                        queue.push_back(next.clone());
+                    }
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
+fn declared_edge(from: Node, to: Node, via: Option<String>) -> Edge {
+    Edge {
+        from,
+        to,
+        via,
+        observed: false,
+    }
+}
+
+/// Producers seen to each stream, and consumer groups on it (pipelines' positions are the
+/// pipelines' declared edges already).
+fn observed(domains: &[CatalogDomain]) -> Vec<Edge> {
+    let pipelines: BTreeSet<&str> = domains
+        .iter()
+        .flat_map(|d| &d.pipelines)
+        .map(|p| p.pipeline.as_str())
+        .collect();
+    let mut out = Vec::new();
+    for s in domains.iter().flat_map(|d| &d.streams) {
+        for p in &s.producers_seen {
+            out.push(Edge {
+                from: node("producer", p),
+                to: node("stream", &s.stream),
+                via: None,
+                observed: true,
+            });
+        }
+        for g in s
+            .consumers_seen
+            .iter()
+            .filter(|g| !g.starts_with("_pipeline.") && !pipelines.contains(g.as_str()))
+        {
+            out.push(Edge {
+                from: node("stream", &s.stream),
+                to: node("group", g),
+                via: None,
+                observed: true,
+            });
+        }
+    }
+    out
+}
+
+pub fn lineage_router(lineage: Arc<LineageService>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/lineage", axum::routing::get(lineage_http))
+        .with_state(lineage)
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Query {
+    name: String,
+    /// `downstream` (the default) or `upstream`.
+    direction: Option<String>,
+}
+
+async fn lineage_http(
+    axum::extract::State(l): axum::extract::State<Arc<LineageService>>,
+    axum::extract::Query(q): axum::extract::Query<Query>,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    let downstream = match q.direction.as_deref() {
+        None | Some("downstream") => true,
+        Some("upstream") => false,
+        Some(other) => {
+            return crate::pipelines_api::json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                serde_json::json!({"error": format!("direction '{other}' is unknown; use upstream or downstream")}),
+            )
+        }
+    };
+    match l.walk(&q.name, downstream).await {
+        Some(edges) => crate::pipelines_api::json_response(
+            StatusCode::OK,
+            serde_json::json!({"name": q.name, "direction": if downstream { "downstream" } else { "upstream" }, "edges": edges}),
+        ),
+        None => crate::pipelines_api::json_response(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": format!("nothing named '{}' is in the lineage graph; names are streams, fields (<stream>.<field>), pipelines, tables, views, producer client ids and consumer groups; `headwater catalog {}` searches them", q.name, q.name)}),
+        ),
+    }
+}
