@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use headwater_contracts::Contract;
 use headwater_domains::{DomainSpec, Output};
 use serde::Serialize;
 
@@ -95,16 +94,7 @@ impl LineageService {
                 node(kind, &target),
                 None,
             ));
-            let contracts: BTreeMap<String, Contract> = applied
-                .iter()
-                .flat_map(|d| &d.streams)
-                .filter(|s| p.inputs.contains(&s.topic))
-                .filter_map(|s| {
-                    Contract::parse(s.format, &s.schema)
-                        .ok()
-                        .map(|c| (s.topic.clone(), c))
-                })
-                .collect();
+            let contracts = crate::pipelines::input_contracts(applied, &p.inputs);
             // Output column -> input columns: from the SQL's plan, or the inputs' own columns.
             let columns: BTreeMap<String, BTreeSet<String>> = match &p.sql {
                 Some(sql) => self

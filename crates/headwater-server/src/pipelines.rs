@@ -134,16 +134,7 @@ impl PipelineService {
                     errors.push(format!("pipeline {full}: {why}"));
                 }
             }
-            let contracts: BTreeMap<String, Contract> = known
-                .iter()
-                .flat_map(|d| &d.streams)
-                .filter(|s| p.inputs.contains(&s.topic))
-                .filter_map(|s| {
-                    Contract::parse(s.format, &s.schema)
-                        .ok()
-                        .map(|c| (s.topic.clone(), c))
-                })
-                .collect();
+            let contracts = input_contracts(known, &p.inputs);
             // The columns a view's key and features may name: the SQL's result, or the inputs'.
             let mut columns: Option<Vec<String>> = None;
             if let Some(sql) = &p.sql {
@@ -217,4 +208,21 @@ fn describe(p: &PipelineSpec) -> String {
         "{mode}{schedule}, reads {}, writes {output}",
         p.inputs.join(", ")
     )
+}
+
+/// The contracts of `inputs` as `known` domains declare them, by topic.
+pub(crate) fn input_contracts(
+    known: &[DomainSpec],
+    inputs: &[String],
+) -> BTreeMap<String, Contract> {
+    known
+        .iter()
+        .flat_map(|d| &d.streams)
+        .filter(|s| inputs.contains(&s.topic))
+        .filter_map(|s| {
+            Contract::parse(s.format, &s.schema)
+                .ok()
+                .map(|c| (s.topic.clone(), c))
+        })
+        .collect()
 }
