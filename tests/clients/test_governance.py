@@ -154,3 +154,53 @@ def test_lineage_follows_a_field_into_the_view_and_back_to_its_producer(node):
 
     r = cli(node, "lineage", "no.such.thing")
     assert r.returncode != 0 and "nothing named 'no.such.thing'" in r.stderr
+
+
+def test_plan_lists_the_readers_a_breaking_schema_change_would_hit(node, tmp_path):
+    import shutil
+    apply_examples(node)
+    # A consumer group with a position on the stream.
+    producer = Producer({"bootstrap.servers": node.bootstrap})
+    txn = {"transaction_id": "t-1", "customer_id": "c-1", "merchant_id": "m-1", "amount": 12.5,
+           "currency": "EUR", "settled_at": "2026-11-30T08:00:00Z"}
+    producer.produce("payments.transaction_settled", json.dumps(txn).encode(), key=b"t-1")
+    assert producer.flush(10) == 0
+    consumer = Consumer({"bootstrap.servers": node.bootstrap, "group.id": "fraud-audit",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe(["payments.transaction_settled"])
+    deadline, msg = time.monotonic() + 30, None
+    while msg is None and time.monotonic() < deadline:
+        m = consumer.poll(0.5)
+        if m is not None and not m.error():
+            msg = m
+    assert msg is not None
+    consumer.commit(message=msg, asynchronous=False)
+    consumer.close()
+
+    changed = tmp_path / "domains"
+    shutil.copytree(EXAMPLES, changed)
+    schema_path = changed / "payments" / "schemas" / "transaction_settled.json"
+    schema = json.loads(schema_path.read_text())
+    schema["properties"]["amount"] = {"type": "string"}
+    del schema["properties"]["merchant_id"]
+    schema["required"] = [f for f in schema["required"] if f != "merchant_id"]
+    schema_path.write_text(json.dumps(schema))
+
+    r = run_cli("plan", str(changed), "--url", node.http_url)
+    out = r.stdout
+    assert r.returncode == 1, out
+    assert "impact of payments.transaction_settled version 1 -> next: removes 'merchant_id', 'amount' number -> string" in out
+    assert "pipeline ml.customer_spend uses 'merchant_id' (removed), 'amount' number -> string: breaks" in out
+    assert "pipeline finance.daily_settlement_totals uses 'amount' number -> string: breaks, its SQL no longer plans" in out
+    assert "sum(Utf8)" in out
+    assert "pipeline marketing.high_value_purchases uses 'amount' number -> string: still plans" in out
+    assert "consumer group fraud-audit breaks until it upgrades" in out
+    assert "reader domain finance (readers) breaks until it upgrades" in out
+    assert "error: stream payments.transaction_settled: field 'amount': type number -> string breaks BACKWARD_TRANSITIVE" in out
+
+    # A change that touches no field a reader uses lists no impact.
+    schema = json.loads((EXAMPLES / "payments" / "schemas" / "transaction_settled.json").read_text())
+    schema["properties"]["note"] = {"type": "string"}
+    schema_path.write_text(json.dumps(schema))
+    r = run_cli("plan", str(changed), "--url", node.http_url)
+    assert r.returncode == 0 and "impact of" not in r.stdout, r.stdout

@@ -263,6 +263,19 @@ impl Engine {
         Ok(crate::lineage::column_origins(&plan))
     }
 
+    /// Every input column (`<domain>.<stream>.<column>`) `sql` reads anywhere (in its result,
+    /// filters, joins or groupings), from the scans of its optimized plan.
+    pub async fn columns_read(
+        &self,
+        sql: &str,
+        contracts: &BTreeMap<String, headwater_contracts::Contract>,
+        windowed: bool,
+    ) -> Result<std::collections::BTreeSet<String>, PipelineError> {
+        let plan = self.logical_plan(sql, contracts, windowed).await?;
+        let optimized = self.session().state().optimize(&plan)?;
+        Ok(crate::lineage::columns_scanned(&optimized))
+    }
+
     async fn logical_plan(
         &self,
         sql: &str,

@@ -103,3 +103,18 @@ fn by_name(plan: &LogicalPlan, index: usize) -> BTreeSet<String> {
         .flatten()
         .collect()
 }
+
+/// The columns every scan of `plan` reads (subqueries included), as `<table>.<column>`.
+pub fn columns_scanned(plan: &LogicalPlan) -> BTreeSet<String> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut out = BTreeSet::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            for f in scan.projected_schema.fields() {
+                out.insert(format!("{}.{}", scan.table_name, f.name()));
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    out
+}

@@ -28,6 +28,9 @@ pub struct DomainOutcome {
     pub changes: Vec<String>,
     pub notes: Vec<String>,
     pub errors: Vec<String>,
+    /// For each stream whose schema changes fields: the change, then every reader of those
+    /// fields and whether it would break (see [`crate::impact`]).
+    pub impact: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -40,6 +43,7 @@ pub struct DomainService {
     writer: tokio::sync::Mutex<()>,
     pipelines: std::sync::OnceLock<Arc<crate::PipelineService>>,
     audit: std::sync::OnceLock<Arc<crate::AuditTrail>>,
+    status: std::sync::OnceLock<Arc<crate::StatusService>>,
 }
 
 /// What must happen to one stream, computed before anything changes.
@@ -139,6 +143,7 @@ impl DomainService {
             writer: tokio::sync::Mutex::new(()),
             pipelines: std::sync::OnceLock::new(),
             audit: std::sync::OnceLock::new(),
+            status: std::sync::OnceLock::new(),
         })
     }
 
@@ -299,6 +304,7 @@ impl DomainService {
             changes: Vec::new(),
             notes: Vec::new(),
             errors: Vec::new(),
+            impact: Vec::new(),
         };
         if self.applied.read().get(&spec.domain) == Some(spec) {
             out.unchanged = true;
@@ -333,6 +339,11 @@ impl DomainService {
         let _ = self.audit.set(audit);
     }
 
+    /// Where plans find the consumer groups a schema change would reach.
+    pub fn attach_status(&self, status: Arc<crate::StatusService>) {
+        let _ = self.status.set(status);
+    }
+
     /// The node's audit trail, once attached.
     pub fn audit(&self) -> Option<&Arc<crate::AuditTrail>> {
         self.audit.get()
@@ -363,6 +374,19 @@ impl DomainService {
         let (mut out, plans) = self.plan_domain(spec);
         if out.unchanged {
             return (out, plans);
+        }
+        for s in &spec.streams {
+            out.impact.extend(
+                crate::impact::of_stream(
+                    &self.registry,
+                    self.pipelines.get().map(|p| &**p),
+                    self.status.get().map(|s| &**s),
+                    &spec.domain,
+                    s,
+                    known,
+                )
+                .await,
+            );
         }
         if let Some(p) = self.pipelines.get() {
             let before = self.applied.read().get(&spec.domain).cloned();

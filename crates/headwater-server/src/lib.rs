@@ -16,6 +16,7 @@ pub mod catalog;
 mod contract_gate;
 mod domains;
 mod http;
+mod impact;
 pub mod lineage;
 mod pipelines;
 mod pipelines_api;
@@ -96,6 +97,7 @@ impl Services {
             pipelines.clone(),
             domains.clone(),
         ));
+        domains.attach_status(status.clone());
         let catalog = Arc::new(CatalogService::new(
             domains.clone(),
             registry.clone(),

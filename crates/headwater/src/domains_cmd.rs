@@ -43,6 +43,7 @@ pub fn run(dir: &Path, url: &str, apply: bool) -> anyhow::Result<ExitCode> {
                 .collect()
         };
         let (changes, notes, errors) = (list("changes"), list("notes"), list("errors"));
+        let impact = list("impact");
         if o["unchanged"].as_bool() == Some(true) {
             println!("{name}: unchanged");
             continue;
@@ -61,6 +62,14 @@ pub fn run(dir: &Path, url: &str, apply: bool) -> anyhow::Result<ExitCode> {
         }
         for n in &notes {
             println!("  note: {n}");
+        }
+        for line in &impact {
+            // A stream's change heads the readers listed after it.
+            if line.contains(" -> next: ") {
+                println!("  impact of {line}");
+            } else {
+                println!("    {line}");
+            }
         }
         for e in &errors {
             println!("  error: {e}");
