@@ -204,3 +204,50 @@ def test_plan_lists_the_readers_a_breaking_schema_change_would_hit(node, tmp_pat
     schema_path.write_text(json.dumps(schema))
     r = run_cli("plan", str(changed), "--url", node.http_url)
     assert r.returncode == 0 and "impact of" not in r.stdout, r.stdout
+
+
+def test_metrics_count_traffic_refusals_lag_freshness_and_pipelines(node):
+    import urllib.request
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    apply_examples(node)
+    good = {"transaction_id": "t-1", "customer_id": "c-1", "merchant_id": "m-1", "amount": 12.5,
+            "currency": "EUR", "settled_at": "2026-11-30T08:00:00Z"}
+    bad = dict(good, transaction_id="t-2", amount=-1.0)
+    r = cli(node, "publish", "payments.transaction_settled",
+            stdin="\n".join(json.dumps(x) for x in [good, good | {"transaction_id": "t-3"}, bad]))
+    # A dead-lettered line makes publish exit 1; the two valid ones are stored.
+    assert "published 2 event(s)" in r.stderr and "1 dead-lettered" in r.stderr, r.stdout + r.stderr
+    consumer = Consumer({"bootstrap.servers": node.bootstrap, "group.id": "metrics-reader",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe(["payments.transaction_settled"])
+    got, deadline = 0, time.monotonic() + 30
+    while got < 2 and time.monotonic() < deadline:
+        m = consumer.poll(0.5)
+        if m is not None and not m.error():
+            got += 1
+            if got == 1:
+                consumer.commit(message=m, asynchronous=False)
+    consumer.close()
+    assert got == 2
+
+    with urllib.request.urlopen(node.http_url + "/metrics", timeout=10) as resp:
+        assert resp.headers["content-type"].startswith("application/openmetrics-text")
+        text = resp.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    topic = (("topic", "payments.transaction_settled"),)
+    assert samples[("headwater_produced_records_total", topic)] == 2
+    assert samples[("headwater_produced_bytes_total", topic)] > 0
+    assert samples[("headwater_fetched_records_total", topic)] >= 2
+    assert samples[("headwater_invalid_records_total", (("rule", "non_negative_amount"), ("topic", "payments.transaction_settled")))] == 1
+    assert samples[("headwater_dead_lettered_records_total", topic)] == 1
+    lag = (("kind", "group"), ("stream", "payments.transaction_settled"), ("subscriber", "metrics-reader"))
+    assert samples[("headwater_lag_records", lag)] >= 1  # offsets behind, as Kafka counts lag
+    stream = (("domain", "payments"), ("stream", "payments.transaction_settled"))
+    assert samples[("headwater_stream_freshness_sla_seconds", stream)] == 300
+    assert samples[("headwater_stream_fresh", stream)] == 1
+    assert samples[("headwater_pipeline_state", (("pipeline", "ml.customer_spend"), ("state", "streaming")))] == 1
+    assert samples[("headwater_pipeline_failures", (("pipeline", "ml.customer_spend"),))] == 0

@@ -31,6 +31,7 @@ pub struct Broker {
     /// Client ids seen producing, per topic, for the catalog's observed lineage (since start).
     producers:
         parking_lot::RwLock<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
+    metrics: crate::KafkaMetrics,
 }
 
 /// Client ids remembered per topic: enough to name a topic's producers without letting a client
@@ -67,6 +68,7 @@ impl Broker {
             gate: parking_lot::RwLock::new(None),
             admin: std::sync::OnceLock::new(),
             producers: Default::default(),
+            metrics: Default::default(),
         });
         broker.groups.start_expiry(Arc::downgrade(&broker));
         Ok(broker)
@@ -80,6 +82,11 @@ impl Broker {
     pub fn admin_changes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<AdminChange>> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         self.admin.set(tx).ok().map(|()| rx)
+    }
+
+    /// Per-topic produce and fetch counters, for `/metrics`.
+    pub fn metrics(&self) -> &crate::KafkaMetrics {
+        &self.metrics
     }
 
     /// Client ids that produced to `topic` since the node started.

@@ -18,6 +18,7 @@ mod gate;
 mod groups;
 mod handlers;
 mod internal_topic;
+pub mod metrics;
 mod partitioner;
 mod versions;
 
@@ -33,6 +34,7 @@ pub use internal_topic::{
     now_ms, plain_batch, plain_record, producer_batch, Headers, InternalTopic, Scanned,
 };
 pub use kafka_protocol;
+pub use metrics::KafkaMetrics;
 pub use partitioner::partition_for_key;
 
 /// Accepts connections until `shutdown` resolves, serving each on its own task.

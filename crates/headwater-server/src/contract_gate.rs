@@ -8,6 +8,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
 use bytes::{Buf, Bytes, BytesMut};
 use headwater_contracts::registry::{Registry, VersionRef};
 use headwater_contracts::validate::{framing, Framing, RecordValidator};
@@ -33,6 +37,15 @@ pub struct ContractGate {
     rules: parking_lot::RwLock<HashMap<String, Rules>>,
     /// Compiled per (schema id, topic): the topic decides the rules.
     validators: Mutex<HashMap<(u32, String), Arc<RecordValidator>>>,
+    /// Records refused or dead-lettered, per topic and per rule (`contract` for the schema).
+    pub(crate) invalid: Family<RuleLabel, Counter>,
+    pub(crate) dead_lettered: Family<headwater_kafka::metrics::TopicLabel, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RuleLabel {
+    topic: String,
+    rule: String,
 }
 
 impl ContractGate {
@@ -41,6 +54,8 @@ impl ContractGate {
             registry,
             rules: parking_lot::RwLock::new(HashMap::new()),
             validators: Mutex::new(HashMap::new()),
+            invalid: Family::default(),
+            dead_lettered: Family::default(),
         }
     }
 
@@ -431,6 +446,12 @@ impl ProduceGate for ContractGate {
                 match verdict {
                     Ok(()) => valid.push(r),
                     Err(why) => {
+                        self.invalid
+                            .get_or_create(&RuleLabel {
+                                topic: topic.to_string(),
+                                rule: why.rule.clone(),
+                            })
+                            .inc();
                         dead.push(dead_letter(&r, &why, &source));
                         errors.push((index, why.to_string()));
                     }
@@ -483,13 +504,21 @@ impl ProduceGate for ContractGate {
             }
         }
         let valid = kept.freeze();
+        let dead_count = dead.len() as u64;
         match dead_letter_batches(dead) {
-            Ok(dead) => GateVerdict::Split {
-                valid,
-                dead,
-                dead_letter_topic: format!("{topic}.dlq"),
-                message,
-            },
+            Ok(dead) => {
+                self.dead_lettered
+                    .get_or_create(&headwater_kafka::metrics::TopicLabel {
+                        topic: topic.to_string(),
+                    })
+                    .inc_by(dead_count);
+                GateVerdict::Split {
+                    valid,
+                    dead,
+                    dead_letter_topic: format!("{topic}.dlq"),
+                    message,
+                }
+            }
             Err(e) => GateVerdict::Reject {
                 record_errors: Vec::new(),
                 message: format!(

@@ -18,6 +18,7 @@ mod domains;
 mod http;
 mod impact;
 pub mod lineage;
+pub mod metrics;
 mod pipelines;
 mod pipelines_api;
 mod registry_api;
@@ -33,6 +34,7 @@ pub use catalog::{catalog_router, CatalogService};
 pub use contract_gate::ContractGate;
 pub use domains::{DomainOutcome, DomainService};
 pub use lineage::{lineage_router, LineageService};
+pub use metrics::{metrics_router, NodeMetrics};
 pub use pipelines::{NodeStreams, PipelineService};
 pub use pipelines_api::{lookups_router, pipelines_router};
 pub use registry_api::{domains_router, router};
@@ -61,6 +63,7 @@ pub struct Services {
     pub status: Arc<StatusService>,
     pub catalog: Arc<CatalogService>,
     pub lineage: Arc<LineageService>,
+    pub metrics: Arc<NodeMetrics>,
 }
 
 impl Services {
@@ -109,7 +112,14 @@ impl Services {
             domains.clone(),
             pipelines.clone(),
         ));
+        let metrics = Arc::new(NodeMetrics::new(
+            broker,
+            &gate,
+            status.clone(),
+            pipelines.clone(),
+        ));
         Ok(Services {
+            metrics,
             lineage,
             catalog,
             audit,
@@ -129,6 +139,7 @@ impl Services {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         serve_http(
+            self.metrics,
             self.lineage,
             self.catalog,
             self.audit,
@@ -148,6 +159,7 @@ impl Services {
 /// their own, everything else on the caller's runtime (see [`http`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn serve_http(
+    metrics: Arc<NodeMetrics>,
     lineage: Arc<LineageService>,
     catalog: Arc<CatalogService>,
     audit: Arc<AuditTrail>,
@@ -166,7 +178,8 @@ pub async fn serve_http(
         .merge(status_router(status))
         .merge(audit_router(audit))
         .merge(catalog_router(catalog))
-        .merge(lineage_router(lineage));
+        .merge(lineage_router(lineage))
+        .merge(metrics_router(metrics));
     http::serve(
         pipelines.clone(),
         lookups_router(pipelines),

@@ -28,17 +28,29 @@ pub(crate) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
         notified.as_mut().enable();
         let (response, bytes) = read_once(broker, &req, max_bytes);
         if bytes >= min_bytes || bytes > 0 && min_bytes == 0 {
-            return response;
+            return counted(broker, response);
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
-            return response;
+            return counted(broker, response);
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             // Timed out: one last read so anything that just arrived is not held back.
-            return read_once(broker, &req, max_bytes).0;
+            return counted(broker, read_once(broker, &req, max_bytes).0);
         }
     }
+}
+
+/// Counts what the answer carries, once per answer (a long poll reads several times).
+fn counted(broker: &Broker, response: FetchResponse) -> FetchResponse {
+    for t in &response.responses {
+        for p in &t.partitions {
+            if let Some(records) = &p.records {
+                broker.metrics().fetched(&t.topic.0, records);
+            }
+        }
+    }
+    response
 }
 
 fn read_once(broker: &Broker, req: &FetchRequest, max_bytes: usize) -> (FetchResponse, usize) {

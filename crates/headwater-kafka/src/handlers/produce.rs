@@ -203,15 +203,19 @@ pub(crate) async fn handle(
             )
             .await
             {
-                Gated::Append(bytes) => partition.append(&bytes),
-                Gated::AppendFiltered(bytes) => partition.append_filtered(&bytes),
+                Gated::Append(bytes) => (partition.append(&bytes), bytes),
+                Gated::AppendFiltered(bytes) => (partition.append_filtered(&bytes), bytes),
                 Gated::Answer(response) => {
                     parts.push(response);
                     continue;
                 }
             };
+            let (appended, stored) = appended;
             match appended {
                 Ok(out) => {
+                    if !out.duplicate {
+                        broker.metrics().produced(&name, &stored);
+                    }
                     if acks != 0
                         && !out.duplicate
                         && partition.fsync_policy() == FsyncPolicy::Always
