@@ -62,6 +62,23 @@ def run_cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
     )
 
 
+def examples_with_broken_pipeline(tmp_path: Path) -> Path:
+    """A copy of the example domains where finance also declares `broken_cast`, a batch pipeline
+    whose SQL plans but fails at run time (a currency cannot be cast to INT)."""
+    import shutil
+    dirs = tmp_path / "domains"
+    shutil.copytree(REPO_ROOT / "examples" / "domains", dirs)
+    finance = dirs / "finance" / "domain.yaml"
+    finance.write_text(finance.read_text() + """
+  broken_cast:
+    mode: batch
+    inputs: [payments.transaction_settled]
+    sql: SELECT CAST(currency AS INT) AS c FROM payments.transaction_settled
+    output: { table: broken }
+""")
+    return dirs
+
+
 def node_cli(node, *args: str, stdin: Optional[str] = None,
              timeout: float = 120.0) -> subprocess.CompletedProcess:
     """Run `headwater ARGS... --url <node's HTTP API>`, with `stdin` as input."""

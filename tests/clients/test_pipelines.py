@@ -10,7 +10,7 @@ import subprocess
 import duckdb
 import pyarrow.dataset as ds
 
-from conftest import node_cli, REPO_ROOT, require_binary, run_cli
+from conftest import examples_with_broken_pipeline, node_cli, REPO_ROOT, require_binary, run_cli
 
 EXAMPLES = REPO_ROOT / "examples" / "domains"
 SETTLED = "payments.transaction_settled"
@@ -151,16 +151,8 @@ def test_status_shows_lag_and_consistency_waits_for_every_subscriber(node):
 
 
 def test_a_failing_pipeline_backs_off_while_others_run(node, tmp_path):
-    dirs = tmp_path / "domains"
-    shutil.copytree(EXAMPLES, dirs)
+    dirs = examples_with_broken_pipeline(tmp_path)
     finance = dirs / "finance" / "domain.yaml"
-    finance.write_text(finance.read_text() + """
-  broken_cast:
-    mode: batch
-    inputs: [payments.transaction_settled]
-    sql: SELECT CAST(currency AS INT) AS c FROM payments.transaction_settled
-    output: { table: broken }
-""")
     assert run_cli("apply", str(dirs), "--url", node.http_url).returncode == 0
     lines, _ = events()
     assert cli(node, "publish", SETTLED, stdin="\n".join(lines[:20])).returncode == 0

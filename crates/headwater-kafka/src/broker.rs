@@ -84,6 +84,11 @@ impl Broker {
         self.admin.set(tx).ok().map(|()| rx)
     }
 
+    /// Who this node says it is to clients.
+    pub fn node(&self) -> &NodeIdentity {
+        &self.node
+    }
+
     /// Per-topic produce and fetch counters, for `/metrics`.
     pub fn metrics(&self) -> &crate::KafkaMetrics {
         &self.metrics

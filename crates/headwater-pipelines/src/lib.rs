@@ -37,7 +37,7 @@ pub use error::PipelineError;
 pub use features::Feature;
 pub use rows::to_batches;
 pub use runtime::STUCK_AFTER;
-pub use runtime::{PipelineFailure, PipelineStatus, Runtime, State, ViewInfo};
+pub use runtime::{PipelineStatus, RunEvent, RunEventKind, Runtime, State, ViewInfo};
 pub use sink::{BoxFuture, Committed, ProducerId, StreamSink};
 pub use source::{Offsets, StreamRecord, StreamSource};
 pub use streaming::{group_of, Checkpoint, Flow};

@@ -164,26 +164,52 @@ pub struct Runtime {
     /// Served feature views by (domain, view).
     views: Mutex<BTreeMap<(String, String), Arc<ViewStore>>>,
     stuck_after_ms: std::sync::atomic::AtomicU64,
-    /// Where failures and restarts are reported, once someone listens (the node's audit trail).
+    /// Where runs starting, completing and failing are reported, once someone listens (the
+    /// node's audit trail and OpenLineage).
     lifecycle: Lifecycle,
 }
 
-/// A pipeline failed (and will be restarted after `retry_in_ms`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PipelineFailure {
+/// A pipeline run started, completed or failed. A batch run is one run; a streaming pipeline's
+/// run lasts from a (re)start to its failure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEvent {
     pub domain: String,
     pub pipeline: String,
-    pub error: String,
-    /// Failures in a row, this one included.
-    pub attempt: u32,
-    pub retry_in_ms: u64,
+    pub run_id: uuid::Uuid,
+    pub at_ms: i64,
+    pub kind: RunEventKind,
 }
 
-type Lifecycle = Arc<std::sync::OnceLock<mpsc::UnboundedSender<PipelineFailure>>>;
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEventKind {
+    Start,
+    Complete,
+    /// It will be restarted after `retry_in_ms`.
+    Fail {
+        error: String,
+        /// Failures in a row, this one included.
+        attempt: u32,
+        retry_in_ms: u64,
+    },
+}
 
-fn report_failure(lifecycle: &Lifecycle, failure: PipelineFailure) {
+type Lifecycle = Arc<std::sync::OnceLock<mpsc::UnboundedSender<RunEvent>>>;
+
+fn report(
+    lifecycle: &Lifecycle,
+    domain: &str,
+    pipeline: &str,
+    run_id: uuid::Uuid,
+    kind: RunEventKind,
+) {
     if let Some(tx) = lifecycle.get() {
-        let _ = tx.send(failure);
+        let _ = tx.send(RunEvent {
+            domain: domain.to_string(),
+            pipeline: pipeline.to_string(),
+            run_id,
+            at_ms: now_ms(),
+            kind,
+        });
     }
 }
 
@@ -245,9 +271,9 @@ impl Runtime {
         }
     }
 
-    /// Every pipeline failure from now on, as it happens (each is followed by a restart after
-    /// its backoff). One listener; a second call returns `None`.
-    pub fn failures(&self) -> Option<mpsc::UnboundedReceiver<PipelineFailure>> {
+    /// Every run's start, completion and failure from now on, as they happen (a failure is
+    /// followed by a restart after its backoff). One listener; a second call returns `None`.
+    pub fn run_events(&self) -> Option<mpsc::UnboundedReceiver<RunEvent>> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.lifecycle.set(tx).ok().map(|()| rx)
     }
@@ -632,6 +658,8 @@ async fn batch_loop(
             Some(r) => (r.progress, Some(r.done)),
             None => (None, None),
         };
+        let run_id = uuid::Uuid::new_v4();
+        report(&lifecycle, &domain, &name, run_id, RunEventKind::Start);
         let outcome = run_once(&engine, &domain, &name, &spec, &status, progress_tx).await;
         let mut s = status.lock();
         match &outcome {
@@ -643,6 +671,7 @@ async fn batch_loop(
                     next_run_ms: next_run(spec.schedule.as_deref()),
                 };
                 tracing::info!(pipeline = %report.pipeline, rows = report.rows, records = report.records, "pipeline run finished");
+                self::report(&lifecycle, &domain, &name, run_id, RunEventKind::Complete);
             }
             Err(e) => {
                 attempt += 1;
@@ -656,11 +685,12 @@ async fn batch_loop(
                     retry_at_ms: now_ms() + delay.as_millis() as i64,
                 };
                 tracing::warn!(domain = %domain, pipeline = %name, attempt, "pipeline run failed, retrying in {delay:?}: {e}");
-                report_failure(
+                report(
                     &lifecycle,
-                    PipelineFailure {
-                        domain: domain.clone(),
-                        pipeline: name.clone(),
+                    &domain,
+                    &name,
+                    run_id,
+                    RunEventKind::Fail {
                         error: e.clone(),
                         attempt,
                         retry_in_ms: delay.as_millis() as u64,
@@ -700,6 +730,8 @@ async fn stream_loop(
             late_dropped: 0,
         };
         let started = tokio::time::Instant::now();
+        let run_id = uuid::Uuid::new_v4();
+        self::report(&lifecycle, &domain, &name, run_id, RunEventKind::Start);
         let report = {
             let status = status.clone();
             move |f: Flow| {
@@ -742,11 +774,12 @@ async fn stream_loop(
             };
         }
         tracing::warn!(domain = %domain, pipeline = %name, attempt, "pipeline failed, restarting in {delay:?}: {error}");
-        report_failure(
+        self::report(
             &lifecycle,
-            PipelineFailure {
-                domain: domain.clone(),
-                pipeline: name.clone(),
+            &domain,
+            &name,
+            run_id,
+            RunEventKind::Fail {
                 error,
                 attempt,
                 retry_in_ms: delay.as_millis() as u64,

@@ -120,36 +120,49 @@ pub fn change(
     }
 }
 
-/// Records every pipeline failure (each followed by a restart after its backoff) as
-/// `pipeline.fail`, from a task on the current runtime.
-pub(crate) fn record_pipeline_failures(
+/// Follows every pipeline run: a failure is recorded as `pipeline.fail` (each is followed by
+/// a restart after its backoff), and every start, completion and failure goes to OpenLineage
+/// once it is configured. From a task on the current runtime.
+pub(crate) fn follow_pipeline_runs(
     audit: &Arc<AuditTrail>,
     pipelines: &crate::PipelineService,
+    openlineage: Arc<std::sync::OnceLock<Arc<crate::openlineage::OpenLineage>>>,
 ) {
-    let (Some(mut failures), Ok(rt)) = (
-        pipelines.runtime().failures(),
+    let (Some(mut runs), Ok(rt)) = (
+        pipelines.runtime().run_events(),
         tokio::runtime::Handle::try_current(),
     ) else {
         return;
     };
     let audit = audit.clone();
     rt.spawn(async move {
-        while let Some(f) = failures.recv().await {
-            let target = format!("{}.{}", f.domain, f.pipeline);
-            let after = serde_json::json!({
-                "error": f.error,
-                "attempt": f.attempt,
-                "restart_in_ms": f.retry_in_ms,
-            });
-            let change = change(
-                "node",
-                "pipeline.fail",
-                Some(&f.domain),
-                &target,
-                Value::Null,
-                after,
-            );
-            audit.record(change).await;
+        while let Some(run) = runs.recv().await {
+            if let headwater_pipelines::RunEventKind::Fail {
+                error,
+                attempt,
+                retry_in_ms,
+            } = &run.kind
+            {
+                let target = format!("{}.{}", run.domain, run.pipeline);
+                let after = serde_json::json!({
+                    "error": error,
+                    "attempt": attempt,
+                    "restart_in_ms": retry_in_ms,
+                    "run_id": run.run_id.to_string(),
+                });
+                let change = change(
+                    "node",
+                    "pipeline.fail",
+                    Some(&run.domain),
+                    &target,
+                    Value::Null,
+                    after,
+                );
+                audit.record(change).await;
+            }
+            if let Some(ol) = openlineage.get() {
+                ol.emit(&run).await;
+            }
         }
     });
 }

@@ -19,6 +19,7 @@ mod http;
 mod impact;
 pub mod lineage;
 pub mod metrics;
+pub mod openlineage;
 mod pipelines;
 mod pipelines_api;
 mod registry_api;
@@ -35,6 +36,7 @@ pub use contract_gate::ContractGate;
 pub use domains::{DomainOutcome, DomainService};
 pub use lineage::{lineage_router, LineageService};
 pub use metrics::{metrics_router, NodeMetrics};
+pub use openlineage::{OpenLineage, OpenLineageConfig};
 pub use pipelines::{NodeStreams, PipelineService};
 pub use pipelines_api::{lookups_router, pipelines_router};
 pub use registry_api::{domains_router, router};
@@ -64,6 +66,9 @@ pub struct Services {
     pub catalog: Arc<CatalogService>,
     pub lineage: Arc<LineageService>,
     pub metrics: Arc<NodeMetrics>,
+    /// Set by [`Services::emit_openlineage`]; pipeline runs are followed from the start.
+    openlineage: Arc<std::sync::OnceLock<Arc<OpenLineage>>>,
+    broker: Arc<Broker>,
 }
 
 impl Services {
@@ -93,7 +98,8 @@ impl Services {
             log.clone(),
         ));
         domains.attach_pipelines(pipelines.clone());
-        audit::record_pipeline_failures(&audit, &pipelines);
+        let openlineage: Arc<std::sync::OnceLock<Arc<OpenLineage>>> = Default::default();
+        audit::follow_pipeline_runs(&audit, &pipelines, openlineage.clone());
         audit::record_admin_changes(&audit, broker, &domains);
         let status = Arc::new(StatusService::new(
             streams.clone(),
@@ -119,6 +125,8 @@ impl Services {
             pipelines.clone(),
         ));
         Ok(Services {
+            openlineage,
+            broker: broker.clone(),
             metrics,
             lineage,
             catalog,
@@ -130,6 +138,18 @@ impl Services {
             pipelines,
             status,
         })
+    }
+
+    /// Sends OpenLineage run events of every pipeline run from now on, as `config` says; does
+    /// nothing without a `url` or a `file`.
+    pub fn emit_openlineage(&self, config: OpenLineageConfig) {
+        if config.url.is_none() && config.file.is_none() {
+            return;
+        }
+        let node = self.broker.node();
+        let kafka = format!("kafka://{}:{}", node.host, node.port);
+        let ol = Arc::new(OpenLineage::new(config, self.domains.clone(), kafka));
+        let _ = self.openlineage.set(ol);
     }
 
     /// Serves the HTTP API on `listener` until `shutdown` resolves.

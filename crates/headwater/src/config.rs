@@ -9,6 +9,10 @@
 //! fsync = "interval"          # always | interval | never
 //! fsync_interval_ms = 1000
 //! segment_bytes = 1073741824
+//!
+//! [openlineage]
+//! url = "http://127.0.0.1:5000/api/v1/lineage"
+//! file = "lineage.jsonl"
 //! ```
 //!
 //! Every key is optional; an unknown key is an error naming its line, so a typo never silently
@@ -26,6 +30,8 @@ use serde::Deserialize;
 pub struct NodeConfig {
     pub kafka: KafkaConfig,
     pub log: LogConfig,
+    /// Where pipeline runs' OpenLineage events go; none by default.
+    pub openlineage: headwater_server::OpenLineageConfig,
 }
 
 impl NodeConfig {

@@ -91,6 +91,7 @@ async fn serve(args: ServeArgs, config: NodeConfig, log: Arc<Log>) -> anyhow::Re
     };
     let broker = Broker::new(log.clone(), config.kafka.clone(), node)?;
     let services = headwater_server::Services::open(&log, &broker)?;
+    services.emit_openlineage(config.openlineage.clone());
     if let Some(dir) = &args.domains {
         apply_at_start(&services.domains, dir).await?;
     }
