@@ -36,6 +36,8 @@ def stream_of(cat, name):
 
 
 def test_catalog_lists_declared_and_observed_and_searches(node):
+    # Without authentication the node says so at start.
+    assert "NO AUTHENTICATION" in node.log_text()
     apply_examples(node)
     producer = Producer({"bootstrap.servers": node.bootstrap, "client.id": "click-tracker"})
     click = {"campaign_id": "bf-2026", "customer_id": "c-1", "channel": "email",

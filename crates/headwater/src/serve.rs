@@ -116,6 +116,10 @@ async fn serve(args: ServeArgs, config: NodeConfig, log: Arc<Log>) -> anyhow::Re
     };
     let http_task = tokio::spawn(services.serve_http(http, stopped(stop_rx.clone())));
     tracing::info!(addr = %http_local, "http listener ready on {http_local} (schema registry API)");
+    // No authentication exists yet: say so where an operator looks, not only in the docs.
+    tracing::warn!(
+        "NO AUTHENTICATION: every Kafka client and HTTP caller that reaches {local} or {http_local} may produce, consume and change every domain; keep the node on localhost or a trusted network"
+    );
     tracing::info!(addr = %local, data_dir = %args.data_dir.display(), "kafka listener ready on {local}");
     headwater_kafka::serve(broker, listener, stopped(stop_rx)).await;
     if let Ok(Err(e)) = http_task.await {
