@@ -45,31 +45,28 @@ impl KafkaMetrics {
 
     /// `batches` as appended (a dead-letter split keeps only the valid records).
     pub(crate) fn produced(&self, topic: &str, batches: &[u8]) {
-        let label = TopicLabel {
-            topic: topic.to_string(),
-        };
-        self.produced_records
-            .get_or_create(&label)
-            .inc_by(records_in(batches));
-        self.produced_bytes
-            .get_or_create(&label)
-            .inc_by(batches.len() as u64);
+        count(&self.produced_records, &self.produced_bytes, topic, batches);
     }
 
     pub(crate) fn fetched(&self, topic: &str, batches: &[u8]) {
-        if batches.is_empty() {
-            return;
+        if !batches.is_empty() {
+            count(&self.fetched_records, &self.fetched_bytes, topic, batches);
         }
-        let label = TopicLabel {
-            topic: topic.to_string(),
-        };
-        self.fetched_records
-            .get_or_create(&label)
-            .inc_by(records_in(batches));
-        self.fetched_bytes
-            .get_or_create(&label)
-            .inc_by(batches.len() as u64);
     }
+}
+
+/// Adds `batches`' records and bytes to `topic`'s counters.
+fn count(
+    records: &Family<TopicLabel, Counter>,
+    bytes: &Family<TopicLabel, Counter>,
+    topic: &str,
+    batches: &[u8],
+) {
+    let label = TopicLabel {
+        topic: topic.to_string(),
+    };
+    records.get_or_create(&label).inc_by(records_in(batches));
+    bytes.get_or_create(&label).inc_by(batches.len() as u64);
 }
 
 /// Records in a run of v2 batches, from their headers (record count at bytes 57..61).

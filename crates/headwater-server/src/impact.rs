@@ -122,6 +122,7 @@ async fn pipeline_verdict(
 ) -> Option<String> {
     let mut contracts = crate::pipelines::input_contracts(known, &p.inputs);
     contracts.insert(topic.to_string(), old.clone());
+    let prefix = format!("{topic}.");
     let reads: BTreeSet<String> = match (&p.sql, p.output.target(), pipelines) {
         (Some(sql), _, Some(pl)) => pl
             .engine()
@@ -129,7 +130,7 @@ async fn pipeline_verdict(
             .await
             .ok()?
             .into_iter()
-            .filter_map(|c| c.strip_prefix(&format!("{topic}.")).map(String::from))
+            .filter_map(|c| c.strip_prefix(prefix.as_str()).map(String::from))
             .collect(),
         (None, Ok(Output::View { key, features, .. }), _) => std::iter::once(key.to_string())
             .chain(features.values().filter_map(|f| f.of.clone()))

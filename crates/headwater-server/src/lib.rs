@@ -152,60 +152,41 @@ impl Services {
         let _ = self.openlineage.set(ol);
     }
 
-    /// Serves the HTTP API on `listener` until `shutdown` resolves.
+    /// Serves the HTTP API on `listener` until `shutdown` resolves: view lookups on a thread
+    /// of their own, everything else on the caller's runtime (see [`http`]).
     pub async fn serve_http(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        serve_http(
-            self.metrics,
-            self.lineage,
-            self.catalog,
-            self.audit,
-            self.registry,
-            self.domains,
-            self.streams,
-            self.pipelines,
-            self.status,
+        let Services {
+            audit,
+            registry,
+            domains,
+            streams,
+            pipelines,
+            status,
+            catalog,
+            lineage,
+            metrics,
+            ..
+        } = self;
+        let api = router(registry)
+            .merge(domains_router(domains))
+            .merge(streams_router(streams))
+            .merge(pipelines_router(pipelines.clone()))
+            .merge(status_router(status))
+            .merge(audit_router(audit))
+            .merge(catalog_router(catalog))
+            .merge(lineage_router(lineage))
+            .merge(metrics_router(metrics));
+        http::serve(
+            pipelines.clone(),
+            lookups_router(pipelines),
+            api,
             listener,
             shutdown,
         )
         .await
     }
-}
-
-/// Serves the HTTP API on `listener` until `shutdown` resolves: view lookups on a thread of
-/// their own, everything else on the caller's runtime (see [`http`]).
-#[allow(clippy::too_many_arguments)]
-pub async fn serve_http(
-    metrics: Arc<NodeMetrics>,
-    lineage: Arc<LineageService>,
-    catalog: Arc<CatalogService>,
-    audit: Arc<AuditTrail>,
-    registry: Arc<SchemaRegistry>,
-    domains: Arc<DomainService>,
-    streams: Arc<StreamService>,
-    pipelines: Arc<PipelineService>,
-    status: Arc<StatusService>,
-    listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let api = router(registry)
-        .merge(domains_router(domains))
-        .merge(streams_router(streams))
-        .merge(pipelines_router(pipelines.clone()))
-        .merge(status_router(status))
-        .merge(audit_router(audit))
-        .merge(catalog_router(catalog))
-        .merge(lineage_router(lineage))
-        .merge(metrics_router(metrics));
-    http::serve(
-        pipelines.clone(),
-        lookups_router(pipelines),
-        api,
-        listener,
-        shutdown,
-    )
-    .await
 }

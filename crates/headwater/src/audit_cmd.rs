@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use headwater_domains::audit::{verify, AuditEntry, Stored, Verification};
-use serde_json::Value;
 
 use crate::node_http;
 
@@ -25,10 +24,7 @@ pub fn log(
         query.push(format!("action={}", node_http::encode(a)));
     }
     let path = format!("/v1/audit?{}", query.join("&"));
-    let answer = node_http::get_json(url, &path)?;
-    if let Some(e) = answer.get("error").and_then(Value::as_str) {
-        anyhow::bail!("{e}");
-    }
+    let answer = node_http::get_answer(url, &path)?;
     let entries: Vec<AuditEntry> = serde_json::from_value(answer["entries"].clone())
         .context("the node's audit entries are not in the expected form")?;
     let mut out = std::io::stdout().lock();
@@ -84,10 +80,7 @@ pub fn check(file: Option<&std::path::Path>, url: &str) -> anyhow::Result<ExitCo
             (verify(stored), format!("{} line", path.display()))
         }
         None => {
-            let answer = node_http::get_json(url, "/v1/audit/verify")?;
-            if let Some(e) = answer.get("error").and_then(Value::as_str) {
-                anyhow::bail!("{e}");
-            }
+            let answer = node_http::get_answer(url, "/v1/audit/verify")?;
             let v: Verification = serde_json::from_value(answer)
                 .context("the node's verification is not in the expected form")?;
             (v, "_headwater.audit offset".to_string())

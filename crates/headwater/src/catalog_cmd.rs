@@ -13,10 +13,7 @@ pub fn catalog(query: Option<&str>, json: bool, url: &str) -> anyhow::Result<Exi
         Some(q) => format!("/v1/catalog?q={}", node_http::encode(q)),
         None => "/v1/catalog".to_string(),
     };
-    let answer = node_http::get_json(url, &path)?;
-    if let Some(e) = answer.get("error").and_then(Value::as_str) {
-        anyhow::bail!("{e}");
-    }
+    let answer = node_http::get_answer(url, &path)?;
     let mut out = String::new();
     if json {
         let _ = writeln!(out, "{answer}");

@@ -26,10 +26,7 @@ pub fn lineage(
         "/v1/lineage?name={}&direction={direction}",
         node_http::encode(name)
     );
-    let answer = node_http::get_json(url, &path)?;
-    if let Some(e) = answer.get("error").and_then(Value::as_str) {
-        anyhow::bail!("{e}");
-    }
+    let answer = node_http::get_answer(url, &path)?;
     let edges: Vec<Edge> = answer["edges"]
         .as_array()
         .into_iter()

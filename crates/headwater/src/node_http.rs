@@ -53,6 +53,15 @@ pub fn get_json(url: &str, path: &str) -> anyhow::Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("the node's answer is not JSON: {text}"))
 }
 
+/// [`get_json`], with an answer carrying `error` (the node's refusal) turned into an error.
+pub fn get_answer(url: &str, path: &str) -> anyhow::Result<Value> {
+    let answer = get_json(url, path)?;
+    if let Some(e) = answer.get("error").and_then(Value::as_str) {
+        anyhow::bail!("{e}");
+    }
+    Ok(answer)
+}
+
 /// Opens a GET whose body is read as it arrives (server-sent events).
 pub fn stream(url: &str, path: &str) -> anyhow::Result<ureq::Body> {
     let full = format!("{}{path}", url.trim_end_matches('/'));
