@@ -37,11 +37,17 @@ pub struct PrincipalConfig {
 }
 
 impl PrincipalConfig {
-    pub fn principal(&self) -> Principal {
-        Principal {
+    /// The principal this entry signs in as; `platform` says whether it holds a platform
+    /// identity.
+    pub fn principal(&self, platform: &[String]) -> Principal {
+        let mut p = Principal {
             name: self.name.clone(),
             groups: self.groups.clone(),
-        }
+            platform: false,
+        };
+        let holds = p.identities().any(|i| platform.contains(&i));
+        p.platform = holds;
+        p
     }
 }
 

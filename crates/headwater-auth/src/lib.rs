@@ -16,7 +16,7 @@ mod scram;
 
 pub use config::{AuthConfig, NewPrincipal, PrincipalConfig};
 pub use error::AuthError;
-pub use principal::Principal;
+pub use principal::{Principal, TopicOp};
 pub use scram::{Mechanism, ScramCredential, ScramExchange};
 
 use std::collections::HashMap;
@@ -67,12 +67,6 @@ impl Users {
         })
     }
 
-    /// Whether `principal` holds one of the platform identities: it administers every domain
-    /// and approves the changes of centrally governed ones.
-    pub fn is_platform(&self, principal: &Principal) -> bool {
-        principal.identities().any(|i| self.platform.iter().any(|p| *p == i))
-    }
-
     /// The platform identities, for messages that say who may approve a change.
     pub fn platform(&self) -> &[String] {
         &self.platform
@@ -102,7 +96,9 @@ impl Users {
             _ => Mechanism::Sha256,
         };
         match (entry, credential) {
-            (Some(p), Some(c)) if c.matches_password(mechanism, password) => Ok(p.principal()),
+            (Some(p), Some(c)) if c.matches_password(mechanism, password) => {
+                Ok(p.principal(&self.platform))
+            }
             _ => Err(AuthError::BadCredentials { user: user.into() }),
         }
     }
@@ -120,7 +116,7 @@ impl Users {
                     Mechanism::Sha256 => p.scram_sha_256.clone(),
                     Mechanism::Sha512 => p.scram_sha_512.clone(),
                 }?;
-                Some((p.principal(), credential))
+                Some((p.principal(&self.platform), credential))
             })
         })
     }
@@ -130,7 +126,7 @@ impl Users {
         use sha2::Digest;
         let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
         let name = self.by_token.get(&key)?;
-        self.by_name.get(name).map(PrincipalConfig::principal)
+        self.by_name.get(name).map(|p| p.principal(&self.platform))
     }
 }
 
@@ -195,7 +191,7 @@ mod tests {
             Some("finance-svc".to_string())
         );
         assert!(users.bearer("not-a-token").is_none());
-        assert!(!users.is_platform(&made.config.principal()));
+        assert!(!users.bearer(&made.token).is_some_and(|p| p.platform));
     }
 
     #[test]

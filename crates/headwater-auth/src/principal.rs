@@ -3,6 +3,8 @@
 pub struct Principal {
     pub name: String,
     pub groups: Vec<String>,
+    /// Holds a platform identity of the `[auth]` config (see [`crate::AuthConfig::platform`]).
+    pub platform: bool,
 }
 
 impl Principal {
@@ -11,8 +13,45 @@ impl Principal {
         std::iter::once(format!("user:{}", self.name)).chain(self.groups.iter().cloned())
     }
 
+    /// The node itself, acting on its own behalf (manifests applied at start, pipelines).
+    pub fn node(what: &str) -> Principal {
+        Principal {
+            name: format!("node:{what}"),
+            groups: Vec::new(),
+            platform: true,
+        }
+    }
+
     /// How the audit trail names it.
     pub fn audit_name(&self) -> String {
-        format!("user:{}", self.name)
+        if self.name.starts_with("node:") {
+            self.name.clone()
+        } else {
+            format!("user:{}", self.name)
+        }
+    }
+}
+
+/// What a caller wants to do with a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicOp {
+    Produce,
+    /// Fetch, list offsets, commit offsets for it.
+    Consume,
+    /// See it in metadata and its configs.
+    Describe,
+    /// Create, delete, grow, reconfigure; its schemas.
+    Administer,
+}
+
+impl TopicOp {
+    /// The audit trail's name of a refused operation.
+    pub fn verb(self) -> &'static str {
+        match self {
+            TopicOp::Produce => "produce",
+            TopicOp::Consume => "consume",
+            TopicOp::Describe => "describe",
+            TopicOp::Administer => "administer",
+        }
     }
 }

@@ -296,6 +296,7 @@ mod tests {
             Principal {
                 name: "user".into(),
                 groups: vec![],
+                platform: false,
             },
             ScramCredential::derive(m, b"pencil", &salt, 4096),
         )

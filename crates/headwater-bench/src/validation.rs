@@ -73,6 +73,8 @@ fn stream(name: &str, format: Format, schema: &str, rules: Vec<(String, String)>
         on_invalid: OnInvalid::Reject,
         rules,
         readers: Vec::new(),
+        classification: Default::default(),
+        grants: Default::default(),
         freshness_ms: None,
     }
 }
@@ -113,6 +115,7 @@ pub fn run(
         let spec = DomainSpec {
             domain: "bench".into(),
             owners: vec![],
+            governance: Default::default(),
             manifest: String::new(),
             pipelines: Default::default(),
             streams: vec![stream("json", Format::JsonSchema, JSON_SCHEMA, rules.clone()), stream("avro", Format::Avro, AVRO_SCHEMA, vec![])],

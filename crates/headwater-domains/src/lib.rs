@@ -11,6 +11,7 @@
 //! registry and produce-time validation build on what it loads. The format is documented in
 //! `docs/manifests.md`.
 
+pub mod access;
 pub mod audit;
 mod duration;
 mod error;
@@ -19,6 +20,7 @@ mod manifest;
 mod pipeline_checks;
 mod spec;
 
+pub use access::{AccessPolicy, TopicOp};
 pub use duration::HumanDuration;
 pub use error::ManifestError;
 pub use load::{load_dir, LoadedDomain, LoadedStream};

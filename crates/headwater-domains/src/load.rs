@@ -259,14 +259,34 @@ pub fn load_dir(dir: &Path) -> Result<Vec<LoadedDomain>, Vec<ManifestError>> {
                     Some("use 1 to 10000".into()),
                 ));
             }
-            for reader in &spec.readers {
+            let granted = spec
+                .grants
+                .iter()
+                .flat_map(|(class, to)| to.iter().map(move |d| (Some(class), d)));
+            for (class, reader) in spec.readers.iter().map(|r| (None, r)).chain(granted) {
                 if reader != "*" && !domains.contains(reader) {
                     let known: Vec<&str> = domains.iter().map(String::as_str).collect();
+                    let (key, what) = match class {
+                        None => ("readers", "reader domain".to_string()),
+                        Some(c) => ("grants", format!("{c} grant's domain")),
+                    };
                     errors.push(err(
                         &file,
-                        at(&["readers"]),
-                        format!("stream '{name}': reader domain '{reader}' does not exist"),
+                        at(&[key]),
+                        format!("stream '{name}': {what} '{reader}' does not exist"),
                         Some(format!("use one of {} or '*'", known.join(", "))),
+                    ));
+                }
+            }
+            for class in spec.grants.keys() {
+                if !spec.classification.values().any(|c| c == class) {
+                    errors.push(err(
+                        &file,
+                        at(&["grants"]),
+                        format!("stream '{name}' grants '{class}' but classifies no field as {class}"),
+                        Some(format!(
+                            "classify the fields under `classification`, or remove the {class} grant"
+                        )),
                     ));
                 }
             }

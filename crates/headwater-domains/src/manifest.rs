@@ -69,6 +69,11 @@ pub struct StreamSpec {
     /// Domains that may read this stream; `*` for every domain. Empty: only the owner.
     #[serde(default)]
     pub readers: Vec<String>,
+    /// Class -> domains that may carry fields of that class into what they publish (a pipeline
+    /// output reaching them or their readers). Reading the stream is `readers`; passing its
+    /// `pii` on is this grant. Unlisted classes stay with the owner.
+    #[serde(default)]
+    pub grants: BTreeMap<String, Vec<String>>,
 }
 
 fn one() -> i32 {

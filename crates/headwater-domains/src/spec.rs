@@ -11,6 +11,9 @@ use crate::{LoadedDomain, OnInvalid, PipelineSpec};
 pub struct DomainSpec {
     pub domain: String,
     pub owners: Vec<String>,
+    /// Central: changes need a platform principal instead of the owners.
+    #[serde(default)]
+    pub governance: crate::Governance,
     /// The manifest file's text, kept for the catalog and audit trail.
     pub manifest: String,
     pub streams: Vec<StreamDef>,
@@ -37,6 +40,12 @@ pub struct StreamDef {
     /// (rule name, CEL expression)
     pub rules: Vec<(String, String)>,
     pub readers: Vec<String>,
+    /// Field -> class (`pii`, ...), as the manifest classifies them.
+    #[serde(default)]
+    pub classification: std::collections::BTreeMap<String, String>,
+    /// Class -> domains that may carry fields of that class into what they publish.
+    #[serde(default)]
+    pub grants: std::collections::BTreeMap<String, Vec<String>>,
     /// How stale the newest record may be before the stream is reported late.
     #[serde(default)]
     pub freshness_ms: Option<u64>,
@@ -47,6 +56,7 @@ impl LoadedDomain {
         DomainSpec {
             domain: self.manifest.domain.clone(),
             owners: self.manifest.owners.clone(),
+            governance: self.manifest.governance,
             manifest: self.text.clone(),
             streams: self
                 .streams
@@ -69,6 +79,8 @@ impl LoadedDomain {
                         .map(|r| (r.name.clone(), r.check.clone()))
                         .collect(),
                     readers: s.spec.readers.clone(),
+                    classification: s.spec.classification.clone(),
+                    grants: s.spec.grants.clone(),
                     freshness_ms: s.spec.freshness.map(|f| f.millis),
                 })
                 .collect(),

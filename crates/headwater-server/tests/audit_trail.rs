@@ -20,6 +20,7 @@ fn spec() -> DomainSpec {
     DomainSpec {
         domain: "payments".into(),
         owners: vec!["user:alice".into()],
+        governance: Default::default(),
         manifest: "domain: payments\n".into(),
         pipelines: Default::default(),
         streams: vec![StreamDef {
@@ -34,6 +35,8 @@ fn spec() -> DomainSpec {
             on_invalid: OnInvalid::Reject,
             rules: vec![],
             readers: vec![],
+            classification: Default::default(),
+            grants: Default::default(),
             freshness_ms: None,
         }],
     }
