@@ -32,6 +32,9 @@ pub struct Broker {
     producers:
         parking_lot::RwLock<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
     metrics: crate::KafkaMetrics,
+    /// Set when the node has an `[auth]` config: clients must sign in, and every request is
+    /// checked.
+    access: std::sync::OnceLock<Arc<dyn crate::Access>>,
 }
 
 /// Client ids remembered per topic: enough to name a topic's producers without letting a client
@@ -69,6 +72,7 @@ impl Broker {
             admin: std::sync::OnceLock::new(),
             producers: Default::default(),
             metrics: Default::default(),
+            access: std::sync::OnceLock::new(),
         });
         broker.groups.start_expiry(Arc::downgrade(&broker));
         Ok(broker)
@@ -126,6 +130,16 @@ impl Broker {
         }
     }
 
+    /// Requires every client to sign in and checks each request with `access`. Set once,
+    /// before the listener starts; a second call is ignored.
+    pub fn set_access(&self, access: Arc<dyn crate::Access>) {
+        let _ = self.access.set(access);
+    }
+
+    pub(crate) fn access(&self) -> Option<Arc<dyn crate::Access>> {
+        self.access.get().cloned()
+    }
+
     /// Installs the check every produce to a validated topic passes before it is written.
     pub fn set_gate(&self, gate: Arc<dyn crate::ProduceGate>) {
         *self.gate.write() = Some(gate);
@@ -140,7 +154,7 @@ impl Broker {
         request: RequestKind,
         client: &str,
     ) -> Option<ResponseKind> {
-        match self.dispatch(version, client, request, client).await {
+        match self.dispatch(version, client, request, client, None).await {
             Reply::Send(r) => Some(*r),
             Reply::Nothing => None,
         }
@@ -156,11 +170,37 @@ impl Broker {
         client_id: &str,
         request: RequestKind,
         peer: &str,
+        who: Option<&headwater_auth::Principal>,
+    ) -> Reply {
+        let (Some(access), Some(who)) = (self.access.get(), who) else {
+            return self.handle(v, client_id, request, peer).await;
+        };
+        let guard = crate::access::Guard {
+            access: &**access,
+            who,
+        };
+        match guard.check(request) {
+            crate::access::Checked::Answer(r) => Reply::Send(Box::new(r)),
+            crate::access::Checked::Handle(request, refused) => {
+                match self.handle(v, client_id, request, peer).await {
+                    Reply::Send(r) => Reply::Send(Box::new(guard.merge(*r, refused))),
+                    Reply::Nothing => Reply::Nothing,
+                }
+            }
+        }
+    }
+
+    async fn handle(
+        self: &Arc<Self>,
+        v: i16,
+        client_id: &str,
+        request: RequestKind,
+        peer: &str,
     ) -> Reply {
         let r = match request {
-            RequestKind::ApiVersions(_) => {
-                ResponseKind::ApiVersions(crate::versions::api_versions(None))
-            }
+            RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(
+                crate::versions::api_versions(None, self.access.get().is_some()),
+            ),
             RequestKind::Metadata(req) => {
                 ResponseKind::Metadata(handlers::metadata::handle(self, req, v))
             }

@@ -46,6 +46,7 @@ async fn run(broker: &Arc<Broker>, stream: TcpStream, peer: &str) -> Result<(), 
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(256 * 1024, rd);
     let max = broker.config.max_request_bytes;
+    let mut session = crate::sasl::Session::default();
     loop {
         let mut len = [0u8; 4];
         match rd.read_exact(&mut len).await {
@@ -62,8 +63,12 @@ async fn run(broker: &Arc<Broker>, stream: TcpStream, peer: &str) -> Result<(), 
         }
         let mut frame = BytesMut::zeroed(size as usize);
         rd.read_exact(&mut frame).await?;
-        if let Some(out) = handle_frame(broker, frame.freeze(), peer).await? {
+        if let Some(out) = handle_frame(broker, frame.freeze(), peer, &mut session).await? {
             wr.write_all(&out).await?;
+        }
+        if session.close {
+            wr.flush().await?;
+            return Err(ConnectionError::SignInFailed);
         }
     }
 }
@@ -77,6 +82,7 @@ async fn handle_frame(
     broker: &Arc<Broker>,
     mut frame: Bytes,
     peer: &str,
+    session: &mut crate::sasl::Session,
 ) -> Result<Option<Bytes>, ConnectionError> {
     let raw_key = be_i16(&frame[0..2]);
     let version = be_i16(&frame[2..4]);
@@ -85,15 +91,17 @@ async fn handle_frame(
         tracing::warn!(%peer, api_key = raw_key, "unknown API key; answering UNSUPPORTED_VERSION");
         return Ok(Some(raw_error_frame(correlation_id)));
     };
-    let range = versions::supported(api_key);
+    let access = broker.access();
+    let range = versions::supported(api_key, access.is_some());
     let in_range = range.is_some_and(|(min, max)| (min..=max).contains(&version));
     if !in_range {
         tracing::info!(%peer, api = ?api_key, version, "unsupported API version; answering UNSUPPORTED_VERSION");
         let response = if api_key == ApiKey::ApiVersions {
             // KIP-511: answer with v0 and the versions we do support, so the client can retry.
-            ResponseKind::ApiVersions(versions::api_versions(Some(
-                ResponseError::UnsupportedVersion,
-            )))
+            ResponseKind::ApiVersions(versions::api_versions(
+                Some(ResponseError::UnsupportedVersion),
+                access.is_some(),
+            ))
         } else if range.is_some() {
             unsupported_response(api_key)
         } else {
@@ -124,16 +132,44 @@ async fn handle_frame(
         .as_ref()
         .map(|s| s.to_string())
         .unwrap_or_default();
-    match broker.dispatch(version, &client_id, request, peer).await {
-        Reply::Nothing => Ok(None),
-        Reply::Send(response) => encode_response(api_key, version, correlation_id, &response)
-            .map(Some)
-            .map_err(|reason| ConnectionError::Encode {
+    let request = match (access, request) {
+        (Some(_), RequestKind::SaslHandshake(req)) => {
+            let answer = ResponseKind::SaslHandshake(crate::sasl::handshake(session, req));
+            return answer_frame(api_key, version, correlation_id, &answer).map(Some);
+        }
+        (Some(access), RequestKind::SaslAuthenticate(req)) => {
+            let answer = ResponseKind::SaslAuthenticate(crate::sasl::authenticate(
+                &*access, session, req, peer,
+            ));
+            return answer_frame(api_key, version, correlation_id, &answer).map(Some);
+        }
+        (Some(_), _) if session.who.is_none() && api_key != ApiKey::ApiVersions => {
+            return Err(ConnectionError::Unauthenticated {
                 api: format!("{api_key:?}"),
-                version,
-                reason,
-            }),
+            });
+        }
+        (_, request) => request,
+    };
+    let who = session.who.as_deref();
+    match broker.dispatch(version, &client_id, request, peer, who).await {
+        Reply::Nothing => Ok(None),
+        Reply::Send(response) => answer_frame(api_key, version, correlation_id, &response).map(Some),
     }
+}
+
+fn answer_frame(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &ResponseKind,
+) -> Result<Bytes, ConnectionError> {
+    encode_response(api_key, version, correlation_id, response).map_err(|reason| {
+        ConnectionError::Encode {
+            api: format!("{api_key:?}"),
+            version,
+            reason,
+        }
+    })
 }
 
 /// Decodes a request body.

@@ -22,6 +22,10 @@ pub enum ConnectionError {
         version: i16,
         reason: String,
     },
+    #[error("{api} request before signing in: this node requires SASL; set security.protocol=SASL_PLAINTEXT with sasl.mechanism PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 and the principal's username and password")]
+    Unauthenticated { api: String },
+    #[error("sign-in failed (the reason was sent to the client and recorded in the audit trail)")]
+    SignInFailed,
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

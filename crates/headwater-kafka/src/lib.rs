@@ -10,6 +10,7 @@
 //! Entry point: [`Broker::new`] over an open [`headwater_log::Log`], then [`serve`] on a
 //! listener.
 
+mod access;
 mod broker;
 mod config;
 mod connection;
@@ -20,10 +21,12 @@ mod handlers;
 mod internal_topic;
 pub mod metrics;
 mod partitioner;
+mod sasl;
 mod versions;
 
 use std::sync::Arc;
 
+pub use access::Access;
 pub use broker::AdminChange;
 pub use broker::{Broker, NodeIdentity};
 pub use config::KafkaConfig;

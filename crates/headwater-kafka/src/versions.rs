@@ -33,17 +33,30 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 1),
 ];
 
-/// The version range implemented for `key`, if any.
-pub(crate) fn supported(key: ApiKey) -> Option<(i16, i16)> {
+/// Offered only when the node has an `[auth]` config: a client that asks to sign in to an
+/// open node should hear that it cannot, not sign in to nothing. SaslHandshake v0 (raw SASL
+/// frames after the handshake) is left out; every current client uses v1 with
+/// SaslAuthenticate.
+const SASL: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+];
+
+fn table(sasl: bool) -> impl Iterator<Item = &'static (ApiKey, i16, i16)> {
     SUPPORTED
         .iter()
+        .chain(SASL.iter().filter(move |_| sasl))
+}
+
+/// The version range implemented for `key`, if any.
+pub(crate) fn supported(key: ApiKey, sasl: bool) -> Option<(i16, i16)> {
+    table(sasl)
         .find(|(k, _, _)| *k == key)
         .map(|(_, min, max)| (*min, *max))
 }
 
-pub(crate) fn api_versions(error: Option<ResponseError>) -> ApiVersionsResponse {
-    let keys = SUPPORTED
-        .iter()
+pub(crate) fn api_versions(error: Option<ResponseError>, sasl: bool) -> ApiVersionsResponse {
+    let keys = table(sasl)
         .map(|(k, min, max)| {
             ApiVersion::default()
                 .with_api_key(*k as i16)

@@ -1,0 +1,148 @@
+//! Signing in over Kafka: SaslHandshake picks a mechanism, SaslAuthenticate carries its
+//! messages (KIP-152 framing). PLAIN takes one message; SCRAM takes two, the first answered with
+//! the server's challenge. A failed sign-in is answered with SASL_AUTHENTICATION_FAILED and the
+//! connection closes, as Kafka does.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use headwater_auth::{AuthError, Mechanism, Principal, ScramExchange};
+use kafka_protocol::messages::{
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::access::Access;
+
+pub(crate) const MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+/// Where one connection is in signing in.
+#[derive(Debug, Default)]
+pub(crate) struct Session {
+    pub who: Option<Arc<Principal>>,
+    chosen: Option<Chosen>,
+    scram: Option<ScramExchange>,
+    /// Close the connection once the current answer is written.
+    pub close: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Chosen {
+    Plain,
+    Scram(Mechanism),
+}
+
+impl Chosen {
+    fn name(self) -> &'static str {
+        match self {
+            Chosen::Plain => "PLAIN",
+            Chosen::Scram(m) => m.sasl_name(),
+        }
+    }
+}
+
+pub(crate) fn handshake(session: &mut Session, req: SaslHandshakeRequest) -> SaslHandshakeResponse {
+    let offered = MECHANISMS
+        .iter()
+        .map(|m| StrBytes::from_static_str(m))
+        .collect();
+    let chosen = match &*req.mechanism {
+        "PLAIN" => Some(Chosen::Plain),
+        other => Mechanism::from_sasl_name(other).map(Chosen::Scram),
+    };
+    let code = match (&session.who, chosen) {
+        (Some(_), _) => ResponseError::IllegalSaslState.code(),
+        (None, Some(c)) => {
+            session.chosen = Some(c);
+            session.scram = None;
+            0
+        }
+        (None, None) => ResponseError::UnsupportedSaslMechanism.code(),
+    };
+    SaslHandshakeResponse::default()
+        .with_error_code(code)
+        .with_mechanisms(offered)
+}
+
+pub(crate) fn authenticate(
+    access: &dyn Access,
+    session: &mut Session,
+    req: SaslAuthenticateRequest,
+    peer: &str,
+) -> SaslAuthenticateResponse {
+    let refuse = |session: &mut Session, code: ResponseError, message: String| {
+        session.close = true;
+        SaslAuthenticateResponse::default()
+            .with_error_code(code.code())
+            .with_error_message(Some(StrBytes::from_string(message)))
+    };
+    let Some(chosen) = session.chosen else {
+        return refuse(
+            session,
+            ResponseError::IllegalSaslState,
+            "SaslAuthenticate before SaslHandshake; the client must choose a mechanism first"
+                .into(),
+        );
+    };
+    if session.who.is_some() {
+        return refuse(
+            session,
+            ResponseError::IllegalSaslState,
+            "this connection has already signed in".into(),
+        );
+    }
+    let users = access.users();
+    let step: Result<(Option<Principal>, Bytes), (String, AuthError)> = match chosen {
+        Chosen::Plain => users
+            .plain(&req.auth_bytes)
+            .map(|p| (Some(p), Bytes::new()))
+            .map_err(|e| (plain_user(&req.auth_bytes), e)),
+        Chosen::Scram(m) => match session.scram.take() {
+            None => match users.scram(m, &req.auth_bytes) {
+                Ok(exchange) => {
+                    let challenge = Bytes::copy_from_slice(exchange.server_first());
+                    session.scram = Some(exchange);
+                    Ok((None, challenge))
+                }
+                Err(e) => Err((String::new(), e)),
+            },
+            Some(exchange) => {
+                let user = exchange.user().to_string();
+                exchange
+                    .finish(&req.auth_bytes)
+                    .map(|(p, last)| (Some(p), Bytes::from(last)))
+                    .map_err(|e| (user, e))
+            }
+        },
+    };
+    match step {
+        Ok((who, answer)) => {
+            if let Some(p) = who {
+                tracing::info!(%peer, principal = %p.audit_name(), mechanism = chosen.name(), "signed in");
+                session.who = Some(Arc::new(p));
+            }
+            SaslAuthenticateResponse::default().with_auth_bytes(answer)
+        }
+        Err((user, e)) => {
+            let why = e.to_string();
+            tracing::warn!(%peer, user = %user, mechanism = chosen.name(), "sign-in refused: {why}");
+            access.sign_in_failed(&user, chosen.name(), peer, &why);
+            refuse(
+                session,
+                ResponseError::SaslAuthenticationFailed,
+                format!("{} sign-in refused: {why}", chosen.name()),
+            )
+        }
+    }
+}
+
+/// The user a PLAIN message names, for the record of a failed sign-in.
+fn plain_user(message: &[u8]) -> String {
+    message
+        .split(|b| *b == 0)
+        .nth(1)
+        .map(|u| String::from_utf8_lossy(u).into_owned())
+        .unwrap_or_default()
+}
