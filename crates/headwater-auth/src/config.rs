@@ -114,8 +114,8 @@ mod tests {
 
     #[test]
     fn a_generated_principal_round_trips_through_toml() {
-        let made = NewPrincipal::generate("ml-svc", &["team:ml-platform".into()], None)
-            .expect("generate");
+        let made =
+            NewPrincipal::generate("ml-svc", &["team:ml-platform".into()], None).expect("generate");
         #[derive(Serialize, Deserialize)]
         struct Node {
             auth: AuthConfig,

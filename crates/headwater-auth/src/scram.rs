@@ -170,9 +170,9 @@ impl ScramExchange {
         let mut parts = text.splitn(3, ',');
         let flag = parts.next().unwrap_or_default();
         let authzid = parts.next().unwrap_or_default();
-        let bare = parts
-            .next()
-            .ok_or_else(|| AuthError::Malformed("the first SCRAM message has no gs2 header".into()))?;
+        let bare = parts.next().ok_or_else(|| {
+            AuthError::Malformed("the first SCRAM message has no gs2 header".into())
+        })?;
         if flag.starts_with('p') {
             return Err(AuthError::Malformed(
                 "channel binding is not supported; use SCRAM without -PLUS".into(),
@@ -256,10 +256,14 @@ impl ScramExchange {
                 "the channel binding does not repeat the first message's gs2 header".into(),
             ));
         }
-        if nonce != self.nonce {
-            return Err(AuthError::Malformed(
-                "the final message's nonce is not the one the server sent".into(),
-            ));
+        // librdkafka sends its own nonce again before the combined one ("r=" + client nonce +
+        // the server's r); Kafka accepts any final nonce that ends with the combined one, and
+        // so must we. The proof covers the message as sent either way.
+        if !nonce.ends_with(&self.nonce) {
+            return Err(AuthError::Malformed(format!(
+                "the final message's nonce '{nonce}' is not the one the server sent ('{}')",
+                self.nonce
+            )));
         }
         let proof = B64
             .decode(proof)
@@ -274,7 +278,10 @@ impl ScramExchange {
             return Err(bad());
         }
         let client_key: Vec<u8> = proof.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
-        let valid: bool = m.hash(&client_key).ct_eq(&self.credential.stored_key).into();
+        let valid: bool = m
+            .hash(&client_key)
+            .ct_eq(&self.credential.stored_key)
+            .into();
         match (valid, &self.principal) {
             (true, Some(p)) => {
                 let server_signature = m.hmac(&self.credential.server_key, auth_message.as_bytes());
@@ -339,7 +346,11 @@ mod tests {
         let without_proof = format!("c=biws,r={nonce}");
         let auth = format!("{first_bare},{server_first},{without_proof}");
         let signature = m.hmac(&m.hash(&client_key), auth.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
         format!("{without_proof},p={}", B64.encode(proof))
     }
 
@@ -370,7 +381,12 @@ mod tests {
 
     #[test]
     fn malformed_messages_are_named() {
-        for bad in [&b"p=tls-unique,,n=u,r=x"[..], b"n,,r=x", b"garbage", b"n,,n=a=b,r=x"] {
+        for bad in [
+            &b"p=tls-unique,,n=u,r=x"[..],
+            b"n,,r=x",
+            b"garbage",
+            b"n,,n=a=b,r=x",
+        ] {
             assert!(
                 matches!(
                     ScramExchange::start(Mechanism::Sha256, bad, |_| None),

@@ -17,8 +17,8 @@
 
 use std::collections::BTreeMap;
 
-pub use headwater_auth::TopicOp;
 use headwater_auth::Principal;
+pub use headwater_auth::TopicOp;
 
 use crate::{DomainSpec, Governance, StreamDef};
 
@@ -32,12 +32,13 @@ pub struct AccessPolicy {
 impl AccessPolicy {
     pub fn new(applied: impl IntoIterator<Item = DomainSpec>, platform: Vec<String>) -> Self {
         AccessPolicy {
-            domains: applied
-                .into_iter()
-                .map(|d| (d.domain.clone(), d))
-                .collect(),
+            domains: applied.into_iter().map(|d| (d.domain.clone(), d)).collect(),
             platform,
         }
+    }
+
+    pub fn has_domain(&self, domain: &str) -> bool {
+        self.domains.contains_key(domain)
     }
 
     fn owns(who: &Principal, d: &DomainSpec) -> bool {
@@ -221,12 +222,7 @@ impl AccessPolicy {
             return Ok(());
         }
         let domain = group.split('.').next().unwrap_or(group);
-        if group.contains('.')
-            && self
-                .domains
-                .get(domain)
-                .is_some_and(|d| Self::owns(who, d))
-        {
+        if group.contains('.') && self.domains.get(domain).is_some_and(|d| Self::owns(who, d)) {
             return Ok(());
         }
         let fix = match self.owned(who).first() {
@@ -286,19 +282,39 @@ mod tests {
         let err = p
             .topic(&finance, TopicOp::Produce, topic)
             .expect_err("not an owner");
-        assert!(err.contains("only owners of payments (team:payments)"), "{err}");
+        assert!(
+            err.contains("only owners of payments (team:payments)"),
+            "{err}"
+        );
         let err = p
             .topic(&finance, TopicOp::Consume, "payments.chargeback_opened")
             .expect_err("not a reader");
         assert!(err.contains("its readers are [ml]"), "{err}");
-        assert!(err.contains("add your domain to `readers` of stream chargeback_opened"), "{err}");
+        assert!(
+            err.contains("add your domain to `readers` of stream chargeback_opened"),
+            "{err}"
+        );
         let err = p
-            .topic(&finance, TopicOp::Consume, "payments.transaction_settled.dlq")
+            .topic(
+                &finance,
+                TopicOp::Consume,
+                "payments.transaction_settled.dlq",
+            )
             .expect_err("dead letters are the owners'");
         assert!(err.contains("not a declared stream"), "{err}");
-        assert!(p.topic(&payments, TopicOp::Consume, "payments.transaction_settled.dlq").is_ok());
-        assert!(p.topic(&finance, TopicOp::Describe, "_headwater.audit").is_err());
-        assert!(p.topic(&finance, TopicOp::Consume, "marketing.campaign_click").is_ok());
+        assert!(p
+            .topic(
+                &payments,
+                TopicOp::Consume,
+                "payments.transaction_settled.dlq"
+            )
+            .is_ok());
+        assert!(p
+            .topic(&finance, TopicOp::Describe, "_headwater.audit")
+            .is_err());
+        assert!(p
+            .topic(&finance, TopicOp::Consume, "marketing.campaign_click")
+            .is_ok());
     }
 
     #[test]
@@ -325,12 +341,18 @@ mod tests {
             .expect_err("central");
         assert!(err.contains("centrally governed"), "{err}");
         assert!(err.contains("user:platform"), "{err}");
-        assert!(p.topic(&admin, TopicOp::Administer, "finance.ledger_entry").is_ok());
+        assert!(p
+            .topic(&admin, TopicOp::Administer, "finance.ledger_entry")
+            .is_ok());
         // Operations stay with the owners, and so does producing.
         assert!(p.operate(&finance, "finance").is_ok());
-        assert!(p.topic(&finance, TopicOp::Produce, "finance.ledger_entry").is_ok());
+        assert!(p
+            .topic(&finance, TopicOp::Produce, "finance.ledger_entry")
+            .is_ok());
         let payments = user("pay", "team:payments");
-        assert!(p.topic(&payments, TopicOp::Administer, "payments.refund_issued").is_ok());
+        assert!(p
+            .topic(&payments, TopicOp::Administer, "payments.refund_issued")
+            .is_ok());
     }
 
     #[test]

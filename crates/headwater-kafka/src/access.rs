@@ -28,9 +28,7 @@ use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
-use kafka_protocol::messages::produce_response::{
-    PartitionProduceResponse, TopicProduceResponse,
-};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
     FindCoordinatorResponse, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse,
     OffsetCommitResponse, OffsetFetchResponse, RequestKind, ResponseKind, SyncGroupResponse,
@@ -62,6 +60,8 @@ const TOPIC_RESOURCE: i8 = 2;
 pub(crate) struct Guard<'a> {
     pub access: &'a dyn Access,
     pub who: &'a Principal,
+    /// The request's version: error messages exist only in some versions of each response.
+    pub version: i16,
 }
 
 /// Parts of a request refused before it was handled, merged into its response afterwards.
@@ -287,12 +287,14 @@ impl Guard<'_> {
                 } else {
                     r.coordinator_keys.clone()
                 };
-                let denied: Vec<&StrBytes> = if r.key_type == 0 {
-                    keys.iter().filter(|k| self.group(k).is_err()).collect()
+                let denied: Vec<String> = if r.key_type == 0 {
+                    keys.iter().filter_map(|k| self.group(k).err()).collect()
                 } else {
                     Vec::new()
                 };
-                if !denied.is_empty() {
+                if let Some(why) = denied.first() {
+                    let why = (self.version >= 1).then(|| StrBytes::from_string(why.clone()));
+                    let batched = !r.coordinator_keys.is_empty();
                     let coordinators = keys
                         .iter()
                         .map(|k| {
@@ -300,14 +302,19 @@ impl Guard<'_> {
                                 .with_key(k.clone())
                                 .with_node_id((-1).into())
                                 .with_error_code(GROUP_DENIED)
+                                .with_error_message(why.clone())
                         })
                         .collect();
-                    return Checked::Answer(ResponseKind::FindCoordinator(
+                    // v4 answers per key; earlier versions have one answer and no list.
+                    let answer = if batched {
+                        FindCoordinatorResponse::default().with_coordinators(coordinators)
+                    } else {
                         FindCoordinatorResponse::default()
                             .with_error_code(GROUP_DENIED)
+                            .with_error_message(why)
                             .with_node_id((-1).into())
-                            .with_coordinators(coordinators),
-                    ));
+                    };
+                    return Checked::Answer(ResponseKind::FindCoordinator(answer));
                 }
                 RequestKind::FindCoordinator(r)
             }
@@ -419,9 +426,11 @@ impl Guard<'_> {
                         }
                     }
                 });
-                refused.topics.extend(nodewide.into_iter().map(|(kind, name)| {
-                    (TopicName(name), vec![i32::from(kind)], "node-wide".into())
-                }));
+                refused
+                    .topics
+                    .extend(nodewide.into_iter().map(|(kind, name)| {
+                        (TopicName(name), vec![i32::from(kind)], "node-wide".into())
+                    }));
                 RequestKind::IncrementalAlterConfigs(r)
             }
             other => other,
@@ -432,6 +441,9 @@ impl Guard<'_> {
     /// Adds the refused parts back into `response`, and filters listings.
     pub(crate) fn merge(&self, response: ResponseKind, refused: Refused) -> ResponseKind {
         let message = |why: &str| Some(StrBytes::from_string(why.to_string()));
+        // Produce carries a message from v8, DeleteTopics from v5.
+        let message_from =
+            |v: i16, why: &str| (self.version >= v).then(|| StrBytes::from_string(why.to_string()));
         match response {
             ResponseKind::Produce(mut r) => {
                 for (name, partitions, why) in refused.topics {
@@ -446,7 +458,7 @@ impl Guard<'_> {
                                             .with_index(p)
                                             .with_error_code(TOPIC_DENIED)
                                             .with_base_offset(-1)
-                                            .with_error_message(message(&why))
+                                            .with_error_message(message_from(8, &why))
                                     })
                                     .collect(),
                             ),
@@ -497,9 +509,8 @@ impl Guard<'_> {
             }
             ResponseKind::Metadata(mut r) => {
                 if refused.filter_listing {
-                    r.topics.retain(|t| {
-                        t.name.as_ref().is_some_and(|n| self.visible(&n.0))
-                    });
+                    r.topics
+                        .retain(|t| t.name.as_ref().is_some_and(|n| self.visible(&n.0)));
                 }
                 for (name, _, _) in refused.topics {
                     r.topics.push(
@@ -573,7 +584,7 @@ impl Guard<'_> {
                         DeletableTopicResult::default()
                             .with_name(Some(name))
                             .with_error_code(TOPIC_DENIED)
-                            .with_error_message(message(&why)),
+                            .with_error_message(message_from(5, &why)),
                     );
                 }
                 ResponseKind::DeleteTopics(r)

@@ -46,6 +46,18 @@ const MAX_PRODUCERS_SEEN: usize = 64;
 pub struct AdminChange {
     pub action: &'static str,
     pub topic: String,
+    /// Who made it (`user:<name>`), when clients sign in.
+    pub principal: Option<String>,
+}
+
+tokio::task_local! {
+    /// The signed-in principal whose request is being handled, for admin changes' records.
+    static CALLER: String;
+}
+
+/// The audit name of the principal whose request is being handled, if clients sign in.
+pub(crate) fn caller() -> Option<String> {
+    CALLER.try_with(String::clone).ok()
 }
 
 /// What to do after a request was handled.
@@ -178,11 +190,13 @@ impl Broker {
         let guard = crate::access::Guard {
             access: &**access,
             who,
+            version: v,
         };
         match guard.check(request) {
             crate::access::Checked::Answer(r) => Reply::Send(Box::new(r)),
             crate::access::Checked::Handle(request, refused) => {
-                match self.handle(v, client_id, request, peer).await {
+                let handled = self.handle(v, client_id, request, peer);
+                match CALLER.scope(who.audit_name(), handled).await {
                     Reply::Send(r) => Reply::Send(Box::new(guard.merge(*r, refused))),
                     Reply::Nothing => Reply::Nothing,
                 }

@@ -55,15 +55,27 @@ async fn run(broker: &Arc<Broker>, stream: TcpStream, peer: &str) -> Result<(), 
             Err(e) => return Err(e.into()),
         }
         let size = i64::from(i32::from_be_bytes(len));
+        // Before signing in, a frame is at most what a sign-in needs (Kafka's
+        // sasl.server.max.receive.size): a stranger cannot make the node buffer 100 MiB.
+        let max = match (broker.access().is_some(), &session.who) {
+            (true, None) => max.min(crate::sasl::MAX_SIGN_IN_FRAME),
+            _ => max,
+        };
         if size >= 0 && size as u64 > max {
             return Err(ConnectionError::FrameTooLarge { size, max });
         }
-        if size < 8 {
+        if size < 0 || (size < 8 && !session.raw_tokens) {
             return Err(ConnectionError::FrameTooShort { size });
         }
         let mut frame = BytesMut::zeroed(size as usize);
         rd.read_exact(&mut frame).await?;
-        if let Some(out) = handle_frame(broker, frame.freeze(), peer, &mut session).await? {
+        let answer = if session.raw_tokens {
+            // After a v0 SaslHandshake the client sends bare SASL tokens, answered bare.
+            crate::sasl::raw_token(broker, &mut session, frame.freeze(), peer)
+        } else {
+            handle_frame(broker, frame.freeze(), peer, &mut session).await?
+        };
+        if let Some(out) = answer {
             wr.write_all(&out).await?;
         }
         if session.close {
@@ -134,7 +146,7 @@ async fn handle_frame(
         .unwrap_or_default();
     let request = match (access, request) {
         (Some(_), RequestKind::SaslHandshake(req)) => {
-            let answer = ResponseKind::SaslHandshake(crate::sasl::handshake(session, req));
+            let answer = ResponseKind::SaslHandshake(crate::sasl::handshake(session, req, version));
             return answer_frame(api_key, version, correlation_id, &answer).map(Some);
         }
         (Some(access), RequestKind::SaslAuthenticate(req)) => {
@@ -151,9 +163,14 @@ async fn handle_frame(
         (_, request) => request,
     };
     let who = session.who.as_deref();
-    match broker.dispatch(version, &client_id, request, peer, who).await {
+    match broker
+        .dispatch(version, &client_id, request, peer, who)
+        .await
+    {
         Reply::Nothing => Ok(None),
-        Reply::Send(response) => answer_frame(api_key, version, correlation_id, &response).map(Some),
+        Reply::Send(response) => {
+            answer_frame(api_key, version, correlation_id, &response).map(Some)
+        }
     }
 }
 

@@ -8,13 +8,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use headwater_auth::{AuthError, Mechanism, Principal, ScramExchange};
 use kafka_protocol::messages::{
-    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
-    SaslHandshakeResponse,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::access::Access;
+
+/// Largest frame read before a connection has signed in.
+pub(crate) const MAX_SIGN_IN_FRAME: u64 = 512 * 1024;
 
 pub(crate) const MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
@@ -26,6 +28,8 @@ pub(crate) struct Session {
     scram: Option<ScramExchange>,
     /// Close the connection once the current answer is written.
     pub close: bool,
+    /// A v0 handshake chose a mechanism: the next frames are bare SASL tokens.
+    pub raw_tokens: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +47,11 @@ impl Chosen {
     }
 }
 
-pub(crate) fn handshake(session: &mut Session, req: SaslHandshakeRequest) -> SaslHandshakeResponse {
+pub(crate) fn handshake(
+    session: &mut Session,
+    req: SaslHandshakeRequest,
+    version: i16,
+) -> SaslHandshakeResponse {
     let offered = MECHANISMS
         .iter()
         .map(|m| StrBytes::from_static_str(m))
@@ -57,6 +65,7 @@ pub(crate) fn handshake(session: &mut Session, req: SaslHandshakeRequest) -> Sas
         (None, Some(c)) => {
             session.chosen = Some(c);
             session.scram = None;
+            session.raw_tokens = version == 0;
             0
         }
         (None, None) => ResponseError::UnsupportedSaslMechanism.code(),
@@ -145,4 +154,28 @@ fn plain_user(message: &[u8]) -> String {
         .nth(1)
         .map(|u| String::from_utf8_lossy(u).into_owned())
         .unwrap_or_default()
+}
+
+/// One bare SASL token after a v0 handshake: answered with the bare reply (size-prefixed); a
+/// failure closes the connection with no reply, as Kafka does for this framing.
+pub(crate) fn raw_token(
+    broker: &crate::Broker,
+    session: &mut Session,
+    token: Bytes,
+    peer: &str,
+) -> Option<Bytes> {
+    let access = broker.access()?;
+    let req = SaslAuthenticateRequest::default().with_auth_bytes(token);
+    let answer = authenticate(&*access, session, req, peer);
+    if session.who.is_some() && session.scram.is_none() {
+        session.raw_tokens = false;
+    }
+    if answer.error_code != 0 {
+        session.close = true;
+        return None;
+    }
+    let mut out = bytes::BytesMut::with_capacity(4 + answer.auth_bytes.len());
+    bytes::BufMut::put_i32(&mut out, answer.auth_bytes.len() as i32);
+    out.extend_from_slice(&answer.auth_bytes);
+    Some(out.freeze())
 }

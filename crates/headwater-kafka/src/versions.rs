@@ -34,18 +34,15 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 ];
 
 /// Offered only when the node has an `[auth]` config: a client that asks to sign in to an
-/// open node should hear that it cannot, not sign in to nothing. SaslHandshake v0 (raw SASL
-/// frames after the handshake) is left out; every current client uses v1 with
-/// SaslAuthenticate.
+/// open node should hear that it cannot, not sign in to nothing. librdkafka requires
+/// SaslHandshake v0 in the list before it signs in at all, even to use v1.
 const SASL: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 fn table(sasl: bool) -> impl Iterator<Item = &'static (ApiKey, i16, i16)> {
-    SUPPORTED
-        .iter()
-        .chain(SASL.iter().filter(move |_| sasl))
+    SUPPORTED.iter().chain(SASL.iter().filter(move |_| sasl))
 }
 
 /// The version range implemented for `key`, if any.

@@ -168,7 +168,7 @@ pub(crate) fn follow_pipeline_runs(
 }
 
 /// Records changes made through Kafka's admin API (`topic.delete`), from a task on the current
-/// runtime. Kafka clients do not authenticate yet, so the principal is [`ANONYMOUS`].
+/// runtime, as the signed-in principal that made them ([`ANONYMOUS`] on a node without auth).
 pub(crate) fn record_admin_changes(
     audit: &Arc<AuditTrail>,
     broker: &headwater_kafka::Broker,
@@ -185,7 +185,7 @@ pub(crate) fn record_admin_changes(
         while let Some(c) = changes.recv().await {
             let owner = domains.stream(&c.topic).map(|(d, _)| d);
             let change = change(
-                ANONYMOUS,
+                c.principal.as_deref().unwrap_or(ANONYMOUS),
                 c.action,
                 owner.as_deref(),
                 &c.topic,

@@ -44,6 +44,7 @@ pub struct DomainService {
     pipelines: std::sync::OnceLock<Arc<crate::PipelineService>>,
     audit: std::sync::OnceLock<Arc<crate::AuditTrail>>,
     status: std::sync::OnceLock<Arc<crate::StatusService>>,
+    access: std::sync::OnceLock<Arc<crate::NodeAccess>>,
 }
 
 /// What must happen to one stream, computed before anything changes.
@@ -82,6 +83,21 @@ fn applied_changes(
         before.map_or(Value::Null, |b| json!({ "manifest": b.manifest })),
         json!({ "manifest": spec.manifest, "changes": changes }),
     )];
+    for s in &spec.streams {
+        let was = before.and_then(|b| b.streams.iter().find(|o| o.name == s.name));
+        let grants = |d: Option<&StreamDef>| {
+            d.map_or(
+                Value::Null,
+                |d| json!({ "readers": d.readers, "grants": d.grants }),
+            )
+        };
+        let (old, new) = (grants(was), grants(Some(s)));
+        if old != new {
+            out.push(crate::audit::change(
+                principal, "grant", domain, &s.topic, old, new,
+            ));
+        }
+    }
     let old = before.map(|b| &b.pipelines);
     let as_json = |p: Option<&headwater_domains::PipelineSpec>| {
         p.map_or(Value::Null, |p| serde_json::to_value(p).unwrap_or_default())
@@ -144,6 +160,7 @@ impl DomainService {
             pipelines: std::sync::OnceLock::new(),
             audit: std::sync::OnceLock::new(),
             status: std::sync::OnceLock::new(),
+            access: std::sync::OnceLock::new(),
         })
     }
 
@@ -340,6 +357,12 @@ impl DomainService {
     }
 
     /// Where plans find the consumer groups a schema change would reach.
+    /// Access decisions follow every apply from now on.
+    pub fn attach_access(&self, access: Arc<crate::NodeAccess>) {
+        access.refresh(self.applied());
+        let _ = self.access.set(access);
+    }
+
     pub fn attach_status(&self, status: Arc<crate::StatusService>) {
         let _ = self.status.set(status);
     }
@@ -375,6 +398,9 @@ impl DomainService {
         if out.unchanged {
             return (out, plans);
         }
+        if let Some((_, why)) = self.refused(spec) {
+            out.errors.push(format!("refused: {why}"));
+        }
         for s in &spec.streams {
             out.impact.extend(
                 crate::impact::of_stream(
@@ -400,6 +426,14 @@ impl DomainService {
         (out, plans)
     }
 
+    /// Whether the caller of the request being handled may not change `spec`'s domain (on a
+    /// node with auth), and why.
+    fn refused(&self, spec: &DomainSpec) -> Option<(crate::access::Caller, String)> {
+        let caller = crate::access::caller()?;
+        let why = caller.access.policy().apply(&caller.who, spec).err()?;
+        Some((caller, why))
+    }
+
     pub async fn plan(&self, specs: &[DomainSpec]) -> Vec<DomainOutcome> {
         let known = self.known_with(specs);
         let mut out = Vec::new();
@@ -415,6 +449,30 @@ impl DomainService {
         let mut outcomes = Vec::new();
         for spec in specs {
             let (mut out, plans) = self.plan_full(spec, &known).await;
+            if let (false, Some((caller, why))) = (out.unchanged, self.refused(spec)) {
+                caller
+                    .access
+                    .record_refusal(&caller.who, "apply", &spec.domain, &why);
+            } else if let (false, false, Some(caller)) = (
+                out.unchanged,
+                out.errors.is_empty(),
+                crate::access::caller(),
+            ) {
+                // Refused for what it would do (a pii field exposed, SQL that does not plan):
+                // an attempted change, on the record with its reasons.
+                if let Some(audit) = self.audit.get() {
+                    let after = serde_json::json!({ "errors": out.errors });
+                    let change = crate::audit::change(
+                        &caller.who.audit_name(),
+                        "apply.refused",
+                        Some(&spec.domain),
+                        &spec.domain,
+                        serde_json::Value::Null,
+                        after,
+                    );
+                    audit.record(change).await;
+                }
+            }
             if out.unchanged || !out.errors.is_empty() {
                 outcomes.push(out);
                 continue;
@@ -516,6 +574,9 @@ impl DomainService {
         self.applied
             .write()
             .insert(spec.domain.clone(), spec.clone());
+        if let Some(access) = self.access.get() {
+            access.refresh(self.applied());
+        }
         Ok(())
     }
 }

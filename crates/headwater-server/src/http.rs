@@ -29,6 +29,7 @@ use crate::PipelineService;
 /// current runtime, until `shutdown` resolves.
 pub(crate) async fn serve(
     pipelines: Arc<PipelineService>,
+    access: Option<Arc<crate::NodeAccess>>,
     lookups: Router,
     api: Router,
     listener: tokio::net::TcpListener,
@@ -36,6 +37,7 @@ pub(crate) async fn serve(
 ) -> std::io::Result<()> {
     let front = Front {
         pipelines,
+        access,
         rest: lookups.fallback_service(OnWorkers {
             api,
             workers: tokio::runtime::Handle::current(),
@@ -78,6 +80,8 @@ pub(crate) async fn serve(
 #[derive(Clone)]
 struct Front {
     pipelines: Arc<PipelineService>,
+    /// With auth, a lookup is signed in and checked here too.
+    access: Option<Arc<crate::NodeAccess>>,
     rest: Router,
 }
 
@@ -94,6 +98,9 @@ impl Service<Request<Body>> for Front {
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         if req.method() == Method::GET {
             if let Some((domain, view, key)) = key_lookup(req.uri().path()) {
+                if let Some(Err(refused)) = self.access.as_ref().map(|a| a.check_request(&req)) {
+                    return Either::Left(ready(Ok(refused)));
+                }
                 let answer = crate::views_api::one_key(&self.pipelines, domain, view, key);
                 return Either::Left(ready(Ok(answer)));
             }

@@ -10,11 +10,13 @@
 //!
 //! Entry point: [`SchemaRegistry::open`] over a log, then [`serve_http`].
 
+pub mod access;
 pub mod audit;
 mod audit_api;
 pub mod catalog;
 mod contract_gate;
 mod domains;
+mod exposure;
 mod http;
 mod impact;
 pub mod lineage;
@@ -29,6 +31,7 @@ mod streams;
 mod streams_api;
 mod views_api;
 
+pub use access::NodeAccess;
 pub use audit::AuditTrail;
 pub use audit_api::audit_router;
 pub use catalog::{catalog_router, CatalogService};
@@ -69,6 +72,8 @@ pub struct Services {
     /// Set by [`Services::emit_openlineage`]; pipeline runs are followed from the start.
     openlineage: Arc<std::sync::OnceLock<Arc<OpenLineage>>>,
     broker: Arc<Broker>,
+    /// Set by [`Services::require_auth`].
+    access: Option<Arc<NodeAccess>>,
 }
 
 impl Services {
@@ -125,6 +130,7 @@ impl Services {
             pipelines.clone(),
         ));
         Ok(Services {
+            access: None,
             openlineage,
             broker: broker.clone(),
             metrics,
@@ -152,6 +158,17 @@ impl Services {
         let _ = self.openlineage.set(ol);
     }
 
+    /// From now on Kafka clients sign in as one of `users` and HTTP callers send one's bearer
+    /// token; each request is checked against the applied domains' ownership and readers, and
+    /// every refusal is audited. Call before serving.
+    pub fn require_auth(&mut self, users: headwater_auth::Users) -> Arc<NodeAccess> {
+        let access = NodeAccess::new(users, self.audit.clone());
+        self.domains.attach_access(access.clone());
+        self.broker.set_access(access.clone());
+        self.access = Some(access.clone());
+        access
+    }
+
     /// Serves the HTTP API on `listener` until `shutdown` resolves: view lookups on a thread
     /// of their own, everything else on the caller's runtime (see [`http`]).
     pub async fn serve_http(
@@ -169,6 +186,7 @@ impl Services {
             catalog,
             lineage,
             metrics,
+            access,
             ..
         } = self;
         let api = router(registry)
@@ -180,13 +198,13 @@ impl Services {
             .merge(catalog_router(catalog))
             .merge(lineage_router(lineage))
             .merge(metrics_router(metrics));
-        http::serve(
-            pipelines.clone(),
-            lookups_router(pipelines),
-            api,
-            listener,
-            shutdown,
-        )
-        .await
+        let mut lookups = lookups_router(pipelines.clone());
+        let mut api = api;
+        if let Some(a) = &access {
+            let layer = axum::middleware::from_fn_with_state(a.clone(), access::layer);
+            lookups = lookups.layer(layer.clone());
+            api = api.layer(layer);
+        }
+        http::serve(pipelines, access, lookups, api, listener, shutdown).await
     }
 }

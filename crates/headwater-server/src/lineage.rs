@@ -4,7 +4,7 @@
 //! view feature's `of` field; observed edges come from what the node has seen (producer client
 //! ids, consumer groups with positions).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use headwater_domains::{DomainSpec, Output};
@@ -94,51 +94,13 @@ impl LineageService {
                 node(kind, &target),
                 None,
             ));
-            let contracts = crate::pipelines::input_contracts(applied, &p.inputs);
-            // Output column -> input columns: from the SQL's plan, or the inputs' own columns.
-            let columns: BTreeMap<String, BTreeSet<String>> = match &p.sql {
-                Some(sql) => self
-                    .pipelines
-                    .engine()
-                    .column_lineage(sql, &contracts, p.window.is_some())
-                    .await
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect(),
-                None => contracts
-                    .iter()
-                    .flat_map(|(topic, c)| {
-                        c.fields().into_iter().map(move |(f, _)| {
-                            (f.clone(), BTreeSet::from([format!("{topic}.{f}")]))
-                        })
-                    })
-                    .collect(),
-            };
-            let mut column_edge = |from: &String, to: String| {
-                out.push(declared_edge(
-                    node("field", from),
-                    node("field", to),
-                    Some(pipeline.clone()),
-                ));
-            };
-            match p.output.target() {
-                Ok(Output::View { key, features, .. }) => {
-                    let wanted = features
-                        .iter()
-                        .filter_map(|(feature, f)| f.of.as_deref().map(|of| (feature.as_str(), of)))
-                        .chain(std::iter::once((key, key)));
-                    for (feature, of) in wanted {
-                        for src in columns.get(of).into_iter().flatten() {
-                            column_edge(src, format!("{target}.{feature}"));
-                        }
-                    }
-                }
-                _ => {
-                    for (column, sources) in &columns {
-                        for src in sources {
-                            column_edge(src, format!("{target}.{column}"));
-                        }
-                    }
+            for (field, sources) in self.pipelines.output_origins(p, applied).await {
+                for src in sources {
+                    out.push(declared_edge(
+                        node("field", src),
+                        node("field", format!("{target}.{field}")),
+                        Some(pipeline.clone()),
+                    ));
                 }
             }
         }

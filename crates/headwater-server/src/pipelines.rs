@@ -1,7 +1,7 @@
 //! The node's pipelines: streams served to the pipeline runtime, plan-time checks of pipeline
 //! declarations, and deployment when a domain is applied.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use headwater_contracts::registry::VersionRef;
@@ -134,6 +134,7 @@ impl PipelineService {
                     errors.push(format!("pipeline {full}: {why}"));
                 }
             }
+            errors.extend(crate::exposure::refusals(self, spec, name, p, known).await);
             let contracts = input_contracts(known, &p.inputs);
             // The columns a view's key and features may name: the SQL's result, or the inputs'.
             let mut columns: Option<Vec<String>> = None;
@@ -180,6 +181,48 @@ impl PipelineService {
             changes.push(format!("- stop pipeline {}.{name}", spec.domain));
         }
         (changes, errors)
+    }
+
+    /// Each field of `p`'s output (a column, or a view's key and features) and the input
+    /// columns (`<domain>.<stream>.<column>`) it is computed from: from the SQL's plan, or the
+    /// inputs' own columns when there is no SQL.
+    pub(crate) async fn output_origins(
+        &self,
+        p: &PipelineSpec,
+        known: &[DomainSpec],
+    ) -> BTreeMap<String, BTreeSet<String>> {
+        let contracts = input_contracts(known, &p.inputs);
+        let columns: BTreeMap<String, BTreeSet<String>> = match &p.sql {
+            Some(sql) => self
+                .engine
+                .column_lineage(sql, &contracts, p.window.is_some())
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            None => contracts
+                .iter()
+                .flat_map(|(topic, c)| {
+                    c.fields()
+                        .into_iter()
+                        .map(move |(f, _)| (f.clone(), BTreeSet::from([format!("{topic}.{f}")])))
+                })
+                .collect(),
+        };
+        match p.output.target() {
+            Ok(Output::View { key, features, .. }) => features
+                .iter()
+                .filter_map(|(feature, f)| f.of.as_deref().map(|of| (feature.as_str(), of)))
+                .chain(std::iter::once((key, key)))
+                .map(|(field, of)| {
+                    (
+                        field.to_string(),
+                        columns.get(of).cloned().unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            _ => columns,
+        }
     }
 
     /// Runs `domain`'s declared pipelines; touches no other domain's.

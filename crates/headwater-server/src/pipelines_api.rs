@@ -140,6 +140,25 @@ async fn sql(State(p): Shared, body: String) -> Response {
             .to_string(),
         _ => body,
     };
+    if let (Some(caller), Ok(inputs)) = (crate::access::caller(), p.engine().inputs_of(&text)) {
+        for input in inputs {
+            let checked = match &input {
+                headwater_pipelines::Input::Stream { topic, .. } => {
+                    caller.check("consume", topic, |policy, who| {
+                        policy.topic(who, headwater_auth::TopicOp::Consume, topic)
+                    })
+                }
+                headwater_pipelines::Input::Table { domain, name } => {
+                    caller.check("read table", &format!("{domain}.{name}"), |policy, who| {
+                        policy.operate(who, domain)
+                    })
+                }
+            };
+            if let Err(refused) = checked {
+                return refused;
+            }
+        }
+    }
     match p.engine().query(&text).await {
         Ok((schema, batches)) => {
             let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();

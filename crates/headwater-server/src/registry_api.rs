@@ -584,7 +584,7 @@ async fn plan_domains(State(d): State<Arc<crate::DomainService>>, body: String) 
 
 async fn apply_domains(State(d): State<Arc<crate::DomainService>>, body: String) -> Response {
     match specs(&body) {
-        Ok(s) => reply(json!(d.apply(&s, crate::audit::ANONYMOUS).await)),
+        Ok(s) => reply(json!(d.apply(&s, &crate::access::caller_name()).await)),
         Err(r) => r,
     }
 }

@@ -88,7 +88,7 @@ impl SchemaRegistry {
 
     /// Stores and applies an event that needs no check against the state (config, mode).
     pub async fn record(&self, event: RegistryEvent) -> Result<(), ChangeError> {
-        self.record_as(crate::audit::ANONYMOUS, event).await
+        self.record_as(&crate::access::caller_name(), event).await
     }
 
     /// [`SchemaRegistry::record`] on behalf of `principal`, as the audit trail names it.
@@ -105,7 +105,7 @@ impl SchemaRegistry {
         &self,
         plan: impl FnOnce(&Registry) -> Result<(Option<RegistryEvent>, T), RegistryError>,
     ) -> Result<T, ChangeError> {
-        self.change_as(crate::audit::ANONYMOUS, plan).await
+        self.change_as(&crate::access::caller_name(), plan).await
     }
 
     /// [`SchemaRegistry::change`] on behalf of `principal`, as the audit trail names it.

@@ -13,6 +13,12 @@
 //! [openlineage]
 //! url = "http://127.0.0.1:5000/api/v1/lineage"
 //! file = "lineage.jsonl"
+//!
+//! [auth]
+//! platform = ["user:platform"]
+//! [[auth.principals]]             # as `headwater auth principal NAME --group team:x` prints
+//! name = "payments-svc"
+//! groups = ["team:payments"]
 //! ```
 //!
 //! Every key is optional; an unknown key is an error naming its line, so a typo never silently
@@ -32,6 +38,9 @@ pub struct NodeConfig {
     pub log: LogConfig,
     /// Where pipeline runs' OpenLineage events go; none by default.
     pub openlineage: headwater_server::OpenLineageConfig,
+    /// Principals and platform identities. Absent: the node runs open (and says so at start),
+    /// which suits a laptop, not a shared network.
+    pub auth: Option<headwater_auth::AuthConfig>,
 }
 
 impl NodeConfig {

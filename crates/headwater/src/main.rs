@@ -2,6 +2,7 @@
 //! files offline.
 
 mod audit_cmd;
+mod auth_cmd;
 mod catalog_cmd;
 mod config;
 mod domains_cmd;
@@ -131,6 +132,11 @@ enum Command {
         #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
         url: String,
     },
+    /// Principals for a node's `[auth]` config.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
     /// Read segment files directly (no node needed).
     Log {
         #[command(subcommand)]
@@ -161,6 +167,25 @@ enum AuditCommand {
         file: Option<PathBuf>,
         #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
         url: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuthCommand {
+    /// Print a `[[auth.principals]]` entry for NAME to append to the node's config: its
+    /// password as SCRAM-SHA-256/512 credentials and a bearer token's SHA-256. The password and
+    /// token themselves go to stderr, once.
+    Principal {
+        name: String,
+        /// A group it belongs to, as manifests' `owners` name it (`team:payments`); repeatable.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Take the password from this environment variable instead of making a random one.
+        #[arg(long)]
+        password_env: Option<String>,
+        /// One JSON object with the entry, the password and the token (for scripts).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -246,6 +271,15 @@ fn main() -> ExitCode {
         Command::Pipelines { url } => pipelines_cmd::list(&url),
         Command::Status { json, url } => pipelines_cmd::status(&url, json),
         Command::Generate(args) => generate::run(&args),
+        Command::Auth {
+            command:
+                AuthCommand::Principal {
+                    name,
+                    groups,
+                    password_env,
+                    json,
+                },
+        } => auth_cmd::principal(&name, &groups, password_env.as_deref(), json),
         Command::Log { command } => match command {
             LogCommand::Inspect { path } => log_tools::inspect(&path),
             LogCommand::Verify { path } => log_tools::verify(&path),

@@ -10,6 +10,15 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
+/// `Authorization: Bearer $HEADWATER_TOKEN` when the variable is set: a node with an `[auth]`
+/// config answers 401 without it.
+pub fn signed<B>(req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+    match std::env::var("HEADWATER_TOKEN") {
+        Ok(token) if !token.is_empty() => req.header("authorization", format!("Bearer {token}")),
+        _ => req,
+    }
+}
+
 fn unreachable(url: &str) -> String {
     format!("cannot reach the node at {url}; start it with `headwater serve` or pass --url")
 }
@@ -18,8 +27,7 @@ fn unreachable(url: &str) -> String {
 /// carrying the node's message.
 pub fn post(url: &str, path: &str, content_type: &str, body: String) -> anyhow::Result<Value> {
     let full = format!("{}{path}", url.trim_end_matches('/'));
-    let mut resp = agent()
-        .post(&full)
+    let mut resp = signed(agent().post(&full))
         .header("content-type", content_type)
         .send(body)
         .with_context(|| unreachable(url))?;
@@ -44,8 +52,7 @@ pub fn post(url: &str, path: &str, content_type: &str, body: String) -> anyhow::
 /// GETs `url` + `path` and returns the JSON answer, whatever its status.
 pub fn get_json(url: &str, path: &str) -> anyhow::Result<Value> {
     let full = format!("{}{path}", url.trim_end_matches('/'));
-    let text = agent()
-        .get(&full)
+    let text = signed(agent().get(&full))
         .call()
         .with_context(|| unreachable(url))?
         .body_mut()
@@ -65,8 +72,7 @@ pub fn get_answer(url: &str, path: &str) -> anyhow::Result<Value> {
 /// Opens a GET whose body is read as it arrives (server-sent events).
 pub fn stream(url: &str, path: &str) -> anyhow::Result<ureq::Body> {
     let full = format!("{}{path}", url.trim_end_matches('/'));
-    let mut resp = agent()
-        .get(&full)
+    let mut resp = signed(agent().get(&full))
         .header("accept", "text/event-stream")
         .call()
         .with_context(|| unreachable(url))?;

@@ -131,8 +131,7 @@ fn follow_progress(
 ) -> anyhow::Result<ExitCode> {
     let pipeline = what;
     let full = format!("{}{path}", url.trim_end_matches('/'));
-    let mut resp = node_http::agent()
-        .post(&full)
+    let mut resp = node_http::signed(node_http::agent().post(&full))
         .header("accept", "text/event-stream")
         .send("")
         .with_context(|| {
@@ -296,8 +295,7 @@ fn state_text(p: &Value) -> String {
 /// Lists every deployed pipeline with its state.
 pub fn list(url: &str) -> anyhow::Result<ExitCode> {
     let full = format!("{}/v1/pipelines", url.trim_end_matches('/'));
-    let text = node_http::agent()
-        .get(&full)
+    let text = node_http::signed(node_http::agent().get(&full))
         .call()
         .with_context(|| format!("cannot reach the node at {url}"))?
         .body_mut()

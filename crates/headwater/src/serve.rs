@@ -90,8 +90,24 @@ async fn serve(args: ServeArgs, config: NodeConfig, log: Arc<Log>) -> anyhow::Re
         cluster_id: cluster_id(&log)?,
     };
     let broker = Broker::new(log.clone(), config.kafka.clone(), node)?;
-    let services = headwater_server::Services::open(&log, &broker)?;
+    let mut services = headwater_server::Services::open(&log, &broker)?;
     services.emit_openlineage(config.openlineage.clone());
+    let users = match &config.auth {
+        Some(auth) => Some(headwater_auth::Users::new(auth).with_context(|| {
+            format!(
+                "the [auth] table of {}",
+                args.config
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("the config"))
+                    .display()
+            )
+        })?),
+        None => None,
+    };
+    let principals = config.auth.as_ref().map_or(0, |a| a.principals.len());
+    if let Some(users) = users {
+        services.require_auth(users);
+    }
     if let Some(dir) = &args.domains {
         apply_at_start(&services.domains, dir).await?;
     }
@@ -116,10 +132,17 @@ async fn serve(args: ServeArgs, config: NodeConfig, log: Arc<Log>) -> anyhow::Re
     };
     let http_task = tokio::spawn(services.serve_http(http, stopped(stop_rx.clone())));
     tracing::info!(addr = %http_local, "http listener ready on {http_local} (schema registry API)");
-    // No authentication exists yet: say so where an operator looks, not only in the docs.
-    tracing::warn!(
-        "NO AUTHENTICATION: every Kafka client and HTTP caller that reaches {local} or {http_local} may produce, consume and change every domain; keep the node on localhost or a trusted network"
-    );
+    if config.auth.is_some() {
+        tracing::info!(
+            principals,
+            "authentication on: Kafka clients sign in with SASL PLAIN or SCRAM-SHA-256/512, HTTP callers with a bearer token; access follows domain ownership and readers"
+        );
+    } else {
+        // Say so where an operator looks, not only in the docs.
+        tracing::warn!(
+            "NO AUTHENTICATION: every Kafka client and HTTP caller that reaches {local} or {http_local} may produce, consume and change every domain; add an [auth] table to the config (docs/governance.md) or keep the node on localhost"
+        );
+    }
     tracing::info!(addr = %local, data_dir = %args.data_dir.display(), "kafka listener ready on {local}");
     headwater_kafka::serve(broker, listener, stopped(stop_rx)).await;
     if let Ok(Err(e)) = http_task.await {

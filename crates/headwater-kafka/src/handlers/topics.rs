@@ -157,6 +157,7 @@ pub(crate) fn delete(
                 broker.report_admin(crate::AdminChange {
                     action: "topic.delete",
                     topic: name.clone(),
+                    principal: crate::broker::caller(),
                 });
             }
             let (code, message) = error_fields(outcome);

@@ -161,7 +161,7 @@ impl StreamService {
                 "still_invalid": outcome.still_invalid.len(),
             });
             let change = crate::audit::change(
-                crate::audit::ANONYMOUS,
+                &crate::access::caller_name(),
                 "dlq.replay",
                 owner.as_deref(),
                 topic_name,
