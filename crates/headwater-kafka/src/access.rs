@@ -402,15 +402,12 @@ impl Guard<'_> {
                         self.topic(TopicOp::Administer, &res.resource_name)
                     } else {
                         let what = format!("broker config {}", &*res.resource_name);
-                        self.access
-                            .node_wide(self.who, &what)
-                            .inspect_err(|why| {
-                                self.access.refused(self.who, "administer", &what, why)
-                            })
-                            .map_err(|why| {
-                                nodewide.push((res.resource_type, res.resource_name.clone()));
-                                why
-                            })
+                        let decided = self.access.node_wide(self.who, &what);
+                        if let Err(why) = &decided {
+                            self.access.refused(self.who, "administer", &what, why);
+                            nodewide.push((res.resource_type, res.resource_name.clone()));
+                        }
+                        decided
                     };
                     match checked {
                         Ok(()) => true,

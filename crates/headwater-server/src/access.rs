@@ -16,6 +16,9 @@ use serde_json::{json, Value};
 
 use crate::AuditTrail;
 
+/// The answer to a refused request (boxed: an error this large would weigh on every `Ok`).
+pub(crate) type Refusal = Box<Response>;
+
 /// Who an HTTP request is from, and the access control that admitted it.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
@@ -49,9 +52,9 @@ impl Caller {
         action: &str,
         target: &str,
         decide: impl FnOnce(&AccessPolicy, &Principal) -> Result<(), String>,
-    ) -> Result<(), Response> {
+    ) -> Result<(), Refusal> {
         decide(&self.access.policy(), &self.who)
-            .map_err(|why| self.access.forbid(&self.who, action, target, why))
+            .map_err(|why| Box::new(self.access.forbid(&self.who, action, target, why)))
     }
 }
 
@@ -132,7 +135,7 @@ impl NodeAccess {
         &self,
         authorization: Option<&[u8]>,
         target: &str,
-    ) -> Result<Principal, Response> {
+    ) -> Result<Principal, Refusal> {
         let token = authorization
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.strip_prefix("Bearer "))
@@ -154,7 +157,7 @@ impl NodeAccess {
                     target,
                     json!({ "action": "http", "why": why }),
                 );
-                Err(refused(why))
+                Err(Box::new(refused(why)))
             }
             Some(token) => self.users.bearer(token).ok_or_else(|| {
                 let why = "the bearer token is not one this node issued; check HEADWATER_TOKEN or issue a new one with `headwater auth principal`";
@@ -164,7 +167,7 @@ impl NodeAccess {
                     target,
                     json!({ "mechanism": "bearer", "why": why }),
                 );
-                refused(why)
+                Box::new(refused(why))
             }),
         }
     }
@@ -176,7 +179,7 @@ impl NodeAccess {
         method: &Method,
         path: &str,
         query: &str,
-    ) -> Result<(), Response> {
+    ) -> Result<(), Refusal> {
         let policy = self.policy();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let (action, target, decided) = match (method.as_str(), segments.as_slice()) {
@@ -188,7 +191,7 @@ impl NodeAccess {
                 let group = query
                     .split('&')
                     .find_map(|kv| kv.strip_prefix("group="))
-                    .map(|g| percent_decode(g));
+                    .map(percent_decode);
                 let checked =
                     policy
                         .topic(who, TopicOp::Consume, &topic)
@@ -196,13 +199,13 @@ impl NodeAccess {
                             Some(g) => policy.group(who, g),
                             None => Ok(()),
                         });
-                return checked.map_err(|why| self.forbid(who, "consume", &topic, why));
+                return checked.map_err(|why| Box::new(self.forbid(who, "consume", &topic, why)));
             }
             ("POST", ["v1", "streams", d, s, "events"]) => {
                 let topic = format!("{d}.{s}");
                 return policy
                     .topic(who, TopicOp::Produce, &topic)
-                    .map_err(|why| self.forbid(who, "produce", &topic, why));
+                    .map_err(|why| Box::new(self.forbid(who, "produce", &topic, why)));
             }
             ("POST", ["v1", "streams", d, _, "dlq", "replay"])
             | ("POST", ["v1", "pipelines", d, _, "run"])
@@ -211,13 +214,13 @@ impl NodeAccess {
                 let topic = subject_topic(subject);
                 return policy
                     .topic(who, TopicOp::Administer, &topic)
-                    .map_err(|why| self.forbid(who, "administer", &topic, why));
+                    .map_err(|why| Box::new(self.forbid(who, "administer", &topic, why)));
             }
             ("PUT" | "DELETE", ["config" | "mode", subject]) => {
                 let topic = subject_topic(subject);
                 return policy
                     .topic(who, TopicOp::Administer, &topic)
-                    .map_err(|why| self.forbid(who, "administer", &topic, why));
+                    .map_err(|why| Box::new(self.forbid(who, "administer", &topic, why)));
             }
             ("PUT" | "DELETE", [what @ ("config" | "mode")]) => {
                 let what = format!("the registry's global {what}");
@@ -225,11 +228,11 @@ impl NodeAccess {
             }
             _ => return Ok(()),
         };
-        decided.map_err(|why| self.forbid(who, action, target, why))
+        decided.map_err(|why| Box::new(self.forbid(who, action, target, why)))
     }
 
     /// The answer to a request refused before it reaches its handler, if it is.
-    pub(crate) fn check_request(&self, req: &Request) -> Result<Principal, Response> {
+    pub(crate) fn check_request(&self, req: &Request) -> Result<Principal, Refusal> {
         let path = req.uri().path();
         let who = self.authenticate(
             req.headers()
@@ -282,7 +285,7 @@ pub(crate) async fn layer(
             };
             CALLER.scope(caller, next.run(req)).await
         }
-        Err(refused) => refused,
+        Err(refused) => *refused,
     }
 }
 

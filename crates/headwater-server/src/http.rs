@@ -99,7 +99,7 @@ impl Service<Request<Body>> for Front {
         if req.method() == Method::GET {
             if let Some((domain, view, key)) = key_lookup(req.uri().path()) {
                 if let Some(Err(refused)) = self.access.as_ref().map(|a| a.check_request(&req)) {
-                    return Either::Left(ready(Ok(refused)));
+                    return Either::Left(ready(Ok(*refused)));
                 }
                 let answer = crate::views_api::one_key(&self.pipelines, domain, view, key);
                 return Either::Left(ready(Ok(answer)));

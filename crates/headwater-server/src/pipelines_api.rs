@@ -155,7 +155,7 @@ async fn sql(State(p): Shared, body: String) -> Response {
                 }
             };
             if let Err(refused) = checked {
-                return refused;
+                return *refused;
             }
         }
     }
