@@ -336,3 +336,60 @@ def test_pii_without_grant_and_central_domain_changes_are_refused_at_plan(secure
     assert any(e["action"] == "access.refused" and e["target"] == "finance"
                and e["principal"] == "user:fin-svc" for e in entries)
     assert entries[-1]["principal"] == "user:platform"
+
+
+def demo_secrets():
+    """The demo principals' passwords and tokens, as docs/governance.md lists them for
+    examples/auth/node.toml: the walkthrough below fails if the two drift apart."""
+    import re
+    text = (REPO_ROOT / "docs" / "governance.md").read_text()
+    rows = re.findall(r"^\| `([a-z-]+)` \| [^|]+ \| `([^`]+)` \| `([^`]+)` \|$", text, re.M)
+    assert len(rows) == 5, rows
+    return {name: {"name": name, "password": pw, "token": tok} for name, pw, tok in rows}
+
+
+def test_the_documented_example_config_walkthrough(make_node, tmp_path):
+    """What a newcomer does with examples/auth/node.toml: finance is refused a stream it does
+    not read, allowed once payments' manifest adds it to readers; a field followed from
+    payments into ml's view; the audit trail verifies."""
+    people = demo_secrets()
+    node = make_node(config=(REPO_ROOT / "examples" / "auth" / "node.toml").read_text())
+    platform, pay, fin = people["platform"], people["payments-svc"], people["finance-svc"]
+    r = cli_as(node, platform, "apply", str(EXAMPLES))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    producer = Producer({"bootstrap.servers": node.bootstrap, **sasl(pay, "SCRAM-SHA-512")})
+    producer.produce(CHARGEBACKS, json.dumps(CHARGEBACK).encode())
+    assert producer.flush(15) == 0
+
+    def finance_reads():
+        consumer = Consumer({"bootstrap.servers": node.bootstrap, **sasl(fin, "PLAIN"),
+                             "group.id": "finance.walkthrough", "auto.offset.reset": "earliest"})
+        consumer.subscribe([CHARGEBACKS])
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                m = consumer.poll(0.5)
+                if m is not None:
+                    return m.error() or json.loads(m.value())
+        finally:
+            consumer.close()
+
+    got = finance_reads()
+    assert isinstance(got, KafkaError) and got.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+    domains = tmp_path / "domains"
+    shutil.copytree(EXAMPLES, domains)
+    manifest = domains / "payments" / "domain.yaml"
+    manifest.write_text(manifest.read_text().replace("    readers: [ml]\n",
+                                                     "    readers: [ml, finance]\n"))
+    r = cli_as(node, pay, "apply", str(domains))
+    assert r.returncode == 0 and "payments.chargeback_opened readers: ml, finance" in r.stdout, \
+        r.stdout + r.stderr
+    assert finance_reads() == CHARGEBACK
+
+    r = cli_as(node, fin, "lineage", "payments.transaction_settled.amount")
+    assert r.returncode == 0, r.stderr
+    assert "ml.customer_spend.spend_30d" in r.stdout
+    r = cli_as(node, fin, "audit", "verify")
+    assert r.returncode == 0, r.stdout + r.stderr
