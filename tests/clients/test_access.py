@@ -58,6 +58,37 @@ def wait_for_audit(node, platform, match, timeout=10):
         time.sleep(0.2)
 
 
+def examples_with(tmp_path, domain, old, new):
+    """A copy of the example domains with `old` replaced by `new` in `domain`'s manifest;
+    returns the directory, the manifest's path and its original text."""
+    domains = tmp_path / "domains"
+    shutil.copytree(EXAMPLES, domains)
+    manifest = domains / domain / "domain.yaml"
+    text = manifest.read_text()
+    assert old in text, f"{old!r} not in {manifest}"
+    manifest.write_text(text.replace(old, new))
+    return domains, manifest, text
+
+
+def first_message(consumer, timeout=20):
+    """The first record's decoded value or the first error (partition EOFs aside); None if
+    neither comes within `timeout` seconds. Closes the consumer."""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            m = consumer.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                return m.error()
+            return json.loads(m.value())
+        return None
+    finally:
+        consumer.close()
+
+
 @pytest.fixture
 def secured(make_node):
     people = {
@@ -160,32 +191,15 @@ def test_confluent_kafka_reader_is_refused_until_the_owner_adds_it(secured, tmp_
         consumer = Consumer({"bootstrap.servers": node.bootstrap, **sasl(fin, "SCRAM-SHA-512"),
                              "group.id": group, "auto.offset.reset": "earliest"})
         consumer.subscribe([CHARGEBACKS])
-        deadline = time.monotonic() + 20
-        try:
-            while time.monotonic() < deadline:
-                m = consumer.poll(0.5)
-                if m is None:
-                    continue
-                if m.error():
-                    if m.error().code() == KafkaError._PARTITION_EOF:
-                        continue
-                    return m.error()
-                return json.loads(m.value())
-            return None
-        finally:
-            consumer.close()
+        return first_message(consumer)
 
     # A reader without the grant.
     got = consume("finance.chargebacks")
     assert isinstance(got, KafkaError) and got.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, got
 
     # The payments owners add finance to the stream's readers, through their own token.
-    domains = tmp_path / "domains"
-    shutil.copytree(EXAMPLES, domains)
-    manifest = domains / "payments" / "domain.yaml"
-    text = manifest.read_text()
-    assert "    readers: [ml]\n" in text
-    manifest.write_text(text.replace("    readers: [ml]\n", "    readers: [ml, finance]\n"))
+    domains, _, _ = examples_with(tmp_path, "payments", "    readers: [ml]\n",
+                                  "    readers: [ml, finance]\n")
     # Finance cannot make that change itself.
     r = cli_as(node, fin, "apply", str(domains))
     assert r.returncode == 1
@@ -301,15 +315,10 @@ def test_http_bearer_tokens_and_403s_name_the_missing_grant(secured):
 def test_pii_without_grant_and_central_domain_changes_are_refused_at_plan(secured, tmp_path):
     node, people = secured
     growth, fin, platform = people["growth"], people["fin"], people["platform"]
-    domains = tmp_path / "domains"
-    shutil.copytree(EXAMPLES, domains)
-
     # Marketing would hand payments' customer_id (pii) to finance, which payments has not
     # granted pii: refused at plan time, before anything changes.
-    marketing = domains / "marketing" / "domain.yaml"
-    text = marketing.read_text()
-    assert "    readers: [ml]\n" in text
-    marketing.write_text(text.replace("    readers: [ml]\n", "    readers: [ml, finance]\n"))
+    domains, marketing, text = examples_with(tmp_path, "marketing", "    readers: [ml]\n",
+                                             "    readers: [ml, finance]\n")
     r = cli_as(node, growth, "plan", str(domains))
     assert r.returncode == 1
     assert ("pipeline marketing.high_value_purchases exposes "
@@ -366,23 +375,13 @@ def test_the_documented_example_config_walkthrough(make_node, tmp_path):
         consumer = Consumer({"bootstrap.servers": node.bootstrap, **sasl(fin, "PLAIN"),
                              "group.id": "finance.walkthrough", "auto.offset.reset": "earliest"})
         consumer.subscribe([CHARGEBACKS])
-        try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                m = consumer.poll(0.5)
-                if m is not None:
-                    return m.error() or json.loads(m.value())
-        finally:
-            consumer.close()
+        return first_message(consumer)
 
     got = finance_reads()
     assert isinstance(got, KafkaError) and got.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
 
-    domains = tmp_path / "domains"
-    shutil.copytree(EXAMPLES, domains)
-    manifest = domains / "payments" / "domain.yaml"
-    manifest.write_text(manifest.read_text().replace("    readers: [ml]\n",
-                                                     "    readers: [ml, finance]\n"))
+    domains, _, _ = examples_with(tmp_path, "payments", "    readers: [ml]\n",
+                                  "    readers: [ml, finance]\n")
     r = cli_as(node, pay, "apply", str(domains))
     assert r.returncode == 0 and "payments.chargeback_opened readers: ml, finance" in r.stdout, \
         r.stdout + r.stderr

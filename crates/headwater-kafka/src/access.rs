@@ -56,6 +56,20 @@ const GROUP_DENIED: i16 = 30; // GROUP_AUTHORIZATION_FAILED
 const CLUSTER_DENIED: i16 = 31; // CLUSTER_AUTHORIZATION_FAILED
 const TOPIC_RESOURCE: i8 = 2;
 
+/// A group request passed on when its group is allowed, else answered GROUP_AUTHORIZATION_FAILED.
+macro_rules! group_gate {
+    ($guard:expr, $r:expr, $kind:ident, $response:ident) => {
+        match $guard.group(&$r.group_id.0) {
+            Ok(()) => RequestKind::$kind($r),
+            Err(_) => {
+                return Checked::Answer(ResponseKind::$kind(
+                    $response::default().with_error_code(GROUP_DENIED),
+                ))
+            }
+        }
+    };
+}
+
 /// One caller's requests checked against [`Access`].
 pub(crate) struct Guard<'a> {
     pub access: &'a dyn Access,
@@ -256,30 +270,9 @@ impl Guard<'_> {
                     ))
                 }
             },
-            RequestKind::SyncGroup(r) => match self.group(&r.group_id.0) {
-                Ok(()) => RequestKind::SyncGroup(r),
-                Err(_) => {
-                    return Checked::Answer(ResponseKind::SyncGroup(
-                        SyncGroupResponse::default().with_error_code(GROUP_DENIED),
-                    ))
-                }
-            },
-            RequestKind::Heartbeat(r) => match self.group(&r.group_id.0) {
-                Ok(()) => RequestKind::Heartbeat(r),
-                Err(_) => {
-                    return Checked::Answer(ResponseKind::Heartbeat(
-                        HeartbeatResponse::default().with_error_code(GROUP_DENIED),
-                    ))
-                }
-            },
-            RequestKind::LeaveGroup(r) => match self.group(&r.group_id.0) {
-                Ok(()) => RequestKind::LeaveGroup(r),
-                Err(_) => {
-                    return Checked::Answer(ResponseKind::LeaveGroup(
-                        LeaveGroupResponse::default().with_error_code(GROUP_DENIED),
-                    ))
-                }
-            },
+            RequestKind::SyncGroup(r) => group_gate!(self, r, SyncGroup, SyncGroupResponse),
+            RequestKind::Heartbeat(r) => group_gate!(self, r, Heartbeat, HeartbeatResponse),
+            RequestKind::LeaveGroup(r) => group_gate!(self, r, LeaveGroup, LeaveGroupResponse),
             RequestKind::FindCoordinator(r) => {
                 // Key type 0 is a consumer group; 1 (transactions) is refused by the handler.
                 let keys: Vec<StrBytes> = if r.coordinator_keys.is_empty() {
