@@ -311,6 +311,18 @@ def test_http_bearer_tokens_and_403s_name_the_missing_grant(secured):
     applied = [e for e in audit(node, platform) if e["action"] == "domain.apply"]
     assert applied and all(e["principal"] == "user:platform" for e in applied)
 
+    # Counted for Prometheus too (scraping needs a token like any other route).
+    req = urllib.request.Request(node.http_url + "/metrics")
+    req.add_header("Authorization", f"Bearer {platform['token']}")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        text = resp.read().decode()
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+    counts = {(s.labels.get("outcome"), s.labels.get("action")): s.value
+              for f in text_string_to_metric_families(text) if f.name == "headwater_access_refusals"
+              for s in f.samples if s.name.endswith("_total")}
+    assert counts.get(("access.refused", "produce"), 0) >= 1, counts
+    assert counts.get(("auth.failed", "bearer"), 0) >= 1, counts
+
 
 def test_pii_without_grant_and_central_domain_changes_are_refused_at_plan(secured, tmp_path):
     node, people = secured

@@ -81,10 +81,8 @@ pub(crate) struct Guard<'a> {
 /// Parts of a request refused before it was handled, merged into its response afterwards.
 #[derive(Default)]
 pub(crate) struct Refused {
-    /// Topic and partitions refused.
+    /// Topic (or group) and partitions refused, with why.
     topics: Vec<(TopicName, Vec<i32>, String)>,
-    /// Every listing is filtered to what the caller may see.
-    filter_listing: bool,
 }
 
 /// What to do with a request after the check.
@@ -169,26 +167,22 @@ impl Guard<'_> {
                 RequestKind::ListOffsets(r)
             }
             RequestKind::Metadata(mut r) => {
-                match r.topics.as_mut() {
-                    Some(list) if !list.is_empty() => {
-                        list.retain(|t| match &t.name {
-                            Some(name) => match self.topic(TopicOp::Describe, &name.0) {
-                                Ok(()) => true,
-                                Err(why) => {
-                                    refused.topics.push((name.clone(), Vec::new(), why));
-                                    false
-                                }
-                            },
-                            None => true,
-                        });
-                        if list.is_empty() {
-                            // Every topic asked for was refused; an empty list would mean all.
-                            r.topics = Some(Vec::new());
-                            r.allow_auto_topic_creation = false;
-                            refused.filter_listing = true;
-                        }
+                if let Some(list) = r.topics.as_mut().filter(|l| !l.is_empty()) {
+                    list.retain(|t| match &t.name {
+                        Some(name) => match self.topic(TopicOp::Describe, &name.0) {
+                            Ok(()) => true,
+                            Err(why) => {
+                                refused.topics.push((name.clone(), Vec::new(), why));
+                                false
+                            }
+                        },
+                        None => true,
+                    });
+                    if list.is_empty() {
+                        // Every topic asked for was refused (an empty list asks for all in
+                        // v0; the answer is filtered to what may be seen either way).
+                        r.allow_auto_topic_creation = false;
                     }
-                    _ => refused.filter_listing = true,
                 }
                 RequestKind::Metadata(r)
             }
@@ -334,10 +328,6 @@ impl Guard<'_> {
                         .map(|g| (TopicName(g.0), Vec::new(), String::new())),
                 );
                 RequestKind::DeleteGroups(r)
-            }
-            RequestKind::ListGroups(r) => {
-                refused.filter_listing = true;
-                RequestKind::ListGroups(r)
             }
             RequestKind::CreateTopics(mut r) => {
                 r.topics = self.split(
@@ -498,10 +488,10 @@ impl Guard<'_> {
                 ResponseKind::ListOffsets(r)
             }
             ResponseKind::Metadata(mut r) => {
-                if refused.filter_listing {
-                    r.topics
-                        .retain(|t| t.name.as_ref().is_some_and(|n| self.visible(&n.0)));
-                }
+                // Every answer, not only listings: a topic asked for by id had no name to
+                // check before the handler ran.
+                r.topics
+                    .retain(|t| t.name.as_ref().is_some_and(|n| self.visible(&n.0)));
                 for (name, _, _) in refused.topics {
                     r.topics.push(
                         MetadataResponseTopic::default()

@@ -12,6 +12,9 @@ use axum::response::{IntoResponse, Response};
 use headwater_auth::{Principal, TopicOp, Users};
 use headwater_domains::{AccessPolicy, DomainSpec};
 use parking_lot::RwLock;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde_json::{json, Value};
 
 use crate::AuditTrail;
@@ -58,22 +61,36 @@ impl Caller {
     }
 }
 
+/// Refusals and failed sign-ins counted for `/metrics`, by what was refused: the label set
+/// stays small whatever names strangers try.
+pub type RefusalCounts = Family<RefusalLabel, Counter>;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabel {
+    /// `access.refused` or `auth.failed`.
+    pub outcome: String,
+    /// What was refused (`produce`, `consume`, `use group`, `apply`, `http`, a mechanism, ...).
+    pub action: String,
+}
+
 #[derive(Debug)]
 pub struct NodeAccess {
     users: Users,
     platform: Vec<String>,
     policy: RwLock<Arc<AccessPolicy>>,
     audit: Arc<AuditTrail>,
+    counts: RefusalCounts,
 }
 
 impl NodeAccess {
-    pub fn new(users: Users, audit: Arc<AuditTrail>) -> Arc<NodeAccess> {
+    pub fn new(users: Users, audit: Arc<AuditTrail>, counts: RefusalCounts) -> Arc<NodeAccess> {
         let platform = users.platform().to_vec();
         Arc::new(NodeAccess {
             policy: RwLock::new(Arc::new(AccessPolicy::new([], platform.clone()))),
             users,
             platform,
             audit,
+            counts,
         })
     }
 
@@ -87,6 +104,18 @@ impl NodeAccess {
     }
 
     fn record(&self, principal: String, action: &str, target: &str, after: Value) {
+        let what = after
+            .get("action")
+            .or_else(|| after.get("mechanism"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        self.counts
+            .get_or_create(&RefusalLabel {
+                outcome: action.to_string(),
+                action: what,
+            })
+            .inc();
         let domain = target
             .split('.')
             .next()

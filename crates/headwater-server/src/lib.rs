@@ -74,6 +74,8 @@ pub struct Services {
     broker: Arc<Broker>,
     /// Set by [`Services::require_auth`].
     access: Option<Arc<NodeAccess>>,
+    /// Its refusals, counted in `/metrics` from the start (zero on an open node).
+    refusals: access::RefusalCounts,
 }
 
 impl Services {
@@ -123,14 +125,17 @@ impl Services {
             domains.clone(),
             pipelines.clone(),
         ));
+        let refusals = access::RefusalCounts::default();
         let metrics = Arc::new(NodeMetrics::new(
             broker,
             &gate,
+            &refusals,
             status.clone(),
             pipelines.clone(),
         ));
         Ok(Services {
             access: None,
+            refusals,
             openlineage,
             broker: broker.clone(),
             metrics,
@@ -162,7 +167,7 @@ impl Services {
     /// token; each request is checked against the applied domains' ownership and readers, and
     /// every refusal is audited. Call before serving.
     pub fn require_auth(&mut self, users: headwater_auth::Users) -> Arc<NodeAccess> {
-        let access = NodeAccess::new(users, self.audit.clone());
+        let access = NodeAccess::new(users, self.audit.clone(), self.refusals.clone());
         self.domains.attach_access(access.clone());
         self.broker.set_access(access.clone());
         self.access = Some(access.clone());
@@ -202,7 +207,8 @@ impl Services {
         let mut api = api;
         if let Some(a) = &access {
             let layer = axum::middleware::from_fn_with_state(a.clone(), access::layer);
-            lookups = lookups.layer(layer.clone());
+            // Only its own routes: everything else falls through to `api`, which checks it.
+            lookups = lookups.route_layer(layer.clone());
             api = api.layer(layer);
         }
         http::serve(pipelines, access, lookups, api, listener, shutdown).await

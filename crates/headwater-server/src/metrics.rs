@@ -1,6 +1,6 @@
 //! `GET /metrics`: the node in Prometheus' text format (OpenMetrics).
 //!
-//! Counters (produce and fetch per topic, refusals per rule, dead letters) are kept as traffic
+//! Counters (produce and fetch per topic, refusals per rule, dead letters, access refusals) are kept as traffic
 //! passes; lag, freshness and pipeline states are read from the status service at each scrape,
 //! as `headwater status` reads them.
 
@@ -49,6 +49,7 @@ impl NodeMetrics {
     pub fn new(
         broker: &headwater_kafka::Broker,
         gate: &ContractGate,
+        refusals: &crate::access::RefusalCounts,
         status: Arc<StatusService>,
         pipelines: Arc<PipelineService>,
     ) -> Self {
@@ -63,6 +64,11 @@ impl NodeMetrics {
             "headwater_dead_lettered_records",
             "Records written to a stream's dead-letter stream at produce",
             gate.dead_lettered.clone(),
+        );
+        counters.register(
+            "headwater_access_refusals",
+            "Requests refused by access control (outcome access.refused) and failed sign-ins (auth.failed), by what was refused",
+            refusals.clone(),
         );
         NodeMetrics {
             counters,
