@@ -30,7 +30,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    FindCoordinatorResponse, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse,
+    FindCoordinatorResponse, GroupId, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse,
     OffsetCommitResponse, OffsetFetchResponse, RequestKind, ResponseKind, SyncGroupResponse,
     TopicName,
 };
@@ -130,6 +130,19 @@ impl Guard<'_> {
                     .push((name(&item).clone(), partitions(&item), why)),
             }
         }
+        kept
+    }
+
+    /// The groups allowed; the others are set aside in `refused` to be answered
+    /// GROUP_AUTHORIZATION_FAILED.
+    fn split_groups(&self, groups: Vec<GroupId>, refused: &mut Refused) -> Vec<GroupId> {
+        let (kept, denied): (Vec<_>, Vec<_>) =
+            groups.into_iter().partition(|g| self.group(&g.0).is_ok());
+        refused.topics.extend(
+            denied
+                .into_iter()
+                .map(|g| (TopicName(g.0), Vec::new(), String::new())),
+        );
         kept
     }
 
@@ -306,27 +319,12 @@ impl Guard<'_> {
                 RequestKind::FindCoordinator(r)
             }
             RequestKind::DescribeGroups(mut r) => {
-                let (kept, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.groups)
-                    .into_iter()
-                    .partition(|g| self.group(&g.0).is_ok());
-                r.groups = kept;
-                refused.topics.extend(
-                    denied
-                        .into_iter()
-                        .map(|g| (TopicName(g.0), Vec::new(), String::new())),
-                );
+                r.groups = self.split_groups(std::mem::take(&mut r.groups), &mut refused);
                 RequestKind::DescribeGroups(r)
             }
             RequestKind::DeleteGroups(mut r) => {
-                let (kept, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.groups_names)
-                    .into_iter()
-                    .partition(|g| self.group(&g.0).is_ok());
-                r.groups_names = kept;
-                refused.topics.extend(
-                    denied
-                        .into_iter()
-                        .map(|g| (TopicName(g.0), Vec::new(), String::new())),
-                );
+                r.groups_names =
+                    self.split_groups(std::mem::take(&mut r.groups_names), &mut refused);
                 RequestKind::DeleteGroups(r)
             }
             RequestKind::CreateTopics(mut r) => {
@@ -524,7 +522,7 @@ impl Guard<'_> {
                 for (group, _, _) in refused.topics {
                     r.groups.push(
                         DescribedGroup::default()
-                            .with_group_id(kafka_protocol::messages::GroupId(group.0))
+                            .with_group_id(GroupId(group.0))
                             .with_error_code(GROUP_DENIED),
                     );
                 }
@@ -534,7 +532,7 @@ impl Guard<'_> {
                 for (group, _, _) in refused.topics {
                     r.results.push(
                         DeletableGroupResult::default()
-                            .with_group_id(kafka_protocol::messages::GroupId(group.0))
+                            .with_group_id(GroupId(group.0))
                             .with_error_code(GROUP_DENIED),
                     );
                 }

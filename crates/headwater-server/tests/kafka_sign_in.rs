@@ -9,7 +9,8 @@ use headwater_contracts::{Compatibility, Format};
 use headwater_domains::{DomainSpec, OnInvalid, StreamDef};
 use headwater_kafka::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use headwater_kafka::kafka_protocol::messages::{
-    MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest, TopicName,
+    DescribeGroupsRequest, GroupId, MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+    TopicName,
 };
 use headwater_kafka::kafka_protocol::protocol::StrBytes;
 use headwater_kafka::KafkaConfig;
@@ -18,6 +19,7 @@ use headwater_server::Services;
 use headwater_test_support::{batch, open_node, wait_for, Client};
 
 const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+const GROUP_AUTHORIZATION_FAILED: i16 = 30;
 const SASL_AUTHENTICATION_FAILED: i16 = 58;
 
 fn domain(name: &str, owner: &str) -> DomainSpec {
@@ -148,6 +150,26 @@ fn sign_in_is_required_and_refusals_write_nothing() -> anyhow::Result<()> {
         anyhow::ensure!(code == 0 && offset == 0, "own stream: {code} {offset}");
         let end = log.partition("finance.events", 0)?.end_offset();
         anyhow::ensure!(end == 0, "a refused produce wrote {end} records");
+
+        // Groups belong to the domain they are named for: finance's is refused, alice's own
+        // is described.
+        let req = DescribeGroupsRequest::default().with_groups(vec![
+            GroupId(StrBytes::from_static_str("finance.reports")),
+            GroupId(StrBytes::from_static_str("payments.reports")),
+        ]);
+        let described = c.send(&req, 5).await?;
+        let code = |name: &str| {
+            described
+                .groups
+                .iter()
+                .find(|g| &*g.group_id.0 == name)
+                .map(|g| g.error_code)
+        };
+        anyhow::ensure!(
+            code("finance.reports") == Some(GROUP_AUTHORIZATION_FAILED)
+                && code("payments.reports") == Some(0),
+            "{described:?}"
+        );
 
         wait_for(std::time::Duration::from_secs(10), || {
             let audit = services.audit.clone();
