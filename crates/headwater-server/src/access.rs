@@ -210,7 +210,13 @@ impl NodeAccess {
         query: &str,
     ) -> Result<(), Refusal> {
         let policy = self.policy();
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        // Decoded as the router decodes them, so an escaped name is judged as the name it is.
+        let decoded: Vec<String> = path
+            .trim_matches('/')
+            .split('/')
+            .map(percent_decode)
+            .collect();
+        let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
         let (action, target, decided) = match (method.as_str(), segments.as_slice()) {
             (_, ["v1", "views", domain, _, ..]) => {
                 ("read view", *domain, policy.operate(who, domain))
@@ -276,11 +282,10 @@ impl NodeAccess {
 
 /// The topic a registry subject belongs to (`<topic>-value` / `<topic>-key`).
 fn subject_topic(subject: &str) -> String {
-    let subject = percent_decode(subject);
     subject
         .strip_suffix("-value")
         .or_else(|| subject.strip_suffix("-key"))
-        .unwrap_or(&subject)
+        .unwrap_or(subject)
         .to_string()
 }
 
