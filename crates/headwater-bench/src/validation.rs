@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use headwater_contracts::validate::RecordValidator;
-use headwater_contracts::{Compatibility, Format};
-use headwater_domains::{DomainSpec, OnInvalid, StreamDef};
+use headwater_contracts::Format;
+use headwater_domains::{DomainSpec, StreamDef};
 use headwater_kafka::{Broker, KafkaConfig, NodeIdentity};
 use headwater_log::{Log, LogConfig};
 use headwater_server::{ContractGate, DomainService, SchemaRegistry};
@@ -62,20 +62,8 @@ fn avro_record(schema: &apache_avro::Schema, id: u32, i: usize) -> anyhow::Resul
 
 fn stream(name: &str, format: Format, schema: &str, rules: Vec<(String, String)>) -> StreamDef {
     StreamDef {
-        name: name.into(),
-        topic: format!("bench.{name}"),
-        partitions: 1,
-        key: None,
-        retention_ms: None,
-        format,
-        schema: schema.into(),
-        compatibility: Compatibility::Backward,
-        on_invalid: OnInvalid::Reject,
         rules,
-        readers: Vec::new(),
-        classification: Default::default(),
-        grants: Default::default(),
-        freshness_ms: None,
+        ..StreamDef::new("bench", name, format, schema)
     }
 }
 

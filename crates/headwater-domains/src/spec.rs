@@ -51,6 +51,30 @@ pub struct StreamDef {
     pub freshness_ms: Option<u64>,
 }
 
+impl StreamDef {
+    /// Stream `name` of `domain` with `schema` and every manifest default: one partition,
+    /// BACKWARD, records refused when invalid, no rules, readers, classes or SLA. For code that
+    /// declares a stream without a manifest (tests, benchmarks); set fields to differ.
+    pub fn new(domain: &str, name: &str, format: Format, schema: impl Into<String>) -> StreamDef {
+        StreamDef {
+            name: name.to_string(),
+            topic: format!("{domain}.{name}"),
+            partitions: 1,
+            key: None,
+            retention_ms: None,
+            format,
+            schema: schema.into(),
+            compatibility: Compatibility::Backward,
+            on_invalid: OnInvalid::Reject,
+            rules: Vec::new(),
+            readers: Vec::new(),
+            classification: Default::default(),
+            grants: Default::default(),
+            freshness_ms: None,
+        }
+    }
+}
+
 impl LoadedDomain {
     pub fn spec(&self) -> DomainSpec {
         DomainSpec {

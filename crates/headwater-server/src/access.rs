@@ -17,6 +17,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serde_json::{json, Value};
 
+use crate::audit::ANONYMOUS;
 use crate::AuditTrail;
 
 /// The answer to a refused request (boxed: an error this large would weigh on every `Ok`).
@@ -40,7 +41,7 @@ tokio::task_local! {
 pub fn caller_name() -> String {
     CALLER
         .try_with(|c| c.who.audit_name())
-        .unwrap_or_else(|_| crate::audit::ANONYMOUS.to_string())
+        .unwrap_or_else(|_| ANONYMOUS.to_string())
 }
 
 /// The caller of the request being handled, on a node with auth.
@@ -73,6 +74,22 @@ pub struct RefusalLabel {
     pub action: String,
 }
 
+/// What an audited refusal was, and the audit action it is recorded as.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Refused,
+    SignInFailed,
+}
+
+impl Outcome {
+    fn action(self) -> &'static str {
+        match self {
+            Outcome::Refused => "access.refused",
+            Outcome::SignInFailed => "auth.failed",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct NodeAccess {
     users: Users,
@@ -103,19 +120,20 @@ impl NodeAccess {
         self.policy.read().clone()
     }
 
-    fn record(&self, principal: String, action: &str, target: &str, after: Value) {
-        let what = after
-            .get("action")
-            .or_else(|| after.get("mechanism"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+    /// Counts and audits one refusal: `what` was refused (an action, or for a failed sign-in
+    /// its mechanism) on `target`, and why.
+    fn record(&self, principal: String, outcome: Outcome, what: &str, target: &str, why: &str) {
         self.counts
             .get_or_create(&RefusalLabel {
-                outcome: action.to_string(),
-                action: what,
+                outcome: outcome.action().to_string(),
+                action: what.to_string(),
             })
             .inc();
+        let after = match outcome {
+            Outcome::Refused => json!({ "action": what, "why": why }),
+            Outcome::SignInFailed => json!({ "mechanism": what, "why": why }),
+        };
+        let action = outcome.action();
         let domain = target
             .split('.')
             .next()
@@ -151,12 +169,7 @@ impl NodeAccess {
 
     pub(crate) fn record_refusal(&self, who: &Principal, action: &str, target: &str, why: &str) {
         tracing::info!(principal = %who.audit_name(), action, target, "refused: {why}");
-        self.record(
-            who.audit_name(),
-            "access.refused",
-            target,
-            json!({ "action": action, "why": why }),
-        );
+        self.record(who.audit_name(), Outcome::Refused, action, target, why);
     }
 
     /// The principal a request's `Authorization: Bearer` header names, or the 401 answer.
@@ -180,22 +193,12 @@ impl NodeAccess {
         match token {
             None => {
                 let why = "this node requires a bearer token: send `Authorization: Bearer <token>` (the CLI reads HEADWATER_TOKEN); `headwater auth principal` issues one";
-                self.record(
-                    crate::audit::ANONYMOUS.into(),
-                    "access.refused",
-                    target,
-                    json!({ "action": "http", "why": why }),
-                );
+                self.record(ANONYMOUS.into(), Outcome::Refused, "http", target, why);
                 Err(Box::new(refused(why)))
             }
             Some(token) => self.users.bearer(token).ok_or_else(|| {
                 let why = "the bearer token is not one this node issued; check HEADWATER_TOKEN or issue a new one with `headwater auth principal`";
-                self.record(
-                    crate::audit::ANONYMOUS.into(),
-                    "auth.failed",
-                    target,
-                    json!({ "mechanism": "bearer", "why": why }),
-                );
+                self.record(ANONYMOUS.into(), Outcome::SignInFailed, "bearer", target, why);
                 Box::new(refused(why))
             }),
         }
@@ -345,11 +348,13 @@ impl headwater_kafka::Access for NodeAccess {
     }
 
     fn sign_in_failed(&self, user: &str, mechanism: &str, peer: &str, why: &str) {
+        let target = format!("kafka:{peer}");
         self.record(
             format!("user:{user}"),
-            "auth.failed",
-            &format!("kafka:{peer}"),
-            json!({ "mechanism": mechanism, "why": why }),
+            Outcome::SignInFailed,
+            mechanism,
+            &target,
+            why,
         );
     }
 }

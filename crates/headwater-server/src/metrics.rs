@@ -1,8 +1,8 @@
 //! `GET /metrics`: the node in Prometheus' text format (OpenMetrics).
 //!
-//! Counters (produce and fetch per topic, refusals per rule, dead letters, access refusals) are kept as traffic
-//! passes; lag, freshness and pipeline states are read from the status service at each scrape,
-//! as `headwater status` reads them.
+//! Counters (produce and fetch per topic, refusals per rule, dead letters, access refusals) are
+//! kept as traffic passes; lag, freshness and pipeline states are read from the status service
+//! at each scrape, as `headwater status` reads them.
 
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use headwater_contracts::registry::RegistryEvent;
 use headwater_contracts::{Compatibility, Format};
 use headwater_domains::audit::Verification;
-use headwater_domains::{DomainSpec, OnInvalid, StreamDef};
+use headwater_domains::{DomainSpec, StreamDef};
 use headwater_kafka::kafka_protocol::messages::{DeleteTopicsRequest, TopicName};
 use headwater_kafka::kafka_protocol::protocol::StrBytes;
 use headwater_kafka::KafkaConfig;
@@ -23,22 +23,12 @@ fn spec() -> DomainSpec {
         governance: Default::default(),
         manifest: "domain: payments\n".into(),
         pipelines: Default::default(),
-        streams: vec![StreamDef {
-            name: "settled".into(),
-            topic: "payments.settled".into(),
-            partitions: 1,
-            key: None,
-            retention_ms: None,
-            format: Format::JsonSchema,
-            schema: r#"{"type":"object","properties":{"amount":{"type":"number"}}}"#.into(),
-            compatibility: Compatibility::Backward,
-            on_invalid: OnInvalid::Reject,
-            rules: vec![],
-            readers: vec![],
-            classification: Default::default(),
-            grants: Default::default(),
-            freshness_ms: None,
-        }],
+        streams: vec![StreamDef::new(
+            "payments",
+            "settled",
+            Format::JsonSchema,
+            r#"{"type":"object","properties":{"amount":{"type":"number"}}}"#,
+        )],
     }
 }
 

@@ -5,8 +5,8 @@
 
 use bytes::{BufMut, BytesMut};
 use headwater_auth::{AuthConfig, NewPrincipal, Users};
-use headwater_contracts::{Compatibility, Format};
-use headwater_domains::{DomainSpec, OnInvalid, StreamDef};
+use headwater_contracts::Format;
+use headwater_domains::{DomainSpec, StreamDef};
 use headwater_kafka::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use headwater_kafka::kafka_protocol::messages::{
     DescribeGroupsRequest, GroupId, MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
@@ -29,22 +29,12 @@ fn domain(name: &str, owner: &str) -> DomainSpec {
         governance: Default::default(),
         manifest: format!("domain: {name}\n"),
         pipelines: Default::default(),
-        streams: vec![StreamDef {
-            name: "events".into(),
-            topic: format!("{name}.events"),
-            partitions: 1,
-            key: None,
-            retention_ms: None,
-            format: Format::JsonSchema,
-            schema: r#"{"type":"object"}"#.into(),
-            compatibility: Compatibility::Backward,
-            on_invalid: OnInvalid::Reject,
-            rules: vec![],
-            readers: vec![],
-            classification: Default::default(),
-            grants: Default::default(),
-            freshness_ms: None,
-        }],
+        streams: vec![StreamDef::new(
+            name,
+            "events",
+            Format::JsonSchema,
+            r#"{"type":"object"}"#,
+        )],
     }
 }
 
