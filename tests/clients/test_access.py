@@ -27,7 +27,7 @@ CHARGEBACK = {"chargeback_id": "cb-1", "transaction_id": "t-1", "customer_id": "
 
 
 def principal(name, *groups):
-    args = ["auth", "principal", name, "--json"]
+    args = ["auth", "principal", name, "--output", "json"]
     for g in groups:
         args += ["--group", g]
     r = run_cli(*args)
@@ -44,7 +44,7 @@ def cli_as(node, who, *args, stdin=None):
 
 
 def audit(node, platform):
-    r = cli_as(node, platform, "audit", "log", "--json")
+    r = cli_as(node, platform, "audit", "log", "--output", "json")
     assert r.returncode == 0, r.stderr
     return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
@@ -287,7 +287,7 @@ def test_http_bearer_tokens_and_403s_name_the_missing_grant(secured):
     r = cli_as(node, fin, "sql", f"SELECT count(*) AS n FROM {CHARGEBACKS}")
     assert r.returncode != 0
     assert "its readers are [ml]" in r.stderr, r.stderr
-    r = cli_as(node, pay, "sql", f"SELECT count(*) AS n FROM {CHARGEBACKS}", "--format", "json")
+    r = cli_as(node, pay, "sql", f"SELECT count(*) AS n FROM {CHARGEBACKS}", "--output", "json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.splitlines()[0])["n"] == 2
     r = cli_as(node, None, "catalog")

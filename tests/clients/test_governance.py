@@ -22,7 +22,7 @@ def apply_examples(node):
 
 
 def catalog(node, *args):
-    r = cli(node, "catalog", *args, "--json")
+    r = cli(node, "catalog", *args, "--output", "json")
     assert r.returncode == 0, r.stdout + r.stderr
     return json.loads(r.stdout)
 
@@ -98,7 +98,7 @@ def test_audit_log_names_who_changed_what_and_verify_catches_tampering(node, tmp
     r = cli(node, "audit", "verify")
     assert r.returncode == 0 and "audit trail intact" in r.stdout, r.stdout
 
-    r = cli(node, "audit", "log", "--json")
+    r = cli(node, "audit", "log", "--output", "json")
     lines = r.stdout.splitlines()
     entries = [json.loads(x) for x in lines]
     assert [e["seq"] for e in entries] == list(range(len(entries)))
@@ -147,10 +147,10 @@ def test_lineage_follows_a_field_into_the_view_and_back_to_its_producer(node):
     assert "stream payments.transaction_settled -> pipeline ml.customer_spend" in r.stdout
     assert "producer settlement-service -> stream payments.transaction_settled  (observed)" in r.stdout
 
-    dot = cli(node, "lineage", "payments.transaction_settled", "--format", "dot").stdout
+    dot = cli(node, "lineage", "payments.transaction_settled", "--output", "dot").stdout
     assert dot.startswith("digraph lineage {") and dot.rstrip().endswith("}")
     assert '"stream payments.transaction_settled" -> "pipeline ml.customer_spend";' in dot
-    mermaid = cli(node, "lineage", "payments.transaction_settled", "--format", "mermaid").stdout
+    mermaid = cli(node, "lineage", "payments.transaction_settled", "--output", "mermaid").stdout
     assert mermaid.startswith("graph LR")
     assert '["pipeline ml.customer_spend"]' in mermaid and "-->" in mermaid
 

@@ -63,13 +63,13 @@ def test_batch_table_from_a_stream_read_by_pyarrow_duckdb_and_sql(node):
     assert len(rows) == len(want) and sum(r[3] for r in rows) == 300
 
     q = cli(node, "sql", "SELECT currency, sum(n) AS n FROM finance.settlement_totals GROUP BY currency ORDER BY currency",
-            "--format", "json")
+            "--output", "json")
     assert q.returncode == 0, q.stderr
     assert [json.loads(x) for x in q.stdout.splitlines()] == [{"currency": "EUR", "n": 150}, {"currency": "USD", "n": 150}]
     # A stream is a table too, with its records' partition, offset, timestamp and key.
     q = cli(node, "sql", f"SELECT count(*) AS n, count(DISTINCT _key) AS keys, max(amount) AS top FROM {SETTLED}")
     assert "| 300 | 300  | 150.5 |" in q.stdout.replace("  ", " ") or "300" in q.stdout, q.stdout
-    csv = cli(node, "sql", f"SELECT transaction_id, amount FROM {SETTLED} WHERE amount > 149 ORDER BY amount", "--format", "csv")
+    csv = cli(node, "sql", f"SELECT transaction_id, amount FROM {SETTLED} WHERE amount > 149 ORDER BY amount", "--output", "csv")
     assert csv.stdout.splitlines() == ["transaction_id,amount", "t-297,149.5", "t-298,150.0", "t-299,150.5"], csv.stdout
 
     # Running again replaces the table whole (no duplicated output).
@@ -126,7 +126,7 @@ def test_status_shows_lag_and_consistency_waits_for_every_subscriber(node):
             got.append(m)
     c.commit(asynchronous=False)
 
-    status = json.loads(cli(node, "status", "--json").stdout)
+    status = json.loads(cli(node, "status", "--output", "json").stdout)
     settled = next(s for s in status["streams"] if s["stream"] == SETTLED)
     subs = {s["name"]: s for s in settled["subscribers"]}
     assert subs["fraud-check"]["lag_records"] == 0
@@ -191,13 +191,13 @@ def test_generate_feeds_all_three_patterns(node):
     assert int(lines["marketing.campaign_click"].split()[0]) > 0
     run = cli(node, "run", "finance.daily_settlement_totals")
     assert run.returncode == 0 and f"from {published} input record(s)" in run.stdout, run.stdout + run.stderr
-    q = cli(node, "sql", f"SELECT count(*) AS n FROM {SETTLED} WHERE amount >= 500", "--format", "json")
+    q = cli(node, "sql", f"SELECT count(*) AS n FROM {SETTLED} WHERE amount >= 500", "--output", "json")
     want = json.loads(q.stdout.splitlines()[0])["n"]
     import time
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         got = json.loads(cli(node, "sql", "SELECT count(*) AS n FROM marketing.high_value_purchase",
-                             "--format", "json").stdout.splitlines()[0])["n"]
+                             "--output", "json").stdout.splitlines()[0])["n"]
         if got == want:
             break
         time.sleep(0.3)

@@ -34,7 +34,7 @@ def wait_for_output(node, want, timeout=60):
     deadline = time.monotonic() + timeout
     got = []
     while time.monotonic() < deadline:
-        q = cli(node, "sql", f"SELECT count(*) AS n FROM {OUT}", "--format", "json")
+        q = cli(node, "sql", f"SELECT count(*) AS n FROM {OUT}", "--output", "json")
         if q.returncode == 0 and json.loads(q.stdout.splitlines()[0])["n"] >= want:
             break
         time.sleep(0.3)
@@ -51,7 +51,7 @@ def test_streaming_pipeline_filters_into_a_stream(node):
     want = sorted(e["transaction_id"] for e in events if e["amount"] >= 500)
     got = wait_for_output(node, len(want))
     assert sorted(got) == want
-    status = json.loads(cli(node, "status", "--json").stdout)
+    status = json.loads(cli(node, "status", "--output", "json").stdout)
     settled = next(s for s in status["streams"] if s["stream"] == SETTLED)
     group = next(s for s in settled["subscribers"] if s["name"] == "_pipeline.marketing.high_value_purchases")
     assert group["lag_records"] == 0

@@ -116,7 +116,7 @@ def test_view_serves_features_by_key_in_batches_and_on_the_cli(node):
     assert "ml.customer_spend" in listed.stdout and "merchants_30d=approx_distinct(merchant_id) over 30d" in listed.stdout
 
     # The view's pipeline is a subscriber like any other: lag 0 once it has caught up.
-    status = json.loads(cli(node, "status", "--json").stdout)
+    status = json.loads(cli(node, "status", "--output", "json").stdout)
     settled = next(s for s in status["streams"] if s["stream"] == SETTLED)
     group = next(s for s in settled["subscribers"] if s["name"] == "_pipeline.ml.customer_spend")
     assert group["lag_records"] == 0

@@ -46,7 +46,7 @@ def windows(node, want, timeout=60):
 
 
 def state(node):
-    pipes = json.loads(cli(node, "status", "--json").stdout)["pipelines"]
+    pipes = json.loads(cli(node, "status", "--output", "json").stdout)["pipelines"]
     return next(p for p in pipes if p["name"] == "clicks_per_minute")
 
 

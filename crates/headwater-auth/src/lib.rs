@@ -67,6 +67,11 @@ impl Users {
         })
     }
 
+    /// How many principals may sign in.
+    pub fn count(&self) -> usize {
+        self.by_name.len()
+    }
+
     /// The platform identities, for messages that say who may approve a change.
     pub fn platform(&self) -> &[String] {
         &self.platform

@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use headwater_kafka::KafkaConfig;
 use headwater_log::{FsyncPolicy, LogConfig};
+use headwater_node::NodeConfig;
 use headwater_test_support::{batch, TestNode};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -82,7 +82,11 @@ fn measure(
             fsync,
             ..LogConfig::default()
         };
-        let node = TestNode::start_with(KafkaConfig::default(), log_cfg).await?;
+        let node = TestNode::start_with(NodeConfig {
+            log: log_cfg,
+            ..NodeConfig::default()
+        })
+        .await?;
         let mut admin = node.client().await?;
         admin.create_topic("latency", 1, &[]).await?;
         let mut tasks = Vec::new();

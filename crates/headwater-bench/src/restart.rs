@@ -1,17 +1,12 @@
 //! Time from starting `headwater serve` to its first answered Kafka request, on a data dir
 //! holding N GiB, after a clean stop and after SIGKILL, vs the same on an empty data dir.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use headwater_log::{FsyncPolicy, Log, LogConfig};
 use kafka_protocol::messages::ApiVersionsRequest;
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
 
 fn fill(dir: &Path, gib: u64) -> anyhow::Result<()> {
     let marker = dir.join("bench-filled");
@@ -47,7 +42,7 @@ fn fill(dir: &Path, gib: u64) -> anyhow::Result<()> {
 }
 
 fn start(bin: &Path, dir: &Path) -> anyhow::Result<(Child, Duration)> {
-    let port = free_port()?;
+    let port = headwater_test_support::free_port()?;
     let t = Instant::now();
     let child = Command::new(bin)
         .args(["serve", "--data-dir"])

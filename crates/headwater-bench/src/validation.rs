@@ -2,17 +2,15 @@
 //! records to an uncontracted topic, on one node, in the same run: JSON Schema with 10 fields and
 //! two CEL rules, and Avro with 10 fields.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use headwater_contracts::validate::RecordValidator;
 use headwater_contracts::Format;
 use headwater_domains::{DomainSpec, StreamDef};
-use headwater_kafka::{Broker, KafkaConfig, NodeIdentity};
-use headwater_log::{Log, LogConfig};
-use headwater_server::{ContractGate, DomainService, SchemaRegistry};
-use headwater_test_support::{batch, Client};
+use headwater_governance::Actor;
+use headwater_node::NodeConfig;
+use headwater_test_support::{batch, Client, TestNode};
 
 const JSON_SCHEMA: &str = r#"{"type":"object","additionalProperties":false,
  "required":["id","customer","merchant","amount","currency","country","channel","card_last4","settled_at","batch"],
@@ -87,15 +85,9 @@ pub fn run(
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let log = Log::open(tmp.path(), LogConfig::default())?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let node = NodeIdentity { node_id: 0, host: addr.ip().to_string(), port: i32::from(addr.port()), cluster_id: "bench".into() };
-        let broker = Broker::new(log.clone(), KafkaConfig::default(), node)?;
-        let registry = Arc::new(SchemaRegistry::open(&log)?);
-        let gate = Arc::new(ContractGate::new(registry.clone()));
-        broker.set_gate(gate.clone());
-        let domains = DomainService::open(log.clone(), registry.clone(), gate.clone())?;
+        let node = TestNode::start_in(tmp, NodeConfig::default()).await?;
+        let (addr, services) = (node.addr, node.services().clone());
+        let (registry, gate) = (services.registry.clone(), services.gate.clone());
         let rules = vec![
             ("non_negative_amount".to_string(), "amount >= 0.0".to_string()),
             ("known_currency".to_string(), "currency in ['USD', 'EUR', 'GBP']".to_string()),
@@ -108,12 +100,11 @@ pub fn run(
             pipelines: Default::default(),
             streams: vec![stream("json", Format::JsonSchema, JSON_SCHEMA, rules.clone()), stream("avro", Format::Avro, AVRO_SCHEMA, vec![])],
         };
-        let outcome = domains.apply(&[spec], "bench").await;
+        let outcome = services.domains.apply(&[spec], &Actor::Node("bench")).await;
         anyhow::ensure!(outcome.iter().all(|o| o.errors.is_empty()), "apply failed: {outcome:?}");
         for t in ["plain.json", "plain.avro"] {
-            log.create_topic(t, 1, Default::default())?;
+            node.log.create_topic(t, 1, Default::default())?;
         }
-        tokio::spawn(headwater_kafka::serve(broker, listener, std::future::pending()));
         let avro_schema = apache_avro::Schema::parse_str(AVRO_SCHEMA)?;
         let avro_id = registry
             .read()
@@ -188,7 +179,7 @@ pub fn run(
         println!("per record on one thread: JSON parse into serde_json::Value {parse:.3} µs; JSON contract check {bare:.3} µs, with the 2 CEL rules {ruled:.3} µs; Avro contract check {avro_v:.3} µs");
         println!("the cel crate alone, `amount >= 0.0` with amount already bound: {:.3} µs per evaluation", cel_floor(records)?);
         if kcat_records > 0 {
-            through_kcat(tmp.path(), addr, kcat_records, rounds).await?;
+            through_kcat(node.data_dir(), addr, kcat_records, rounds).await?;
         }
         Ok::<_, anyhow::Error>(())
     })

@@ -31,6 +31,39 @@ pub struct Change {
     pub after: Value,
 }
 
+impl Change {
+    /// A change made by `principal` (its audit name: `user:alice`, `anonymous`, `node`).
+    pub fn new(
+        principal: &str,
+        action: &str,
+        domain: Option<&str>,
+        target: &str,
+        before: Value,
+        after: Value,
+    ) -> Change {
+        Change {
+            principal: principal.to_string(),
+            action: action.to_string(),
+            domain: domain.map(str::to_string),
+            target: target.to_string(),
+            before,
+            after,
+        }
+    }
+}
+
+/// Where the node's services record the changes they make. The node's audit trail implements
+/// it; services below the trail in the dependency order (the schema registry, the streams)
+/// take it at construction, so the trail stays the one place that seals and stores entries.
+pub trait Recorder: Send + Sync + std::fmt::Debug {
+    /// Records `change` once it took effect. A failure to store it is the recorder's to report:
+    /// a change that already happened cannot be refused afterwards.
+    fn record(
+        &self,
+        change: Change,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+}
+
 /// A sealed entry, as stored in `_headwater.audit`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

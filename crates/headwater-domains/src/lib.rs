@@ -12,6 +12,7 @@
 //! `docs/manifests.md`.
 
 pub mod access;
+mod applied;
 pub mod audit;
 mod duration;
 mod error;
@@ -21,6 +22,7 @@ mod pipeline_checks;
 mod spec;
 
 pub use access::{AccessPolicy, TopicOp};
+pub use applied::AppliedDomains;
 pub use duration::HumanDuration;
 pub use error::ManifestError;
 pub use load::{load_dir, LoadedDomain, LoadedStream};

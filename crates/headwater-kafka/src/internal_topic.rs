@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use headwater_log::{Log, LogError, Partition};
+use headwater_log::{now_ms, Log, LogError, Partition};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -139,14 +139,6 @@ fn batch_span(batch: &[u8]) -> (i64, i32) {
 pub struct InternalTopic {
     name: &'static str,
     partition: Arc<Partition>,
-}
-
-/// Milliseconds since the Unix epoch, as record timestamps hold them.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl InternalTopic {

@@ -33,8 +33,9 @@ pub use config::KafkaConfig;
 pub use connection::serve_connection;
 pub use error::ConnectionError;
 pub use gate::{GateVerdict, ProduceGate};
+pub use headwater_log::now_ms;
 pub use internal_topic::{
-    now_ms, plain_batch, plain_record, producer_batch, Headers, InternalTopic, Scanned,
+    plain_batch, plain_record, producer_batch, Headers, InternalTopic, Scanned,
 };
 pub use kafka_protocol;
 pub use metrics::KafkaMetrics;

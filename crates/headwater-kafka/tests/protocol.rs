@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use bytes::BufMut;
 use headwater_kafka::KafkaConfig;
-use headwater_log::LogConfig;
-use headwater_test_support::{batch, Client, TestNode};
+use headwater_test_support::{batch, Client, NodeConfig, TestNode};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -69,7 +68,11 @@ async fn unknown_topics_are_not_created_by_default() -> anyhow::Result<()> {
         auto_create_topics: true,
         ..Default::default()
     };
-    let node = TestNode::start_with(kafka, LogConfig::default()).await?;
+    let node = TestNode::start_with(NodeConfig {
+        kafka,
+        ..NodeConfig::default()
+    })
+    .await?;
     let mut c = node.client().await?;
     let (err, _) = c.produce("auto", 0, batch(&[b"x"], None), 1).await?;
     assert_eq!(err, 0);
@@ -119,7 +122,11 @@ async fn malformed_and_oversized_frames_close_only_their_connection() -> anyhow:
         max_request_bytes: 1 << 20,
         ..Default::default()
     };
-    let node = TestNode::start_with(kafka, LogConfig::default()).await?;
+    let node = TestNode::start_with(NodeConfig {
+        kafka,
+        ..NodeConfig::default()
+    })
+    .await?;
     let mut good = node.client().await?;
     good.create_topic("t", 1, &[]).await?;
 
@@ -221,7 +228,7 @@ async fn committed_offsets_survive_restart() -> anyhow::Result<()> {
     let dir = node.stop().await?;
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let node = TestNode::start_in(dir, KafkaConfig::default(), LogConfig::default()).await?;
+    let node = TestNode::start_in(dir, NodeConfig::default()).await?;
     let mut c = node.client().await?;
     let fetch = OffsetFetchRequest::default()
         .with_group_id(GroupId(StrBytes::from_static_str("g1")))

@@ -39,4 +39,4 @@ pub use config::{FsyncPolicy, LogConfig, TopicConfig, Validation, TOPIC_CONFIG_K
 pub use error::LogError;
 pub use log::{validate_topic_name, Log, Topic};
 pub use partition::{list_segments, AppendOutcome, Partition, Watermarks};
-pub use segment::Segment;
+pub use segment::{now_ms, Segment};

@@ -59,7 +59,8 @@ pub fn segment_file_name(base_offset: i64) -> String {
     format!("{base_offset:020}.log")
 }
 
-pub(crate) fn now_ms() -> i64 {
+/// Milliseconds since the Unix epoch, as record timestamps hold them.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -23,13 +23,13 @@ use futures_util::future::{ready, Either, Ready};
 use futures_util::StreamExt;
 use tower_service::Service;
 
-use crate::PipelineService;
+use headwater_governance::{NodeAccess, PipelineService};
 
 /// Serves `lookups` on a dedicated thread and hands every other request to `api` on the
 /// current runtime, until `shutdown` resolves.
 pub(crate) async fn serve(
     pipelines: Arc<PipelineService>,
-    access: Option<Arc<crate::NodeAccess>>,
+    access: Option<Arc<NodeAccess>>,
     lookups: Router,
     api: Router,
     listener: tokio::net::TcpListener,
@@ -81,7 +81,7 @@ pub(crate) async fn serve(
 struct Front {
     pipelines: Arc<PipelineService>,
     /// With auth, a lookup is signed in and checked here too.
-    access: Option<Arc<crate::NodeAccess>>,
+    access: Option<Arc<NodeAccess>>,
     rest: Router,
 }
 
@@ -98,10 +98,14 @@ impl Service<Request<Body>> for Front {
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         if req.method() == Method::GET {
             if let Some((domain, view, key)) = key_lookup(req.uri().path()) {
-                if let Some(Err(refused)) = self.access.as_ref().map(|a| a.check_request(&req)) {
+                if let Some(Err(refused)) = self
+                    .access
+                    .as_ref()
+                    .map(|a| crate::sign_in::check_request(a, &req))
+                {
                     return Either::Left(ready(Ok(*refused)));
                 }
-                let answer = crate::views_api::one_key(&self.pipelines, domain, view, key);
+                let answer = crate::routes::views::one_key(&self.pipelines, domain, view, key);
                 return Either::Left(ready(Ok(answer)));
             }
         }

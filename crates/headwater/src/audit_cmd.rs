@@ -7,13 +7,14 @@ use anyhow::Context;
 use headwater_domains::audit::{verify, AuditEntry, Stored, Verification};
 
 use crate::node_http;
+use crate::output::Output;
 
 /// Prints the trail, oldest first: one line per entry, or the entries as JSON lines (the form
 /// `audit verify --file` checks).
 pub fn log(
     domain: Option<&str>,
     action: Option<&str>,
-    json: bool,
+    output: Output,
     url: &str,
 ) -> anyhow::Result<ExitCode> {
     let mut query = Vec::new();
@@ -29,7 +30,7 @@ pub fn log(
         .context("the node's audit entries are not in the expected form")?;
     let mut out = std::io::stdout().lock();
     for e in &entries {
-        let written = if json {
+        let written = if output == Output::Json {
             writeln!(out, "{}", serde_json::to_string(e)?)
         } else {
             writeln!(
@@ -61,7 +62,11 @@ pub fn log(
 
 /// Checks the node's trail, or an exported one (`audit log --json` lines) with `file`; exits 1
 /// naming every problem.
-pub fn check(file: Option<&std::path::Path>, url: &str) -> anyhow::Result<ExitCode> {
+pub fn check(
+    file: Option<&std::path::Path>,
+    url: &str,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
     let (v, place) = match file {
         Some(path) => {
             let f = std::fs::File::open(path)
@@ -86,6 +91,14 @@ pub fn check(file: Option<&std::path::Path>, url: &str) -> anyhow::Result<ExitCo
             (v, "_headwater.audit offset".to_string())
         }
     };
+    if output == Output::Json {
+        println!("{}", serde_json::to_string(&v)?);
+        return Ok(if v.intact {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
     for p in &v.problems {
         println!("{place} {}: {}", p.offset, p.problem);
     }

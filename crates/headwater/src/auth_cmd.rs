@@ -5,11 +5,14 @@ use std::process::ExitCode;
 use anyhow::Context;
 use headwater_auth::{AuthConfig, NewPrincipal};
 
+use crate::output::Output;
+
+/// Prints a new principal's config entry and, once, its secrets.
 pub fn principal(
     name: &str,
     groups: &[String],
     password_env: Option<&str>,
-    json: bool,
+    output: Output,
 ) -> anyhow::Result<ExitCode> {
     let password = match password_env {
         Some(var) => Some(std::env::var(var).with_context(|| {
@@ -33,7 +36,7 @@ pub fn principal(
         .split_once("[[auth.principals]]")
         .map(|(_, rest)| format!("[[auth.principals]]{rest}"))
         .unwrap_or(entry);
-    if json {
+    if output == Output::Json {
         println!(
             "{}",
             serde_json::json!({ "config": entry, "password": made.password, "token": made.token })

@@ -6,16 +6,17 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use crate::node_http;
+use crate::output::Output;
 
 /// Prints every domain with its streams, fields and pipelines; with a query, what matches it.
-pub fn catalog(query: Option<&str>, json: bool, url: &str) -> anyhow::Result<ExitCode> {
+pub fn catalog(query: Option<&str>, output: Output, url: &str) -> anyhow::Result<ExitCode> {
     let path = match query {
         Some(q) => format!("/v1/catalog?q={}", node_http::encode(q)),
         None => "/v1/catalog".to_string(),
     };
     let answer = node_http::get_answer(url, &path)?;
     let mut out = String::new();
-    if json {
+    if output == Output::Json {
         let _ = writeln!(out, "{answer}");
         return crate::node_http::print(&out, ExitCode::SUCCESS);
     }

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use headwater_domains::load_dir;
 
-pub fn run(dir: &Path, url: &str, apply: bool) -> anyhow::Result<ExitCode> {
+use crate::output::Output;
+
+pub fn run(dir: &Path, url: &str, apply: bool, output: Output) -> anyhow::Result<ExitCode> {
     let domains = match load_dir(dir) {
         Ok(d) => d,
         Err(errors) => {
@@ -32,7 +34,20 @@ pub fn run(dir: &Path, url: &str, apply: bool) -> anyhow::Result<ExitCode> {
         "application/json",
         serde_json::to_string(&specs)?,
     )?;
-    let mut failed = false;
+    let failed = outcomes
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|o| o["errors"].as_array().is_some_and(|e| !e.is_empty()));
+    let code = if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    };
+    if output == Output::Json {
+        println!("{outcomes}");
+        return Ok(code);
+    }
     for o in outcomes.as_array().into_iter().flatten() {
         let name = o["domain"].as_str().unwrap_or("?");
         let list = |k: &str| -> Vec<String> {
@@ -49,7 +64,6 @@ pub fn run(dir: &Path, url: &str, apply: bool) -> anyhow::Result<ExitCode> {
             continue;
         }
         let verb = if !errors.is_empty() {
-            failed = true;
             "refused, nothing changed"
         } else if apply {
             "applied"
@@ -75,9 +89,5 @@ pub fn run(dir: &Path, url: &str, apply: bool) -> anyhow::Result<ExitCode> {
             println!("  error: {e}");
         }
     }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(code)
 }

@@ -24,8 +24,6 @@ pub struct GenerateArgs {
     /// Seed of the random generator: the same seed gives the same events.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
-    url: String,
 }
 
 const CHUNK: usize = 500;
@@ -126,11 +124,8 @@ fn publish(url: &str, stream: &str, events: &[Value]) -> anyhow::Result<(u64, u6
     Ok((o["published"].as_u64().unwrap_or(0), refused + dead))
 }
 
-pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+pub fn run(args: &GenerateArgs, url: &str) -> anyhow::Result<ExitCode> {
+    let now_ms = headwater_log::now_ms();
     let mut g = Gen {
         rng: fastrand::Rng::with_seed(args.seed),
         at_ms: now_ms - 86_400_000,
@@ -178,7 +173,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .enumerate()
         {
-            let (ok, bad) = publish(&args.url, stream, events)?;
+            let (ok, bad) = publish(url, stream, events)?;
             totals[slot].0 += ok;
             totals[slot].1 += bad;
         }

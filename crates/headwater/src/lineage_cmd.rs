@@ -1,4 +1,4 @@
-//! `headwater lineage NAME [--upstream|--downstream] [--format text|dot|mermaid]`.
+//! `headwater lineage NAME [--upstream|--downstream] [--output text|json|dot|mermaid]`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -7,18 +7,12 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use crate::node_http;
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum LineageFormat {
-    Text,
-    Dot,
-    Mermaid,
-}
+use crate::output::LineageOutput;
 
 pub fn lineage(
     name: &str,
     upstream: bool,
-    format: LineageFormat,
+    output: LineageOutput,
     url: &str,
 ) -> anyhow::Result<ExitCode> {
     let direction = if upstream { "upstream" } else { "downstream" };
@@ -33,10 +27,11 @@ pub fn lineage(
         .flatten()
         .map(Edge::from_json)
         .collect();
-    let out = match format {
-        LineageFormat::Text => text(name, direction, &edges),
-        LineageFormat::Dot => dot(&edges),
-        LineageFormat::Mermaid => mermaid(&edges),
+    let out = match output {
+        LineageOutput::Text => text(name, direction, &edges),
+        LineageOutput::Json => format!("{answer}\n"),
+        LineageOutput::Dot => dot(&edges),
+        LineageOutput::Mermaid => mermaid(&edges),
     };
     node_http::print(&out, ExitCode::SUCCESS)
 }

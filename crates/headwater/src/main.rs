@@ -4,12 +4,12 @@
 mod audit_cmd;
 mod auth_cmd;
 mod catalog_cmd;
-mod config;
 mod domains_cmd;
 mod generate;
 mod lineage_cmd;
 mod log_tools;
 mod node_http;
+mod output;
 mod pipelines_cmd;
 mod serve;
 mod streams_cmd;
@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use output::{NodeArgs, OutputArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,24 +43,34 @@ enum Command {
     /// Show what applying the domain manifests in DIR would change on the node.
     Plan {
         dir: PathBuf,
-        /// The node's HTTP API.
-        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
-        url: String,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Apply the domain manifests in DIR: only domains whose manifest changed are touched.
     Apply {
         dir: PathBuf,
-        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
-        url: String,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Publish JSON lines from stdin to DOMAIN.STREAM; prints each refused line and why.
     Publish {
         stream: String,
-        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
-        url: String,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Print a stream's events as JSON lines, decoded with their contract.
-    Tail(streams_cmd::TailArgs),
+    Tail {
+        #[command(flatten)]
+        args: streams_cmd::TailArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// Dead-letter streams.
     Dlq {
         #[command(subcommand)]
@@ -69,10 +80,10 @@ enum Command {
     /// with QUERY, what matches it by name, field or tag (`headwater catalog pii`).
     Catalog {
         query: Option<String>,
-        #[arg(long)]
-        json: bool,
-        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
-        url: String,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Where NAME's data comes from (--upstream) or goes (--downstream, the default): streams,
     /// fields (<stream>.<field>), pipelines, tables, views, producers and consumer groups.
@@ -82,10 +93,11 @@ enum Command {
         upstream: bool,
         #[arg(long)]
         downstream: bool,
-        #[arg(long, value_enum, default_value = "text")]
-        format: lineage_cmd::LineageFormat,
-        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
-        url: String,
+        /// How to print the graph.
+        #[arg(long, alias = "format", value_enum, default_value = "text")]
+        output: output::LineageOutput,
+        #[command(flatten)]
+        node: NodeArgs,
     },
     /// The audit trail: every change, who made it, and a hash chain that shows tampering.
     Audit {
@@ -95,22 +107,27 @@ enum Command {
     /// Run SQL over streams (`payments.transaction_settled`) and tables (`finance.settlement_totals`).
     Sql {
         query: String,
-        #[arg(long, value_enum, default_value = "table")]
-        format: pipelines_cmd::SqlFormat,
-        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
-        url: String,
+        /// How to print the rows.
+        #[arg(long, alias = "format", value_enum, default_value = "text")]
+        output: output::SqlOutput,
+        #[command(flatten)]
+        node: NodeArgs,
     },
     /// Run a batch pipeline now (DOMAIN.PIPELINE), with a progress bar.
     Run {
         pipeline: String,
-        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
-        url: String,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Rebuild a table or feature view (DOMAIN.NAME) by replaying its inputs, with a progress bar.
     Rebuild {
         name: String,
-        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
-        url: String,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Feature views.
     View {
@@ -118,19 +135,25 @@ enum Command {
         command: ViewCommand,
     },
     /// Publish realistic events to the example domains' streams (transactions, refunds, clicks).
-    Generate(generate::GenerateArgs),
+    Generate {
+        #[command(flatten)]
+        args: generate::GenerateArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// Per domain: streams, their freshness and every subscriber's lag; pipelines' state.
     Status {
-        /// Print the node's JSON answer instead of text.
-        #[arg(long)]
-        json: bool,
-        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
-        url: String,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// List deployed pipelines and their state.
     Pipelines {
-        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
-        url: String,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Principals for a node's `[auth]` config.
     Auth {
@@ -146,7 +169,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Every change, oldest first.
+    /// Every change, oldest first (`--output json`: the entries as stored, one per line: an
+    /// export `audit verify --file` checks).
     Log {
         /// Only this domain's changes.
         #[arg(long)]
@@ -154,19 +178,20 @@ enum AuditCommand {
         /// Only changes whose action starts with this (`schema`, `domain.apply`, `pipeline`).
         #[arg(long)]
         action: Option<String>,
-        /// The entries as JSON lines, as stored: an export `audit verify --file` checks.
-        #[arg(long)]
-        json: bool,
-        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
-        url: String,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Check the hash chain; exits 1 naming each modified, removed or reordered entry.
     Verify {
-        /// Check an export (`audit log --json` lines) instead of the node's trail.
+        /// Check an export (`audit log --output json` lines) instead of the node's trail.
         #[arg(long)]
         file: Option<PathBuf>,
-        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
-        url: String,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -174,7 +199,7 @@ enum AuditCommand {
 enum AuthCommand {
     /// Print a `[[auth.principals]]` entry for NAME to append to the node's config: its
     /// password as SCRAM-SHA-256/512 credentials and a bearer token's SHA-256. The password and
-    /// token themselves go to stderr, once.
+    /// token themselves go to stderr, once (`--output json`: one object with all three).
     Principal {
         name: String,
         /// A group it belongs to, as manifests' `owners` name it (`team:payments`); repeatable.
@@ -183,9 +208,8 @@ enum AuthCommand {
         /// Take the password from this environment variable instead of making a random one.
         #[arg(long)]
         password_env: Option<String>,
-        /// One JSON object with the entry, the password and the token (for scripts).
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -198,8 +222,10 @@ enum DlqCommand {
         /// Dead-letter offset to start from.
         #[arg(long)]
         from: Option<i64>,
-        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
-        url: String,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -210,13 +236,15 @@ enum ViewCommand {
         view: String,
         #[arg(required = true)]
         keys: Vec<String>,
-        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
-        url: String,
+        #[command(flatten)]
+        node: NodeArgs,
     },
     /// List the served views with their features and key counts.
     List {
-        #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
-        url: String,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -232,54 +260,87 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
-        Command::Plan { dir, url } => domains_cmd::run(&dir, &url, false),
-        Command::Apply { dir, url } => domains_cmd::run(&dir, &url, true),
-        Command::Publish { stream, url } => streams_cmd::publish(&stream, &url),
-        Command::Tail(args) => streams_cmd::tail(&args),
+        Command::Plan { dir, node, output } => {
+            domains_cmd::run(&dir, &node.url, false, output.get())
+        }
+        Command::Apply { dir, node, output } => {
+            domains_cmd::run(&dir, &node.url, true, output.get())
+        }
+        Command::Publish {
+            stream,
+            node,
+            output,
+        } => streams_cmd::publish(&stream, &node.url, output.get()),
+        Command::Tail { args, node } => streams_cmd::tail(&args, &node.url),
         Command::Dlq {
-            command: DlqCommand::Replay { stream, from, url },
-        } => streams_cmd::replay(&stream, from, &url),
+            command:
+                DlqCommand::Replay {
+                    stream,
+                    from,
+                    node,
+                    output,
+                },
+        } => streams_cmd::replay(&stream, from, &node.url, output.get()),
         Command::Lineage {
             name,
             upstream,
-            format,
-            url,
+            output,
+            node,
             ..
-        } => lineage_cmd::lineage(&name, upstream, format, &url),
-        Command::Catalog { query, json, url } => catalog_cmd::catalog(query.as_deref(), json, &url),
+        } => lineage_cmd::lineage(&name, upstream, output, &node.url),
+        Command::Catalog {
+            query,
+            node,
+            output,
+        } => catalog_cmd::catalog(query.as_deref(), output.get(), &node.url),
         Command::Audit {
             command:
                 AuditCommand::Log {
                     domain,
                     action,
-                    json,
-                    url,
+                    node,
+                    output,
                 },
-        } => audit_cmd::log(domain.as_deref(), action.as_deref(), json, &url),
+        } => audit_cmd::log(
+            domain.as_deref(),
+            action.as_deref(),
+            output.get(),
+            &node.url,
+        ),
         Command::Audit {
-            command: AuditCommand::Verify { file, url },
-        } => audit_cmd::check(file.as_deref(), &url),
-        Command::Sql { query, format, url } => pipelines_cmd::sql(&query, format, &url),
-        Command::Run { pipeline, url } => pipelines_cmd::run(&pipeline, &url),
-        Command::Rebuild { name, url } => pipelines_cmd::rebuild(&name, &url),
+            command: AuditCommand::Verify { file, node, output },
+        } => audit_cmd::check(file.as_deref(), &node.url, output.get()),
+        Command::Sql {
+            query,
+            output,
+            node,
+        } => pipelines_cmd::sql(&query, output, &node.url),
+        Command::Run {
+            pipeline,
+            node,
+            output,
+        } => pipelines_cmd::run(&pipeline, &node.url, output.get()),
+        Command::Rebuild { name, node, output } => {
+            pipelines_cmd::rebuild(&name, &node.url, output.get())
+        }
         Command::View {
-            command: ViewCommand::Get { view, keys, url },
-        } => pipelines_cmd::view_get(&view, &keys, &url),
+            command: ViewCommand::Get { view, keys, node },
+        } => pipelines_cmd::view_get(&view, &keys, &node.url),
         Command::View {
-            command: ViewCommand::List { url },
-        } => pipelines_cmd::view_list(&url),
-        Command::Pipelines { url } => pipelines_cmd::list(&url),
-        Command::Status { json, url } => pipelines_cmd::status(&url, json),
-        Command::Generate(args) => generate::run(&args),
+            command: ViewCommand::List { node, output },
+        } => pipelines_cmd::view_list(&node.url, output.get()),
+        Command::Pipelines { node, output } => pipelines_cmd::list(&node.url, output.get()),
+        Command::Status { node, output } => pipelines_cmd::status(&node.url, output.get()),
+        Command::Generate { args, node } => generate::run(&args, &node.url),
         Command::Auth {
             command:
                 AuthCommand::Principal {
                     name,
                     groups,
                     password_env,
-                    json,
+                    output,
                 },
-        } => auth_cmd::principal(&name, &groups, password_env.as_deref(), json),
+        } => auth_cmd::principal(&name, &groups, password_env.as_deref(), output.get()),
         Command::Log { command } => match command {
             LogCommand::Inspect { path } => log_tools::inspect(&path),
             LogCommand::Verify { path } => log_tools::verify(&path),

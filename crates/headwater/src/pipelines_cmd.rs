@@ -7,13 +7,7 @@ use anyhow::Context;
 use serde_json::Value;
 
 use crate::node_http;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SqlFormat {
-    Table,
-    Csv,
-    Json,
-}
+use crate::output::{Output, SqlOutput};
 
 fn cell(v: &Value) -> String {
     match v {
@@ -32,7 +26,7 @@ fn csv_field(s: &str) -> String {
 }
 
 /// Runs SQL over the node's streams and tables and prints the result.
-pub fn sql(query: &str, format: SqlFormat, url: &str) -> anyhow::Result<ExitCode> {
+pub fn sql(query: &str, format: SqlOutput, url: &str) -> anyhow::Result<ExitCode> {
     let answer = node_http::post(url, "/v1/sql", "text/plain", query.to_string())?;
     let columns: Vec<String> = answer["columns"]
         .as_array()
@@ -49,7 +43,7 @@ pub fn sql(query: &str, format: SqlFormat, url: &str) -> anyhow::Result<ExitCode
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match format {
-        SqlFormat::Table => {
+        SqlOutput::Text => {
             let mut table = comfy_table::Table::new();
             table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
             table.set_header(&columns);
@@ -64,7 +58,7 @@ pub fn sql(query: &str, format: SqlFormat, url: &str) -> anyhow::Result<ExitCode
                 if rows.len() == 1 { "" } else { "s" }
             )?;
         }
-        SqlFormat::Csv => {
+        SqlOutput::Csv => {
             let header: Vec<String> = columns.iter().map(|c| csv_field(c)).collect();
             writeln!(out, "{}", header.join(","))?;
             for r in &rows {
@@ -72,7 +66,7 @@ pub fn sql(query: &str, format: SqlFormat, url: &str) -> anyhow::Result<ExitCode
                 writeln!(out, "{}", line.join(","))?;
             }
         }
-        SqlFormat::Json => {
+        SqlOutput::Json => {
             for r in &rows {
                 let obj: serde_json::Map<String, Value> =
                     columns.iter().cloned().zip(r.iter().cloned()).collect();
@@ -94,9 +88,9 @@ fn pipeline_path(pipeline: &str) -> anyhow::Result<String> {
 }
 
 /// Runs a batch pipeline now, with a progress bar, and prints what it wrote.
-pub fn run(pipeline: &str, url: &str) -> anyhow::Result<ExitCode> {
+pub fn run(pipeline: &str, url: &str, output: Output) -> anyhow::Result<ExitCode> {
     let path = format!("{}/run", pipeline_path(pipeline)?);
-    follow_progress(pipeline, &path, url, |r| {
+    follow_progress(pipeline, &path, url, output, |r| {
         format!(
             "{pipeline}: wrote {} row(s) to table {} from {} input record(s) in {} ms",
             r["rows"],
@@ -108,9 +102,9 @@ pub fn run(pipeline: &str, url: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// Rebuilds a table or view from its inputs, with a progress bar.
-pub fn rebuild(name: &str, url: &str) -> anyhow::Result<ExitCode> {
+pub fn rebuild(name: &str, url: &str, output: Output) -> anyhow::Result<ExitCode> {
     let path = pipeline_path(name)?.replace("/v1/pipelines/", "/v1/rebuild/");
-    follow_progress(name, &path, url, |r| {
+    follow_progress(name, &path, url, output, |r| {
         format!(
             "{name}: rebuilt {} from {} input record(s) by {} in {} ms ({} row(s) or keys)",
             r["table"].as_str().unwrap_or("?"),
@@ -122,11 +116,13 @@ pub fn rebuild(name: &str, url: &str) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// POSTs to a progress endpoint and draws its `progress` events as a bar until `done`.
+/// POSTs to a progress endpoint and draws its `progress` events as a bar until `done`; then
+/// prints the run's report (as `done` words it, or as JSON).
 fn follow_progress(
     what: &str,
     path: &str,
     url: &str,
+    output: Output,
     done: impl Fn(&Value) -> String,
 ) -> anyhow::Result<ExitCode> {
     let pipeline = what;
@@ -174,7 +170,10 @@ fn follow_progress(
                 "done" => {
                     bar.finish_and_clear();
                     let r: Value = serde_json::from_str(&data).unwrap_or_default();
-                    println!("{}", done(&r));
+                    match output {
+                        Output::Text => println!("{}", done(&r)),
+                        Output::Json => println!("{r}"),
+                    }
                     return Ok(ExitCode::SUCCESS);
                 }
                 "error" => {
@@ -221,8 +220,12 @@ pub fn view_get(view: &str, keys: &[String], url: &str) -> anyhow::Result<ExitCo
 }
 
 /// Lists served views.
-pub fn view_list(url: &str) -> anyhow::Result<ExitCode> {
+pub fn view_list(url: &str, output: Output) -> anyhow::Result<ExitCode> {
     let list = node_http::get_json(url, "/v1/views")?;
+    if output == Output::Json {
+        println!("{list}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
     table.set_header(["view", "pipeline", "key", "features", "keys"]);
@@ -293,14 +296,13 @@ fn state_text(p: &Value) -> String {
 }
 
 /// Lists every deployed pipeline with its state.
-pub fn list(url: &str) -> anyhow::Result<ExitCode> {
-    let full = format!("{}/v1/pipelines", url.trim_end_matches('/'));
-    let text = node_http::signed(node_http::agent().get(&full))
-        .call()
-        .with_context(|| format!("cannot reach the node at {url}"))?
-        .body_mut()
-        .read_to_string()?;
-    let list: Vec<Value> = serde_json::from_str(&text).with_context(|| text.clone())?;
+pub fn list(url: &str, output: Output) -> anyhow::Result<ExitCode> {
+    let answer = node_http::get_answer(url, "/v1/pipelines")?;
+    if output == Output::Json {
+        println!("{answer}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list: Vec<Value> = answer.as_array().cloned().unwrap_or_default();
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
     table.set_header([
@@ -331,20 +333,17 @@ pub fn list(url: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// Per domain: each stream's end, freshness and subscribers with their lag; then pipelines.
-pub fn status(url: &str, json: bool) -> anyhow::Result<ExitCode> {
+pub fn status(url: &str, output: Output) -> anyhow::Result<ExitCode> {
     let streams = node_http::get_json(url, "/v1/status")?;
     let pipelines = node_http::get_json(url, "/v1/pipelines")?;
-    if json {
+    if output == Output::Json {
         println!(
             "{}",
             serde_json::json!({"streams": streams, "pipelines": pipelines})
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now = headwater_log::now_ms();
     let mut breaches = Vec::new();
     let mut domain = String::new();
     for s in streams.as_array().into_iter().flatten() {

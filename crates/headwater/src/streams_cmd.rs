@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde_json::Value;
 
 use crate::node_http;
+use crate::output::Output;
 
 /// Lines sent per request: large enough to batch well, small enough to report early.
 const CHUNK_LINES: usize = 1000;
@@ -34,7 +35,7 @@ fn lines_of<'a>(outcome: &'a Value, key: &str) -> impl Iterator<Item = (u64, &'a
 }
 
 /// Reads JSON lines on stdin and publishes them; prints every refused line with its number.
-pub fn publish(stream: &str, url: &str) -> anyhow::Result<ExitCode> {
+pub fn publish(stream: &str, url: &str, output: Output) -> anyhow::Result<ExitCode> {
     let path = format!("{}/events", stream_path(stream)?);
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
@@ -79,9 +80,21 @@ pub fn publish(stream: &str, url: &str) -> anyhow::Result<ExitCode> {
         total += n;
         first += n;
     }
-    eprintln!(
-        "published {published} event(s) to {stream} from {total} line(s); {refused} refused, {dead} dead-lettered"
-    );
+    match output {
+        Output::Text => eprintln!(
+            "published {published} event(s) to {stream} from {total} line(s); {refused} refused, {dead} dead-lettered"
+        ),
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({
+                "stream": stream,
+                "lines": total,
+                "published": published,
+                "refused": refused,
+                "dead_lettered": dead,
+            })
+        ),
+    }
     Ok(if refused + dead > 0 {
         ExitCode::from(1)
     } else {
@@ -111,8 +124,6 @@ pub struct TailArgs {
     /// Stop at the end of the stream instead of waiting for new events.
     #[arg(long)]
     no_follow: bool,
-    #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
-    url: String,
 }
 
 fn query(args: &TailArgs) -> String {
@@ -133,9 +144,9 @@ fn query(args: &TailArgs) -> String {
 }
 
 /// Prints a stream's events as JSON lines (values decoded from Avro or JSON).
-pub fn tail(args: &TailArgs) -> anyhow::Result<ExitCode> {
+pub fn tail(args: &TailArgs, url: &str) -> anyhow::Result<ExitCode> {
     let path = format!("{}/events?{}", stream_path(&args.stream)?, query(args));
-    let body = node_http::stream(&args.url, &path)?;
+    let body = node_http::stream(url, &path)?;
     let reader = std::io::BufReader::new(body.into_reader());
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -169,7 +180,12 @@ pub fn tail(args: &TailArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Re-submits a stream's dead letters; prints what is still invalid.
-pub fn replay(stream: &str, from: Option<i64>, url: &str) -> anyhow::Result<ExitCode> {
+pub fn replay(
+    stream: &str,
+    from: Option<i64>,
+    url: &str,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
     let mut path = format!("{}/dlq/replay", stream_path(stream)?);
     if let Some(f) = from {
         path.push_str(&format!("?from={f}"));
@@ -181,6 +197,15 @@ pub fn replay(stream: &str, from: Option<i64>, url: &str) -> anyhow::Result<Exit
         .into_iter()
         .flatten()
         .collect();
+    let code = if still.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
+    if output == Output::Json {
+        println!("{o}");
+        return Ok(code);
+    }
     println!(
         "replayed {} dead letter(s) of {dlq} (offsets {}..{}) to {stream}; {} still invalid",
         o["replayed"],
@@ -195,9 +220,5 @@ pub fn replay(stream: &str, from: Option<i64>, url: &str) -> anyhow::Result<Exit
             s["error"].as_str().unwrap_or("")
         );
     }
-    Ok(if still.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(code)
 }

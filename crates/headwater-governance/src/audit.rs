@@ -1,0 +1,189 @@
+//! The node's audit trail: every change, sealed into a hash chain and appended to
+//! `_headwater.audit` (see [`headwater_domains::audit`] for the chain itself).
+//!
+//! An entry is written after its change took effect. If the append fails the change stands and
+//! the failure is logged as an error naming it: refusing a change that already happened would
+//! not undo it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use headwater_domains::audit::{
+    verify, AuditEntry, Change, Recorder, Stored, Verification, GENESIS,
+};
+use headwater_domains::AppliedDomains;
+use headwater_kafka::{now_ms, AdminChange, InternalTopic, Scanned};
+use headwater_log::{Log, LogError};
+use headwater_pipelines::RunEvent;
+use serde_json::Value;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// The internal topic holding the trail.
+pub const AUDIT_TOPIC: &str = "_headwater.audit";
+
+/// Who made a change when no one authenticated: a node without an auth config runs open.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// The node's audit trail: its stored entries and the head of its chain.
+#[derive(Debug)]
+pub struct AuditTrail {
+    topic: InternalTopic,
+    /// The next entry's sequence number and the hash it follows. Held across the append so
+    /// entries are sealed and stored in one order.
+    head: tokio::sync::Mutex<(u64, String)>,
+}
+
+impl AuditTrail {
+    /// Opens the trail, continuing the chain from its newest readable entry.
+    pub fn open(log: &Arc<Log>) -> Result<Self, LogError> {
+        let topic = InternalTopic::open(log, AUDIT_TOPIC)?;
+        let mut head = (0, GENESIS.to_string());
+        topic.scan(|read| {
+            if let Scanned::Record { value: Some(v), .. } = read {
+                if let Ok(e) = serde_json::from_slice::<AuditEntry>(&v) {
+                    head = (e.seq + 1, e.hash);
+                }
+            }
+        })?;
+        tracing::info!(entries = head.0, "audit trail opened");
+        Ok(AuditTrail {
+            topic,
+            head: tokio::sync::Mutex::new(head),
+        })
+    }
+
+    /// Appends `change`; a failure is logged, not returned (see the module's doc).
+    pub async fn record(&self, change: Change) {
+        let what = format!("{} on {}", change.action, change.target);
+        if let Err(e) = self.append(change).await {
+            tracing::error!(
+                "the audit trail could not record {what}: {e}; the change took effect unrecorded"
+            );
+        }
+    }
+
+    async fn append(&self, change: Change) -> Result<AuditEntry, LogError> {
+        let mut head = self.head.lock().await;
+        let entry = AuditEntry::seal(change, head.0, now_ms(), &head.1);
+        let bytes = serde_json::to_vec(&entry).map_err(|e| LogError::Io {
+            op: "encode an audit entry",
+            path: AUDIT_TOPIC.into(),
+            source: std::io::Error::other(e),
+        })?;
+        self.topic
+            .append(vec![(None, Some(Bytes::from(bytes)))])
+            .await?;
+        *head = (entry.seq + 1, entry.hash.clone());
+        Ok(entry)
+    }
+
+    /// Every stored record in order, read back as an entry or as why it cannot be.
+    pub fn stored(&self) -> Result<Vec<Stored>, LogError> {
+        let mut out = Vec::new();
+        self.topic.scan(|read| match read {
+            Scanned::Record { offset, value, .. } => out.push(Stored {
+                offset,
+                entry: value
+                    .ok_or_else(|| "the record has no value".to_string())
+                    .and_then(|v| {
+                        serde_json::from_slice::<AuditEntry>(&v).map_err(|e| e.to_string())
+                    }),
+            }),
+            Scanned::Broken { first, last, error } => {
+                for offset in first..=last {
+                    out.push(Stored {
+                        offset,
+                        entry: Err(format!(
+                            "its batch (offsets {first}-{last}) does not decode: {error}"
+                        )),
+                    });
+                }
+            }
+        })?;
+        Ok(out)
+    }
+
+    pub fn verify(&self) -> Result<Verification, LogError> {
+        Ok(verify(self.stored()?))
+    }
+}
+
+impl Recorder for AuditTrail {
+    fn record(&self, change: Change) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(AuditTrail::record(self, change))
+    }
+}
+
+/// Follows every pipeline run in `runs`: a failure is recorded as `pipeline.fail` (each is
+/// followed by a restart after its backoff), and every start, completion and failure goes to
+/// OpenLineage when it is configured. From a task on the current runtime.
+pub fn follow_pipeline_runs(
+    audit: &Arc<AuditTrail>,
+    mut runs: UnboundedReceiver<RunEvent>,
+    openlineage: Option<Arc<crate::OpenLineage>>,
+) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let audit = audit.clone();
+    rt.spawn(async move {
+        while let Some(run) = runs.recv().await {
+            if let headwater_pipelines::RunEventKind::Fail {
+                error,
+                attempt,
+                retry_in_ms,
+            } = &run.kind
+            {
+                let target = format!("{}.{}", run.domain, run.pipeline);
+                let after = serde_json::json!({
+                    "error": error,
+                    "attempt": attempt,
+                    "restart_in_ms": retry_in_ms,
+                    "run_id": run.run_id.to_string(),
+                });
+                let change = Change::new(
+                    "node",
+                    "pipeline.fail",
+                    Some(&run.domain),
+                    &target,
+                    Value::Null,
+                    after,
+                );
+                audit.record(change).await;
+            }
+            if let Some(ol) = &openlineage {
+                ol.emit(&run).await;
+            }
+        }
+    });
+}
+
+/// Records the changes made through Kafka's admin API (`topic.delete`) in `changes`, from a
+/// task on the current runtime, as the signed-in principal that made them ([`ANONYMOUS`] on a
+/// node without auth).
+pub fn record_admin_changes(
+    audit: &Arc<AuditTrail>,
+    mut changes: UnboundedReceiver<AdminChange>,
+    applied: &Arc<AppliedDomains>,
+) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let (audit, applied) = (audit.clone(), applied.clone());
+    rt.spawn(async move {
+        while let Some(c) = changes.recv().await {
+            let owner = applied.stream(&c.topic).map(|(d, _)| d);
+            let change = Change::new(
+                c.principal.as_deref().unwrap_or(ANONYMOUS),
+                c.action,
+                owner.as_deref(),
+                &c.topic,
+                Value::Null,
+                Value::Null,
+            );
+            audit.record(change).await;
+        }
+    });
+}

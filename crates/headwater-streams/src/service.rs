@@ -1,0 +1,199 @@
+//! The stream service: what the node does with streams on a user's or a pipeline's behalf.
+//!
+//! Everything here produces and commits through [`Broker::call`], the path a Kafka client's
+//! request takes: the same contract gate, the same appends and fsync, the same group offsets.
+//! Its modules only translate between JSON and records.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use headwater_kafka::kafka_protocol::messages::produce_request::{
+    PartitionProduceData, TopicProduceData,
+};
+use headwater_kafka::kafka_protocol::messages::{ProduceRequest, RequestKind, ResponseKind};
+use headwater_kafka::kafka_protocol::protocol::StrBytes;
+use headwater_kafka::{Broker, Headers};
+use headwater_log::Topic;
+
+use headwater_domains::audit::Recorder;
+use headwater_domains::AppliedDomains;
+
+use crate::{ContractGate, SchemaRegistry};
+
+/// Errors a user can cause through the streams API, each with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error(
+        "stream '{0}' does not exist; declare it in its domain's manifest and `headwater apply`"
+    )]
+    UnknownStream(String),
+    #[error("'{0}' is an internal topic of the node and cannot be used here")]
+    InternalTopic(String),
+    #[error("stream '{topic}' validates records but subject '{topic}-value' has no schema; apply its domain's manifest")]
+    NoContract { topic: String },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the node could not write to '{topic}': {message}")]
+    Produce { topic: String, message: String },
+}
+
+impl StreamError {
+    pub fn http_status(&self) -> u16 {
+        match self {
+            StreamError::UnknownStream(_) => 404,
+            StreamError::InternalTopic(_) => 403,
+            StreamError::NoContract { .. } | StreamError::BadRequest(_) => 422,
+            StreamError::Produce { .. } => 503,
+        }
+    }
+}
+
+/// What the node does with streams on a user's behalf.
+#[derive(Debug)]
+pub struct StreamService {
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) registry: Arc<SchemaRegistry>,
+    pub(crate) gate: Arc<ContractGate>,
+    /// The applied domains: a stream's key field and owner.
+    pub(crate) applied: Arc<AppliedDomains>,
+    /// Where changes made here (dead letters replayed) are recorded.
+    pub(crate) recorder: Arc<dyn Recorder>,
+    /// Spreads records without a key over partitions, as Kafka's round-robin partitioner does.
+    pub(crate) next_partition: AtomicUsize,
+}
+
+/// The client id the node's own requests carry in logs.
+pub(crate) const CLIENT: &str = "headwater-http";
+
+impl StreamService {
+    /// Streams served through `broker`, checked by `gate` against `registry`'s contracts.
+    pub fn new(
+        broker: Arc<Broker>,
+        registry: Arc<SchemaRegistry>,
+        gate: Arc<ContractGate>,
+        applied: Arc<AppliedDomains>,
+        recorder: Arc<dyn Recorder>,
+    ) -> Self {
+        StreamService {
+            broker,
+            registry,
+            gate,
+            applied,
+            recorder,
+            next_partition: AtomicUsize::new(0),
+        }
+    }
+
+    /// The schema registry whose contracts encode and decode records.
+    pub fn registry(&self) -> &Arc<SchemaRegistry> {
+        &self.registry
+    }
+
+    /// The applied domains this service reads stream definitions from.
+    pub fn applied(&self) -> &Arc<AppliedDomains> {
+        &self.applied
+    }
+
+    /// The key field declared for `topic`'s stream, if any.
+    pub(crate) fn key_field(&self, topic: &str) -> Option<String> {
+        self.applied.stream(topic).and_then(|(_, def)| def.key)
+    }
+
+    /// The Kafka front end this service produces and commits through.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// The latest contract of `topic`'s value subject and its schema id, if it has one.
+    pub(crate) fn latest_contract(
+        &self,
+        topic: &str,
+    ) -> Option<(u32, headwater_contracts::Contract)> {
+        let reg = self.registry.read();
+        reg.version(
+            &format!("{topic}-value"),
+            headwater_contracts::registry::VersionRef::Latest,
+        )
+        .ok()
+        .map(|(_, id, schema)| (id, schema.contract.clone()))
+    }
+
+    /// Woken on every append to the log: followers wait on it instead of polling.
+    pub fn appended(&self) -> Arc<tokio::sync::Notify> {
+        self.broker.log().appended().clone()
+    }
+
+    /// A client-visible topic by name.
+    pub(crate) fn topic(&self, name: &str) -> Result<Arc<Topic>, StreamError> {
+        if name.starts_with("_headwater.") {
+            return Err(StreamError::InternalTopic(name.to_string()));
+        }
+        self.broker
+            .log()
+            .topic(name)
+            .ok_or_else(|| StreamError::UnknownStream(name.to_string()))
+    }
+
+    /// Produces one batch per partition with acks=all through the Kafka front end; returns,
+    /// per partition, the base offset or the error the front end answered.
+    pub(crate) async fn produce(
+        &self,
+        topic: &str,
+        batches: Vec<(i32, Bytes)>,
+    ) -> Result<Vec<(i32, Result<i64, String>)>, StreamError> {
+        if batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(StrBytes::from_string(topic.to_string()).into())
+                .with_partition_data(
+                    batches
+                        .into_iter()
+                        .map(|(index, records)| {
+                            PartitionProduceData::default()
+                                .with_index(index)
+                                .with_records(Some(records))
+                        })
+                        .collect(),
+                )]);
+        let Some(ResponseKind::Produce(response)) = self
+            .broker
+            .call(9, RequestKind::Produce(request), CLIENT)
+            .await
+        else {
+            return Err(StreamError::Produce {
+                topic: topic.to_string(),
+                message: "the front end gave no produce response".into(),
+            });
+        };
+        Ok(response
+            .responses
+            .into_iter()
+            .flat_map(|t| t.partition_responses)
+            .map(|p| {
+                let outcome = if p.error_code == 0 {
+                    Ok(p.base_offset)
+                } else {
+                    Err(p
+                        .error_message
+                        .map(|m| m.to_string())
+                        .unwrap_or_else(|| format!("error code {}", p.error_code)))
+                };
+                (p.index, outcome)
+            })
+            .collect())
+    }
+}
+
+/// Record headers minus the ones the node added when it dead-lettered the record.
+pub(crate) fn original_headers(headers: &Headers) -> Headers {
+    headers
+        .iter()
+        .filter(|(k, _)| !k.starts_with("headwater."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
