@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use apache_avro::schema::{Name, RecordSchema};
 use apache_avro::Schema;
 
-use crate::compatibility::{join, Problem};
+use super::{join, Problem};
 
 /// Named types by full name, to follow `Ref`s.
 struct Names<'a> {
@@ -119,7 +119,7 @@ fn names_match(
         || aliases.is_some_and(|a| a.iter().any(|al| al.name() == writer.name()))
 }
 
-pub(crate) fn can_read(reader: &Schema, writer: &Schema) -> Vec<Problem> {
+pub(super) fn can_read(reader: &Schema, writer: &Schema) -> Vec<Problem> {
     let rn = Names::of(reader);
     let wn = Names::of(writer);
     let mut out = Vec::new();

@@ -5,6 +5,15 @@
 //! - FORWARD: consumers on the latest version can read data written with the new schema
 //!   (the new schema is the writer); *_TRANSITIVE: every earlier version can.
 //! - FULL: both; NONE: no check.
+//!
+//! [`check`] ties the problems a format's reader/writer check finds to a mode and a version.
+//! Each format judges "can this reader schema read data written with that writer schema" in its
+//! own file: `json_schema.rs` (structurally, as Confluent does) and `avro.rs` (the Avro
+//! specification's schema resolution). A new format adds a file here with a
+//! `can_read(reader, writer) -> Vec<Problem>` and one arm in `reader_problems`.
+
+mod avro;
+mod json_schema;
 
 use std::fmt;
 
@@ -12,21 +21,29 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::{Contract, Format};
 
+/// Which schema changes a subject accepts, by who must be able to read whose data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Compatibility {
+    /// Any change is accepted.
     None,
-    /// Confluent's default.
+    /// The new schema reads data written with the latest version. Confluent's default.
     #[default]
     Backward,
+    /// The new schema reads data written with every earlier version.
     BackwardTransitive,
+    /// The latest version reads data written with the new schema.
     Forward,
+    /// Every earlier version reads data written with the new schema.
     ForwardTransitive,
+    /// Both `Backward` and `Forward`, against the latest version.
     Full,
+    /// Both `Backward` and `Forward`, against every earlier version.
     FullTransitive,
 }
 
 impl Compatibility {
+    /// The name Confluent's registry uses (`BACKWARD_TRANSITIVE`).
     pub fn as_str(&self) -> &'static str {
         match self {
             Compatibility::None => "NONE",
@@ -39,7 +56,8 @@ impl Compatibility {
         }
     }
 
-    /// Parses `BACKWARD`, `backward_transitive`, `full-transitive`, ...
+    /// Parses `BACKWARD`, `backward_transitive`, `full-transitive`, ...; `None` for any other
+    /// text.
     pub fn parse(s: &str) -> Option<Self> {
         let norm = s.trim().to_ascii_uppercase().replace('-', "_");
         [
@@ -107,7 +125,9 @@ pub struct Incompatibility {
     pub rule: &'static str,
     /// What changed, for example `type number -> string`.
     pub detail: String,
+    /// The mode the change breaks.
     pub mode: Compatibility,
+    /// Which side could not read the other.
     pub direction: Direction,
     /// The earlier version the new schema was compared with.
     pub version: u32,
@@ -138,20 +158,24 @@ impl fmt::Display for Incompatibility {
 
 /// A problem found by a reader/writer check, before it is tied to a mode and version.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Problem {
-    pub path: String,
-    pub rule: &'static str,
-    pub detail: String,
+struct Problem {
+    /// As [`Incompatibility::path`].
+    path: String,
+    /// As [`Incompatibility::rule`].
+    rule: &'static str,
+    /// As [`Incompatibility::detail`].
+    detail: String,
 }
 
+/// What keeps `reader` from reading data written with `writer`.
 fn reader_problems(reader: &Contract, writer: &Contract) -> Vec<Problem> {
     match (reader.format(), writer.format()) {
         (Format::Avro, Format::Avro) => match (reader.avro(), writer.avro()) {
-            (Some(r), Some(w)) => crate::avro::can_read(r, w),
+            (Some(r), Some(w)) => avro::can_read(r, w),
             _ => Vec::new(),
         },
         (Format::JsonSchema, Format::JsonSchema) => {
-            crate::json_schema::can_read(reader.json(), writer.json())
+            json_schema::can_read(reader.json(), writer.json())
         }
         _ => vec![Problem {
             path: String::new(),
@@ -198,7 +222,8 @@ pub fn check(
     out
 }
 
-pub(crate) fn join(path: &str, field: &str) -> String {
+/// The path of `field` inside `path`.
+fn join(path: &str, field: &str) -> String {
     if path.is_empty() {
         field.to_string()
     } else {

@@ -11,7 +11,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::compatibility::{join, Problem};
+use super::{join, Problem};
 
 struct Doc<'a> {
     root: &'a Value,
@@ -74,7 +74,7 @@ fn accepts_anything(v: &Value) -> bool {
     matches!(v, Value::Bool(true)) || v.as_object().is_some_and(|o| o.is_empty())
 }
 
-pub(crate) fn can_read(reader: &Value, writer: &Value) -> Vec<Problem> {
+pub(super) fn can_read(reader: &Value, writer: &Value) -> Vec<Problem> {
     let (rd, wd) = (Doc { root: reader }, Doc { root: writer });
     let mut out = Vec::new();
     check(&rd, &wd, reader, writer, "", &mut out, 0);
@@ -90,8 +90,8 @@ fn problem(out: &mut Vec<Problem>, path: &str, rule: &'static str, detail: Strin
 }
 
 fn check(
-    rd: &Doc,
-    wd: &Doc,
+    rd: &Doc<'_>,
+    wd: &Doc<'_>,
     reader: &Value,
     writer: &Value,
     path: &str,
