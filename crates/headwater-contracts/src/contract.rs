@@ -196,33 +196,44 @@ fn avro_type(s: &apache_avro::Schema) -> String {
 mod tests {
     use super::*;
 
+    /// The (name, type) pairs `fields` lists for a schema.
+    fn fields(format: Format, text: &str) -> Vec<(String, String)> {
+        Contract::parse(format, text).expect("schema").fields()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect()
+    }
+
     #[test]
     fn fields_are_listed_with_their_types_for_both_formats() {
-        let json = Contract::parse(
-            Format::JsonSchema,
-            r##"{"$ref":"#/$defs/t","$defs":{"t":{"type":"object","properties":{"id":{"type":"string"},"amount":{"type":["number","null"]},"kind":{"enum":["a","b"]}}}}}"##,
-        )
-        .expect("json schema");
         assert_eq!(
-            json.fields(),
-            vec![
-                ("amount".to_string(), "number|null".to_string()),
-                ("id".to_string(), "string".to_string()),
-                ("kind".to_string(), "enum".to_string())
-            ]
+            fields(
+                Format::JsonSchema,
+                r##"{"$ref":"#/$defs/t","$defs":{"t":{"type":"object","properties":{"id":{"type":"string"},"amount":{"type":["number","null"]},"kind":{"enum":["a","b"]}}}}}"##,
+            ),
+            pairs(&[
+                ("amount", "number|null"),
+                ("id", "string"),
+                ("kind", "enum")
+            ])
         );
-        let avro = Contract::parse(
-            Format::Avro,
-            r#"{"type":"record","name":"R","fields":[{"name":"id","type":"string"},{"name":"note","type":["null","string"]},{"name":"tags","type":{"type":"array","items":"string"}}]}"#,
-        )
-        .expect("avro");
         assert_eq!(
-            avro.fields(),
-            vec![
-                ("id".to_string(), "string".to_string()),
-                ("note".to_string(), "null|string".to_string()),
-                ("tags".to_string(), "array<string>".to_string())
-            ]
+            fields(
+                Format::Avro,
+                r#"{"type":"record","name":"R","fields":[{"name":"id","type":"string"},{"name":"note","type":["null","string"]},{"name":"tags","type":{"type":"array","items":"string"}}]}"#,
+            ),
+            pairs(&[
+                ("id", "string"),
+                ("note", "null|string"),
+                ("tags", "array<string>")
+            ])
+        );
+        assert!(
+            fields(Format::Avro, r#""string""#).is_empty(),
+            "not a record"
         );
     }
 

@@ -347,16 +347,24 @@ impl Registry {
         }
     }
 
+    /// A subject with a version that is not deleted.
     fn live(&self, subject: &str) -> Result<&Subject, RegistryError> {
-        match self.subjects.get(subject) {
-            Some(s) if !s.deleted && s.versions.iter().any(|v| !v.deleted) => Ok(s),
-            Some(s) if s.deleted => Err(RegistryError::SubjectNotFound {
+        self.subjects
+            .get(subject)
+            .filter(|s| !s.deleted && s.versions.iter().any(|v| !v.deleted))
+            .ok_or_else(|| RegistryError::SubjectNotFound {
                 subject: subject.to_string(),
-            }),
-            _ => Err(RegistryError::SubjectNotFound {
+            })
+    }
+
+    /// A subject with any version, soft-deleted or not.
+    fn known(&self, subject: &str) -> Result<&Subject, RegistryError> {
+        self.subjects
+            .get(subject)
+            .filter(|s| !s.versions.is_empty())
+            .ok_or_else(|| RegistryError::SubjectNotFound {
                 subject: subject.to_string(),
-            }),
-        }
+            })
     }
 
     /// The subjects with at least one version, soft-deleted ones only when asked for.
@@ -378,12 +386,7 @@ impl Registry {
         include_deleted: bool,
     ) -> Result<Vec<u32>, RegistryError> {
         let s = if include_deleted {
-            self.subjects
-                .get(subject)
-                .filter(|s| !s.versions.is_empty())
-                .ok_or_else(|| RegistryError::SubjectNotFound {
-                    subject: subject.to_string(),
-                })?
+            self.known(subject)?
         } else {
             self.live(subject)?
         };
@@ -565,13 +568,7 @@ impl Registry {
         subject: &str,
         permanent: bool,
     ) -> Result<(RegistryEvent, Vec<u32>), RegistryError> {
-        let s = self
-            .subjects
-            .get(subject)
-            .filter(|s| !s.versions.is_empty())
-            .ok_or_else(|| RegistryError::SubjectNotFound {
-                subject: subject.to_string(),
-            })?;
+        let s = self.known(subject)?;
         if permanent && !s.deleted && s.versions.iter().any(|v| !v.deleted) {
             return Err(RegistryError::SubjectNotSoftDeleted {
                 subject: subject.to_string(),
@@ -599,13 +596,7 @@ impl Registry {
         which: VersionRef,
         permanent: bool,
     ) -> Result<(RegistryEvent, u32), RegistryError> {
-        let s = self
-            .subjects
-            .get(subject)
-            .filter(|s| !s.versions.is_empty())
-            .ok_or_else(|| RegistryError::SubjectNotFound {
-                subject: subject.to_string(),
-            })?;
+        let s = self.known(subject)?;
         let v = match which {
             VersionRef::Latest => s.versions.iter().rev().find(|v| permanent || !v.deleted),
             VersionRef::Number(n) => s.versions.iter().find(|v| v.version == n),
@@ -714,5 +705,38 @@ mod tests {
         r.apply(&e);
         assert!(r.subjects(true).is_empty());
         assert!(r.schema(1).is_ok(), "schema ids stay resolvable");
+    }
+
+    #[test]
+    fn bad_input_gets_confluent_codes_and_says_why() {
+        let r = Registry::new();
+        let e = r
+            .plan_register("s", Format::Avro, "{")
+            .expect_err("not json");
+        assert!(
+            matches!(
+                &e,
+                RegistryError::InvalidSchema {
+                    problem: ContractError::NotJson { line: 1, .. }
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!((e.code(), e.http_status()), (42201, 422));
+        assert!(
+            e.to_string()
+                .starts_with("Invalid schema: schema is not valid JSON at line 1"),
+            "{e}"
+        );
+        assert_eq!(VersionRef::parse("latest"), Ok(VersionRef::Latest));
+        assert_eq!(VersionRef::parse("-1"), Ok(VersionRef::Latest));
+        assert_eq!(VersionRef::parse("7"), Ok(VersionRef::Number(7)));
+        for bad in ["0", "2147483648", "v1"] {
+            let e = VersionRef::parse(bad).expect_err(bad);
+            assert_eq!((e.code(), e.http_status()), (42202, 422));
+        }
+        let e = r.schema(9).expect_err("no schema");
+        assert_eq!(e.to_string(), "Schema 9 not found");
+        assert_eq!(e.http_status(), 404);
     }
 }

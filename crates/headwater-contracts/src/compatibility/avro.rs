@@ -119,133 +119,6 @@ fn names_match(
         || aliases.is_some_and(|a| a.iter().any(|al| al.name() == writer.name()))
 }
 
-pub(super) fn can_read(reader: &Schema, writer: &Schema) -> Vec<Problem> {
-    let rn = Names::of(reader);
-    let wn = Names::of(writer);
-    let mut out = Vec::new();
-    let mut seen = Vec::new();
-    check(&rn, &wn, reader, writer, "", &mut out, &mut seen);
-    out
-}
-
-#[allow(clippy::too_many_arguments)]
-fn check<'a>(
-    rn: &Names<'a>,
-    wn: &Names<'a>,
-    reader: &'a Schema,
-    writer: &'a Schema,
-    path: &str,
-    out: &mut Vec<Problem>,
-    seen: &mut Vec<(String, String)>,
-) {
-    let reader = rn.resolve(reader);
-    let writer = wn.resolve(writer);
-    let (r, w) = (base(reader), base(writer));
-    match (r, w) {
-        // Every branch the writer may write must be readable.
-        (_, Schema::Union(wu)) => {
-            for branch in wu.variants() {
-                let mut sub = Vec::new();
-                check(rn, wn, reader, branch, path, &mut sub, seen);
-                if !sub.is_empty() {
-                    out.push(Problem {
-                        path: path.to_string(),
-                        rule: "UNION_BRANCH_UNREADABLE",
-                        detail: format!(
-                            "the writer's union branch {} is not readable as {}",
-                            type_name(branch),
-                            type_name(reader)
-                        ),
-                    });
-                }
-            }
-        }
-        (Schema::Union(ru), _) => {
-            let readable = ru.variants().iter().any(|branch| {
-                let mut sub = Vec::new();
-                check(rn, wn, branch, writer, path, &mut sub, seen);
-                sub.is_empty()
-            });
-            if !readable {
-                out.push(Problem {
-                    path: path.to_string(),
-                    rule: "MISSING_UNION_BRANCH",
-                    detail: format!(
-                        "type {} -> a union without a branch that reads it",
-                        type_name(writer)
-                    ),
-                });
-            }
-        }
-        (Schema::Record(rr), Schema::Record(wr)) => record(rn, wn, rr, wr, path, out, seen),
-        (Schema::Enum(re), Schema::Enum(we)) => {
-            if !names_match(&re.name, re.aliases.as_ref(), &we.name) {
-                out.push(name_mismatch(path, "enum", &re.name, &we.name));
-            }
-            if re.default.is_none() {
-                for s in we.symbols.iter().filter(|s| !re.symbols.contains(s)) {
-                    out.push(Problem {
-                        path: path.to_string(),
-                        rule: "MISSING_ENUM_SYMBOLS",
-                        detail: format!(
-                            "enum symbol '{s}' removed (and the reader enum has no default)"
-                        ),
-                    });
-                }
-            }
-        }
-        (Schema::Fixed(rf), Schema::Fixed(wf)) => {
-            if !names_match(&rf.name, rf.aliases.as_ref(), &wf.name) {
-                out.push(name_mismatch(path, "fixed", &rf.name, &wf.name));
-            }
-            if rf.size != wf.size {
-                out.push(Problem {
-                    path: path.to_string(),
-                    rule: "FIXED_SIZE_MISMATCH",
-                    detail: format!("fixed size {} -> {}", wf.size, rf.size),
-                });
-            }
-        }
-        (Schema::Array(ra), Schema::Array(wa)) => check(
-            rn,
-            wn,
-            &ra.items,
-            &wa.items,
-            &format!("{path}[]"),
-            out,
-            seen,
-        ),
-        (Schema::Map(rm), Schema::Map(wm)) => check(
-            rn,
-            wn,
-            &rm.types,
-            &wm.types,
-            &format!("{path}{{}}"),
-            out,
-            seen,
-        ),
-        (Schema::Decimal(rd), Schema::Decimal(wd)) => {
-            if rd.precision != wd.precision || rd.scale != wd.scale {
-                out.push(Problem {
-                    path: path.to_string(),
-                    rule: "DECIMAL_CHANGED",
-                    detail: format!(
-                        "decimal({}, {}) -> decimal({}, {})",
-                        wd.precision, wd.scale, rd.precision, rd.scale
-                    ),
-                });
-            }
-        }
-        (r, w) if std::mem::discriminant(r) == std::mem::discriminant(w) => {}
-        (r, w) if promotes(w, r) => {}
-        _ => out.push(Problem {
-            path: path.to_string(),
-            rule: "TYPE_MISMATCH",
-            detail: format!("type {} -> {}", type_name(writer), type_name(reader)),
-        }),
-    }
-}
-
 fn name_mismatch(path: &str, kind: &str, reader: &Name, writer: &Name) -> Problem {
     Problem {
         path: path.to_string(),
@@ -258,44 +131,288 @@ fn name_mismatch(path: &str, kind: &str, reader: &Name, writer: &Name) -> Proble
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn record<'a>(
-    rn: &Names<'a>,
-    wn: &Names<'a>,
-    rr: &'a RecordSchema,
-    wr: &'a RecordSchema,
-    path: &str,
-    out: &mut Vec<Problem>,
-    seen: &mut Vec<(String, String)>,
-) {
-    if !names_match(&rr.name, rr.aliases.as_ref(), &wr.name) {
-        out.push(name_mismatch(path, "record", &rr.name, &wr.name));
-    }
-    // Recursive types: a pair already being compared is assumed compatible.
-    let key = (full(&rr.name), full(&wr.name));
-    if seen.contains(&key) {
-        return;
-    }
-    seen.push(key);
-    for rf in &rr.fields {
-        let field_path = join(path, &rf.name);
-        let wf = wr.fields.iter().find(|wf| wf.name == rf.name).or_else(|| {
-            rf.aliases
-                .iter()
-                .find_map(|a| wr.fields.iter().find(|wf| &wf.name == a))
-        });
-        match wf {
-            Some(wf) => check(rn, wn, &rf.schema, &wf.schema, &field_path, out, seen),
-            None if rf.default.is_some() => {}
-            None => out.push(Problem {
-                path: field_path,
-                rule: "READER_FIELD_MISSING_DEFAULT_VALUE",
-                detail: format!(
-                    "field added without a default (type {})",
-                    type_name(&rf.schema)
-                ),
+/// What keeps `reader` from reading data written with `writer`, by Avro's resolution rules.
+pub(super) fn can_read(reader: &Schema, writer: &Schema) -> Vec<Problem> {
+    let mut resolver = Resolver {
+        rn: Names::of(reader),
+        wn: Names::of(writer),
+        seen: Vec::new(),
+    };
+    let mut out = Vec::new();
+    resolver.check(reader, writer, "", &mut out);
+    out
+}
+
+/// One reader/writer comparison: the named types of each side, and the record pairs being
+/// compared (a recursive type meets itself again).
+struct Resolver<'a> {
+    rn: Names<'a>,
+    wn: Names<'a>,
+    seen: Vec<(String, String)>,
+}
+
+impl<'a> Resolver<'a> {
+    /// Adds to `out` what keeps `reader` (at `path`) from reading `writer`'s data.
+    fn check(
+        &mut self,
+        reader: &'a Schema,
+        writer: &'a Schema,
+        path: &str,
+        out: &mut Vec<Problem>,
+    ) {
+        let reader = self.rn.resolve(reader);
+        let writer = self.wn.resolve(writer);
+        let (r, w) = (base(reader), base(writer));
+        match (r, w) {
+            // Every branch the writer may write must be readable.
+            (_, Schema::Union(wu)) => {
+                for branch in wu.variants() {
+                    let mut sub = Vec::new();
+                    self.check(reader, branch, path, &mut sub);
+                    if !sub.is_empty() {
+                        out.push(Problem {
+                            path: path.to_string(),
+                            rule: "UNION_BRANCH_UNREADABLE",
+                            detail: format!(
+                                "the writer's union branch {} is not readable as {}",
+                                type_name(branch),
+                                type_name(reader)
+                            ),
+                        });
+                    }
+                }
+            }
+            (Schema::Union(ru), _) => {
+                let readable = ru.variants().iter().any(|branch| {
+                    let mut sub = Vec::new();
+                    self.check(branch, writer, path, &mut sub);
+                    sub.is_empty()
+                });
+                if !readable {
+                    out.push(Problem {
+                        path: path.to_string(),
+                        rule: "MISSING_UNION_BRANCH",
+                        detail: format!(
+                            "type {} -> a union without a branch that reads it",
+                            type_name(writer)
+                        ),
+                    });
+                }
+            }
+            (Schema::Record(rr), Schema::Record(wr)) => self.record(rr, wr, path, out),
+            (Schema::Enum(re), Schema::Enum(we)) => {
+                if !names_match(&re.name, re.aliases.as_ref(), &we.name) {
+                    out.push(name_mismatch(path, "enum", &re.name, &we.name));
+                }
+                if re.default.is_none() {
+                    for s in we.symbols.iter().filter(|s| !re.symbols.contains(s)) {
+                        out.push(Problem {
+                            path: path.to_string(),
+                            rule: "MISSING_ENUM_SYMBOLS",
+                            detail: format!(
+                                "enum symbol '{s}' removed (and the reader enum has no default)"
+                            ),
+                        });
+                    }
+                }
+            }
+            (Schema::Fixed(rf), Schema::Fixed(wf)) => {
+                if !names_match(&rf.name, rf.aliases.as_ref(), &wf.name) {
+                    out.push(name_mismatch(path, "fixed", &rf.name, &wf.name));
+                }
+                if rf.size != wf.size {
+                    out.push(Problem {
+                        path: path.to_string(),
+                        rule: "FIXED_SIZE_MISMATCH",
+                        detail: format!("fixed size {} -> {}", wf.size, rf.size),
+                    });
+                }
+            }
+            (Schema::Array(ra), Schema::Array(wa)) => {
+                self.check(&ra.items, &wa.items, &format!("{path}[]"), out)
+            }
+            (Schema::Map(rm), Schema::Map(wm)) => {
+                self.check(&rm.types, &wm.types, &format!("{path}{{}}"), out)
+            }
+            (Schema::Decimal(rd), Schema::Decimal(wd)) => {
+                if rd.precision != wd.precision || rd.scale != wd.scale {
+                    out.push(Problem {
+                        path: path.to_string(),
+                        rule: "DECIMAL_CHANGED",
+                        detail: format!(
+                            "decimal({}, {}) -> decimal({}, {})",
+                            wd.precision, wd.scale, rd.precision, rd.scale
+                        ),
+                    });
+                }
+            }
+            (r, w) if std::mem::discriminant(r) == std::mem::discriminant(w) => {}
+            (r, w) if promotes(w, r) => {}
+            _ => out.push(Problem {
+                path: path.to_string(),
+                rule: "TYPE_MISMATCH",
+                detail: format!("type {} -> {}", type_name(writer), type_name(reader)),
             }),
         }
     }
-    seen.pop();
+
+    /// A reader record against a writer record: fields are matched by name, then by the
+    /// reader field's aliases.
+    fn record(
+        &mut self,
+        rr: &'a RecordSchema,
+        wr: &'a RecordSchema,
+        path: &str,
+        out: &mut Vec<Problem>,
+    ) {
+        if !names_match(&rr.name, rr.aliases.as_ref(), &wr.name) {
+            out.push(name_mismatch(path, "record", &rr.name, &wr.name));
+        }
+        // Recursive types: a pair already being compared is assumed compatible.
+        let key = (full(&rr.name), full(&wr.name));
+        if self.seen.contains(&key) {
+            return;
+        }
+        self.seen.push(key);
+        for rf in &rr.fields {
+            let field_path = join(path, &rf.name);
+            let wf = wr.fields.iter().find(|wf| wf.name == rf.name).or_else(|| {
+                rf.aliases
+                    .iter()
+                    .find_map(|a| wr.fields.iter().find(|wf| &wf.name == a))
+            });
+            match wf {
+                Some(wf) => self.check(&rf.schema, &wf.schema, &field_path, out),
+                None if rf.default.is_some() => {}
+                None => out.push(Problem {
+                    path: field_path,
+                    rule: "READER_FIELD_MISSING_DEFAULT_VALUE",
+                    detail: format!(
+                        "field added without a default (type {})",
+                        type_name(&rf.schema)
+                    ),
+                }),
+            }
+        }
+        self.seen.pop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (path, rule) of each problem the reader has with the writer's data.
+    fn problems(reader: &str, writer: &str) -> Vec<(String, &'static str)> {
+        let parse = |text: &str| Schema::parse_str(text).expect("avro schema");
+        can_read(&parse(reader), &parse(writer))
+            .into_iter()
+            .map(|p| (p.path, p.rule))
+            .collect()
+    }
+
+    fn one(path: &str, rule: &'static str) -> Vec<(String, &'static str)> {
+        vec![(path.to_string(), rule)]
+    }
+
+    fn record(name: &str, fields: &str) -> String {
+        format!(r#"{{"type":"record","name":"{name}","fields":[{fields}]}}"#)
+    }
+
+    #[test]
+    fn primitives_promote_one_way() {
+        assert!(problems(r#""long""#, r#""int""#).is_empty());
+        assert!(problems(r#""double""#, r#""float""#).is_empty());
+        assert!(problems(r#""bytes""#, r#""string""#).is_empty());
+        assert_eq!(problems(r#""int""#, r#""long""#), one("", "TYPE_MISMATCH"));
+        assert!(
+            problems(
+                r#"{"type":"long","logicalType":"timestamp-millis"}"#,
+                r#""long""#
+            )
+            .is_empty(),
+            "a logical type reads as its underlying type"
+        );
+    }
+
+    #[test]
+    fn renamed_records_need_an_alias() {
+        let old = record("Old", r#"{"name":"id","type":"string"}"#);
+        assert_eq!(
+            problems(&record("New", r#"{"name":"id","type":"string"}"#), &old),
+            one("", "NAME_MISMATCH")
+        );
+        let aliased = r#"{"type":"record","name":"New","aliases":["Old"],
+            "fields":[{"name":"key","aliases":["id"],"type":"string"}]}"#;
+        assert!(problems(aliased, &old).is_empty());
+    }
+
+    #[test]
+    fn new_reader_fields_need_defaults() {
+        let writer = record("R", r#"{"name":"id","type":"string"}"#);
+        let reader = record(
+            "R",
+            r#"{"name":"id","type":"string"},{"name":"n","type":"int"},{"name":"m","type":"int","default":0}"#,
+        );
+        assert_eq!(
+            problems(&reader, &writer),
+            one("n", "READER_FIELD_MISSING_DEFAULT_VALUE")
+        );
+    }
+
+    #[test]
+    fn enums_unions_and_fixed() {
+        let e = |symbols: &str, default: &str| {
+            format!(r#"{{"type":"enum","name":"E","symbols":[{symbols}]{default}}}"#)
+        };
+        assert_eq!(
+            problems(&e(r#""A""#, ""), &e(r#""A","B""#, "")),
+            one("", "MISSING_ENUM_SYMBOLS")
+        );
+        assert!(problems(&e(r#""A""#, r#","default":"A""#), &e(r#""A","B""#, "")).is_empty());
+        assert!(problems(r#"["null","string"]"#, r#""string""#).is_empty());
+        assert_eq!(
+            problems(r#""string""#, r#"["null","string"]"#),
+            one("", "UNION_BRANCH_UNREADABLE")
+        );
+        assert_eq!(
+            problems(r#"["null","int"]"#, r#""string""#),
+            one("", "MISSING_UNION_BRANCH")
+        );
+        assert_eq!(
+            problems(
+                r#"{"type":"fixed","name":"F","size":4}"#,
+                r#"{"type":"fixed","name":"F","size":8}"#
+            ),
+            one("", "FIXED_SIZE_MISMATCH")
+        );
+    }
+
+    #[test]
+    fn containers_and_recursive_types() {
+        let map = |values: &str| format!(r#"{{"type":"map","values":"{values}"}}"#);
+        let array = |items: &str| format!(r#"{{"type":"array","items":"{items}"}}"#);
+        let field = |name: &str, t: &str| format!(r#"{{"name":"{name}","type":{t}}}"#);
+        let reader = record(
+            "R",
+            &format!("{},{}", field("m", &map("int")), field("a", &array("int"))),
+        );
+        let writer = record(
+            "R",
+            &format!(
+                "{},{}",
+                field("m", &map("long")),
+                field("a", &array("long"))
+            ),
+        );
+        assert_eq!(
+            problems(&reader, &writer),
+            vec![
+                ("m{}".to_string(), "TYPE_MISMATCH"),
+                ("a[]".to_string(), "TYPE_MISMATCH"),
+            ]
+        );
+        let list = record("Node", r#"{"name":"next","type":["null","Node"]}"#);
+        assert!(problems(&list, &list).is_empty(), "a recursive type ends");
+    }
 }

@@ -56,21 +56,22 @@ impl Compatibility {
         }
     }
 
+    /// Every mode.
+    const ALL: [Compatibility; 7] = [
+        Compatibility::None,
+        Compatibility::Backward,
+        Compatibility::BackwardTransitive,
+        Compatibility::Forward,
+        Compatibility::ForwardTransitive,
+        Compatibility::Full,
+        Compatibility::FullTransitive,
+    ];
+
     /// Parses `BACKWARD`, `backward_transitive`, `full-transitive`, ...; `None` for any other
     /// text.
     pub fn parse(s: &str) -> Option<Self> {
         let norm = s.trim().to_ascii_uppercase().replace('-', "_");
-        [
-            Compatibility::None,
-            Compatibility::Backward,
-            Compatibility::BackwardTransitive,
-            Compatibility::Forward,
-            Compatibility::ForwardTransitive,
-            Compatibility::Full,
-            Compatibility::FullTransitive,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == norm)
+        Compatibility::ALL.into_iter().find(|c| c.as_str() == norm)
     }
 
     fn backward(&self) -> bool {
@@ -228,5 +229,69 @@ fn join(path: &str, field: &str) -> String {
         field.to_string()
     } else {
         format!("{path}.{field}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(text: &str) -> Contract {
+        Contract::parse(Format::JsonSchema, text).expect("json schema")
+    }
+
+    const NUMBER: &str = r#"{"type":"number"}"#;
+    const STRING: &str = r#"{"type":"string"}"#;
+
+    #[test]
+    fn modes_parse_in_any_spelling_and_print_as_confluent_does() {
+        for mode in Compatibility::ALL {
+            assert_eq!(Compatibility::parse(mode.as_str()), Some(mode));
+            assert_eq!(mode.to_string(), mode.as_str());
+        }
+        assert_eq!(
+            Compatibility::parse(" full-transitive "),
+            Some(Compatibility::FullTransitive)
+        );
+        assert_eq!(Compatibility::parse("sideways"), None);
+    }
+
+    #[test]
+    fn only_transitive_modes_look_past_the_latest_version() {
+        let (v1, v2, new) = (json(STRING), json(NUMBER), json(NUMBER));
+        let previous = [(1, &v1), (2, &v2)];
+        assert!(check(Compatibility::Backward, &new, &previous).is_empty());
+        let p = check(Compatibility::BackwardTransitive, &new, &previous);
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].version, p[0].direction), (1, Direction::NewReadsOld));
+        assert!(check(Compatibility::None, &json(STRING), &previous[1..]).is_empty());
+        assert!(check(Compatibility::FullTransitive, &new, &[]).is_empty());
+    }
+
+    #[test]
+    fn full_checks_both_directions() {
+        let p = check(Compatibility::Full, &json(STRING), &[(3, &json(NUMBER))]);
+        let directions: Vec<Direction> = p.iter().map(|i| i.direction).collect();
+        assert_eq!(directions, [Direction::NewReadsOld, Direction::OldReadsNew]);
+        assert_eq!(
+            p[1].to_string(),
+            "schema root: type string -> number breaks FULL \
+             (readers of version 3 cannot read data written with the new schema)"
+        );
+    }
+
+    #[test]
+    fn a_change_of_format_is_one_problem_at_the_root() {
+        let avro = Contract::parse(Format::Avro, r#""string""#).expect("avro");
+        let p = check(Compatibility::Backward, &avro, &[(1, &json(STRING))]);
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].rule, p[0].path.as_str()), ("FORMAT_CHANGED", ""));
+        assert_eq!(p[0].detail, "format JSON -> AVRO");
+    }
+
+    #[test]
+    fn paths_join_with_dots() {
+        assert_eq!(join("", "a"), "a");
+        assert_eq!(join("a.b", "c"), "a.b.c");
     }
 }
