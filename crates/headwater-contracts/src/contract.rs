@@ -1,3 +1,6 @@
+//! A contract: one parsed schema version, in one of the [`Format`]s, and what the catalog reads
+//! of it (its top-level fields). Encoding values with it is in `codec.rs`.
+
 use serde::{Deserialize, Serialize};
 
 /// The schema language of a contract.
@@ -6,6 +9,7 @@ use serde::{Deserialize, Serialize};
 pub enum Format {
     /// JSON Schema, draft-07 or 2020-12 (from `$schema`; 2020-12 when absent).
     JsonSchema,
+    /// Avro, as the Avro 1.11 specification defines its schemas (JSON text).
     Avro,
 }
 
@@ -19,19 +23,33 @@ impl Format {
     }
 }
 
-/// Why a schema text is not a usable contract.
-#[derive(Debug, thiserror::Error)]
+/// Why a schema text is not a usable contract. Each is the author's to fix in the schema text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContractError {
+    /// The text is not JSON (both formats write schemas as JSON).
     #[error("schema is not valid JSON at line {line}, column {column}: {message}")]
     NotJson {
+        /// 1-based line of the first error.
         line: usize,
+        /// 1-based column of the first error.
         column: usize,
+        /// `serde_json`'s explanation.
         message: String,
     },
+    /// The JSON is not a JSON Schema: its meta-schema refuses it.
     #[error("invalid JSON Schema at {pointer}: {message}")]
-    InvalidJsonSchema { pointer: String, message: String },
-    #[error("invalid Avro schema: {0}")]
-    InvalidAvro(String),
+    InvalidJsonSchema {
+        /// JSON pointer to the offending keyword in the schema (`/` for the root).
+        pointer: String,
+        /// `jsonschema`'s explanation.
+        message: String,
+    },
+    /// The JSON is not an Avro schema.
+    #[error("invalid Avro schema: {reason}")]
+    InvalidAvro {
+        /// `apache-avro`'s explanation.
+        reason: String,
+    },
 }
 
 /// One parsed schema version.
@@ -67,10 +85,11 @@ impl Contract {
                 })?;
                 None
             }
-            Format::Avro => Some(
-                apache_avro::Schema::parse_str(text)
-                    .map_err(|e| ContractError::InvalidAvro(e.to_string()))?,
-            ),
+            Format::Avro => Some(apache_avro::Schema::parse_str(text).map_err(|e| {
+                ContractError::InvalidAvro {
+                    reason: e.to_string(),
+                }
+            })?),
         };
         Ok(Contract {
             format,
@@ -80,15 +99,22 @@ impl Contract {
         })
     }
 
+    /// The schema language.
     pub fn format(&self) -> Format {
         self.format
     }
+
+    /// The schema text as registered.
     pub fn text(&self) -> &str {
         &self.text
     }
+
+    /// The schema text parsed as JSON (both formats are JSON).
     pub fn json(&self) -> &serde_json::Value {
         &self.json
     }
+
+    /// The parsed Avro schema; `None` for a JSON Schema contract.
     pub fn avro(&self) -> Option<&apache_avro::Schema> {
         self.avro.as_ref()
     }
@@ -120,72 +146,6 @@ impl Contract {
             }
         }
     }
-
-    /// Encodes a JSON value in the contract's wire form (without framing): Avro binary for an
-    /// Avro contract, compact JSON text for JSON Schema. Plain JSON is how people write events;
-    /// union branches are chosen by the value, as Avro's own schema resolution does.
-    pub fn encode_json(&self, value: &serde_json::Value) -> Result<Vec<u8>, String> {
-        let Some(schema) = &self.avro else {
-            return serde_json::to_vec(value).map_err(|e| e.to_string());
-        };
-        let datum = apache_avro::types::Value::try_from(value.clone())
-            .and_then(|v| v.resolve(schema))
-            .map_err(|e| match misfit_field(schema, value) {
-                Some(field) => format!("does not fit the Avro schema: field '{field}': {e}"),
-                None => format!("does not fit the Avro schema: {e}"),
-            })?;
-        apache_avro::writer::datum::GenericDatumWriter::builder(schema)
-            .build()
-            .and_then(|w| w.write_value_to_vec(datum))
-            .map_err(|e| format!("cannot be written with the Avro schema: {e}"))
-    }
-
-    /// Decodes a payload (without framing) to JSON: Avro binary read with this schema (unions
-    /// as their plain value), or JSON text. The whole payload must be one value.
-    pub fn decode_json(&self, payload: &[u8]) -> Result<serde_json::Value, String> {
-        if self.avro.is_none() {
-            return serde_json::from_slice(payload).map_err(|e| format!("value is not JSON: {e}"));
-        }
-        let datum = self.decode_avro(payload)?;
-        serde_json::Value::try_from(datum).map_err(|e| format!("Avro value has no JSON form: {e}"))
-    }
-
-    /// Reads an Avro payload (without framing) with this contract's schema; the whole payload
-    /// must be one value. Checking a record needs no more than this when no rule looks at it.
-    pub fn decode_avro(&self, payload: &[u8]) -> Result<apache_avro::types::Value, String> {
-        let schema = self
-            .avro
-            .as_ref()
-            .ok_or_else(|| "the contract is not Avro".to_string())?;
-        let mut cursor = std::io::Cursor::new(payload);
-        let datum = apache_avro::reader::datum::GenericDatumReader::builder(schema)
-            .build()
-            .and_then(|r| r.read_value(&mut cursor))
-            .map_err(|e| format!("value does not decode with the Avro schema: {e}"))?;
-        let left = payload.len().saturating_sub(cursor.position() as usize);
-        if left != 0 {
-            return Err(format!("{left} bytes left after the Avro value"));
-        }
-        Ok(datum)
-    }
-}
-
-/// The first top-level field of a record that does not resolve on its own (missing without a
-/// default, or of the wrong type), so an error can name it.
-fn misfit_field(schema: &apache_avro::Schema, value: &serde_json::Value) -> Option<String> {
-    let (apache_avro::Schema::Record(record), serde_json::Value::Object(fields)) = (schema, value)
-    else {
-        return None;
-    };
-    record.fields.iter().find_map(|f| {
-        let fits = match fields.get(&f.name) {
-            None => f.default.is_some(),
-            Some(v) => apache_avro::types::Value::try_from(v.clone())
-                .and_then(|v| v.resolve(&f.schema))
-                .is_ok(),
-        };
-        (!fits).then(|| f.name.clone())
-    })
 }
 
 /// `node`, or what its local `$ref` (`#/...`) points to in `root`.
@@ -234,62 +194,59 @@ fn avro_type(s: &apache_avro::Schema) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// The (name, type) pairs `fields` lists for a schema.
+    fn fields(format: Format, text: &str) -> Vec<(String, String)> {
+        Contract::parse(format, text).expect("schema").fields()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect()
+    }
 
     #[test]
     fn fields_are_listed_with_their_types_for_both_formats() {
-        let json = Contract::parse(
-            Format::JsonSchema,
-            r##"{"$ref":"#/$defs/t","$defs":{"t":{"type":"object","properties":{"id":{"type":"string"},"amount":{"type":["number","null"]},"kind":{"enum":["a","b"]}}}}}"##,
-        )
-        .expect("json schema");
         assert_eq!(
-            json.fields(),
-            vec![
-                ("amount".to_string(), "number|null".to_string()),
-                ("id".to_string(), "string".to_string()),
-                ("kind".to_string(), "enum".to_string())
-            ]
+            fields(
+                Format::JsonSchema,
+                r##"{"$ref":"#/$defs/t","$defs":{"t":{"type":"object","properties":{"id":{"type":"string"},"amount":{"type":["number","null"]},"kind":{"enum":["a","b"]}}}}}"##,
+            ),
+            pairs(&[
+                ("amount", "number|null"),
+                ("id", "string"),
+                ("kind", "enum")
+            ])
         );
-        let avro = Contract::parse(
-            Format::Avro,
-            r#"{"type":"record","name":"R","fields":[{"name":"id","type":"string"},{"name":"note","type":["null","string"]},{"name":"tags","type":{"type":"array","items":"string"}}]}"#,
-        )
-        .expect("avro");
         assert_eq!(
-            avro.fields(),
-            vec![
-                ("id".to_string(), "string".to_string()),
-                ("note".to_string(), "null|string".to_string()),
-                ("tags".to_string(), "array<string>".to_string())
-            ]
+            fields(
+                Format::Avro,
+                r#"{"type":"record","name":"R","fields":[{"name":"id","type":"string"},{"name":"note","type":["null","string"]},{"name":"tags","type":{"type":"array","items":"string"}}]}"#,
+            ),
+            pairs(&[
+                ("id", "string"),
+                ("note", "null|string"),
+                ("tags", "array<string>")
+            ])
+        );
+        assert!(
+            fields(Format::Avro, r#""string""#).is_empty(),
+            "not a record"
         );
     }
 
-    use super::*;
-
     #[test]
-    fn json_round_trips_through_avro() {
-        let c = Contract::parse(
-            Format::Avro,
-            r#"{"type":"record","name":"R","fields":[
-                {"name":"id","type":"string"},
-                {"name":"cents","type":"long"},
-                {"name":"rate","type":"double"},
-                {"name":"note","type":["null","string"],"default":null},
-                {"name":"kind","type":{"type":"enum","name":"K","symbols":["A","B"]}}]}"#,
-        )
-        .expect("schema");
-        let v = serde_json::json!({"id": "x", "cents": 150, "rate": 2, "note": "hi", "kind": "B"});
-        let bytes = c.encode_json(&v).expect("encode");
-        let back = c.decode_json(&bytes).expect("decode");
-        assert_eq!(back["cents"], 150);
-        assert_eq!(back["note"], "hi");
-        assert_eq!(back["kind"], "B");
-        assert_eq!(back["rate"], 2.0);
-        let e = c
-            .encode_json(&serde_json::json!({"id": "x"}))
-            .expect_err("missing fields");
-        assert!(e.contains("field 'cents'"), "{e}");
-        assert!(c.decode_json(&[1, 2]).is_err());
+    fn schema_errors_say_where() {
+        let e = Contract::parse(Format::JsonSchema, r#"{"type": 12}"#).expect_err("bad type");
+        assert!(
+            matches!(&e, ContractError::InvalidJsonSchema { pointer, .. } if pointer == "/type"),
+            "{e:?}"
+        );
+        let e = Contract::parse(Format::Avro, "{\n}").expect_err("no type");
+        assert!(matches!(e, ContractError::InvalidAvro { .. }), "{e:?}");
+        let e = Contract::parse(Format::Avro, "[\n1,").expect_err("not json");
+        assert!(matches!(e, ContractError::NotJson { line: 2, .. }), "{e:?}");
     }
 }

@@ -15,43 +15,69 @@ use crate::{check, Compatibility, Contract, ContractError, Format};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum RegistryEvent {
+    /// A schema was registered as a new version of a subject.
     Registered {
+        /// The subject, e.g. `payments.transaction_settled-value`.
         subject: String,
+        /// The subject's new version, counted from 1.
         version: u32,
+        /// The schema's global id, shared by every subject with the same schema.
         id: u32,
+        /// The schema's language.
         format: Format,
+        /// The schema text as registered.
         schema: String,
     },
+    /// A version of a subject was deleted.
     VersionDeleted {
+        /// The subject.
         subject: String,
+        /// The version deleted.
         version: u32,
+        /// `false` for a soft delete (the version can still be listed with deleted ones),
+        /// `true` for a permanent one, which must follow a soft one.
         permanent: bool,
     },
+    /// A subject and all its versions were deleted.
     SubjectDeleted {
+        /// The subject.
         subject: String,
+        /// As in [`RegistryEvent::VersionDeleted`].
         permanent: bool,
     },
+    /// A compatibility level was set or cleared.
     ConfigSet {
         /// `None` is the global setting.
         subject: Option<String>,
+        /// `None` clears a subject's own level (the global one applies again) or resets the
+        /// global one to BACKWARD.
         compatibility: Option<Compatibility>,
     },
+    /// A mode was set or cleared.
     ModeSet {
+        /// `None` is the global setting.
         subject: Option<String>,
+        /// `None` clears a subject's own mode or resets the global one to READWRITE.
         mode: Option<Mode>,
     },
 }
 
+/// What the registry lets clients do with a subject (Confluent's `mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Mode {
+    /// Registering and deleting are allowed.
     #[default]
     Readwrite,
+    /// Registering is refused.
     Readonly,
+    /// Accepted and stored for Confluent clients that migrate schemas; registration behaves
+    /// as in READWRITE.
     Import,
 }
 
 impl Mode {
+    /// The name Confluent's registry uses (`READWRITE`).
     pub fn as_str(&self) -> &'static str {
         match self {
             Mode::Readwrite => "READWRITE",
@@ -64,76 +90,140 @@ impl Mode {
 /// One version of a subject.
 #[derive(Debug, Clone)]
 pub struct SchemaVersion {
+    /// The version number within the subject, from 1.
     pub version: u32,
+    /// The global id of its schema.
     pub id: u32,
+    /// Soft-deleted: listed only when deleted versions are asked for.
     pub deleted: bool,
 }
 
+/// A subject: its versions, oldest first, and its own settings.
 #[derive(Debug, Clone, Default)]
 pub struct Subject {
+    /// Every version not permanently deleted, oldest first.
     pub versions: Vec<SchemaVersion>,
+    /// Soft-deleted as a whole.
     pub deleted: bool,
+    /// The subject's own compatibility level; `None` follows the global one.
     pub compatibility: Option<Compatibility>,
+    /// The subject's own mode; `None` follows the global one.
     pub mode: Option<Mode>,
 }
 
 /// A registered schema, shared by every subject version that has the same text and format.
 #[derive(Debug, Clone)]
 pub struct StoredSchema {
+    /// The schema's language.
     pub format: Format,
+    /// The schema text as first registered.
     pub text: String,
+    /// The parsed schema.
     pub contract: Contract,
 }
 
 /// Errors with Confluent's error codes, so existing clients react as they do to the registry.
+/// The messages are Confluent's, word for word, for the same reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
-    #[error("Subject '{0}' not found.")]
-    SubjectNotFound(String),
+    /// No live version of the subject (never registered, or deleted).
+    #[error("Subject '{subject}' not found.")]
+    SubjectNotFound {
+        /// The subject asked for.
+        subject: String,
+    },
+    /// The subject has no such live version.
     #[error("Version {version} not found for subject '{subject}'.")]
-    VersionNotFound { subject: String, version: String },
-    #[error("Schema {0} not found")]
-    SchemaNotFound(u32),
-    #[error("Schema not found under subject '{0}'")]
-    SchemaNotRegistered(String),
-    #[error("Invalid schema: {0}")]
-    InvalidSchema(String),
-    #[error("The specified version '{0}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\"")]
-    InvalidVersion(String),
+    VersionNotFound {
+        /// The subject asked for.
+        subject: String,
+        /// The version as asked for: a number or `latest`.
+        version: String,
+    },
+    /// No schema has this global id.
+    #[error("Schema {id} not found")]
+    SchemaNotFound {
+        /// The id asked for.
+        id: u32,
+    },
+    /// The schema given is not one of the subject's live versions.
+    #[error("Schema not found under subject '{subject}'")]
+    SchemaNotRegistered {
+        /// The subject looked in.
+        subject: String,
+    },
+    /// The schema text is not a usable contract; the problem says where and why.
+    #[error("Invalid schema: {problem}")]
+    InvalidSchema {
+        /// What is wrong with the text.
+        problem: ContractError,
+    },
+    /// A version in a request is neither a number from 1 to 2^31-1 nor `latest`.
+    #[error("The specified version '{version}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\"")]
+    InvalidVersion {
+        /// The version as given.
+        version: String,
+    },
+    /// The schema breaks the subject's compatibility level; each detail names a field and a
+    /// rule.
     #[error("Schema being registered is incompatible with an earlier schema for subject \"{subject}\": {}", .details.join("; "))]
     Incompatible {
+        /// The subject registered under.
         subject: String,
+        /// One [`crate::Incompatibility`] each, as text.
         details: Vec<String>,
     },
+    /// A compatibility level that is not one of Confluent's.
     #[error("Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive")]
     InvalidCompatibility,
-    #[error("Subject '{0}' was soft deleted. Set permanent=true to delete permanently")]
-    SubjectSoftDeleted(String),
-    #[error("Subject '{0}' was not deleted first before being permanently deleted")]
-    SubjectNotSoftDeleted(String),
+    /// A soft delete of a subject that is already soft-deleted.
+    #[error("Subject '{subject}' was soft deleted. Set permanent=true to delete permanently")]
+    SubjectSoftDeleted {
+        /// The subject.
+        subject: String,
+    },
+    /// A permanent delete of a subject that was not soft-deleted first.
+    #[error("Subject '{subject}' was not deleted first before being permanently deleted")]
+    SubjectNotSoftDeleted {
+        /// The subject.
+        subject: String,
+    },
+    /// A permanent delete of a version that was not soft-deleted first.
     #[error("Version {version} of subject '{subject}' was not deleted first before being permanently deleted")]
-    VersionNotSoftDeleted { subject: String, version: u32 },
-    #[error("Subject {0} is in read-only mode")]
-    ReadOnly(String),
+    VersionNotSoftDeleted {
+        /// The subject.
+        subject: String,
+        /// The version.
+        version: u32,
+    },
+    /// A registration under a subject (or globally) in READONLY mode.
+    #[error("Subject {subject} is in read-only mode")]
+    ReadOnly {
+        /// The subject.
+        subject: String,
+    },
 }
 
 impl RegistryError {
     /// Confluent's `error_code` for the JSON body; the HTTP status is its first three digits.
     pub fn code(&self) -> u32 {
         match self {
-            RegistryError::SubjectNotFound(_) => 40401,
+            RegistryError::SubjectNotFound { .. } => 40401,
             RegistryError::VersionNotFound { .. } => 40402,
-            RegistryError::SchemaNotFound(_) | RegistryError::SchemaNotRegistered(_) => 40403,
-            RegistryError::SubjectSoftDeleted(_) => 40404,
-            RegistryError::SubjectNotSoftDeleted(_) => 40405,
+            RegistryError::SchemaNotFound { .. } | RegistryError::SchemaNotRegistered { .. } => {
+                40403
+            }
+            RegistryError::SubjectSoftDeleted { .. } => 40404,
+            RegistryError::SubjectNotSoftDeleted { .. } => 40405,
             RegistryError::VersionNotSoftDeleted { .. } => 40407,
-            RegistryError::InvalidSchema(_) => 42201,
-            RegistryError::InvalidVersion(_) => 42202,
+            RegistryError::InvalidSchema { .. } => 42201,
+            RegistryError::InvalidVersion { .. } => 42202,
             RegistryError::InvalidCompatibility => 42203,
-            RegistryError::ReadOnly(_) => 42205,
+            RegistryError::ReadOnly { .. } => 42205,
             RegistryError::Incompatible { .. } => 409,
         }
     }
+    /// The HTTP status of the response: 404, 409 or 422.
     pub fn http_status(&self) -> u16 {
         match self.code() {
             409 => 409,
@@ -145,22 +235,31 @@ impl RegistryError {
 /// Which version a request names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VersionRef {
+    /// The newest live version (`latest`, or `-1`).
     Latest,
+    /// A version number, from 1.
     Number(u32),
 }
 
 impl VersionRef {
+    /// Parses a version as a request writes it: `latest`, `-1`, or a number from 1 to 2^31-1.
     pub fn parse(s: &str) -> Result<Self, RegistryError> {
         if s == "latest" || s == "-1" {
             return Ok(VersionRef::Latest);
         }
         match s.parse::<u32>() {
             Ok(n) if n >= 1 && n <= i32::MAX as u32 => Ok(VersionRef::Number(n)),
-            _ => Err(RegistryError::InvalidVersion(s.to_string())),
+            _ => Err(RegistryError::InvalidVersion {
+                version: s.to_string(),
+            }),
         }
     }
 }
 
+/// The registry's state: subjects, versions, schemas by id, and the global settings.
+///
+/// Reads answer from memory. Changes are planned (`plan_*`, which check them and give the
+/// event to store) and then [`Registry::apply`]-ed, so a change is stored before it is seen.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     subjects: BTreeMap<String, Subject>,
@@ -171,6 +270,7 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// An empty registry whose first schema id is 1.
     pub fn new() -> Self {
         Registry {
             next_id: 1,
@@ -247,14 +347,27 @@ impl Registry {
         }
     }
 
+    /// A subject with a version that is not deleted.
     fn live(&self, subject: &str) -> Result<&Subject, RegistryError> {
-        match self.subjects.get(subject) {
-            Some(s) if !s.deleted && s.versions.iter().any(|v| !v.deleted) => Ok(s),
-            Some(s) if s.deleted => Err(RegistryError::SubjectNotFound(subject.to_string())),
-            _ => Err(RegistryError::SubjectNotFound(subject.to_string())),
-        }
+        self.subjects
+            .get(subject)
+            .filter(|s| !s.deleted && s.versions.iter().any(|v| !v.deleted))
+            .ok_or_else(|| RegistryError::SubjectNotFound {
+                subject: subject.to_string(),
+            })
     }
 
+    /// A subject with any version, soft-deleted or not.
+    fn known(&self, subject: &str) -> Result<&Subject, RegistryError> {
+        self.subjects
+            .get(subject)
+            .filter(|s| !s.versions.is_empty())
+            .ok_or_else(|| RegistryError::SubjectNotFound {
+                subject: subject.to_string(),
+            })
+    }
+
+    /// The subjects with at least one version, soft-deleted ones only when asked for.
     pub fn subjects(&self, include_deleted: bool) -> Vec<String> {
         self.subjects
             .iter()
@@ -266,16 +379,14 @@ impl Registry {
             .collect()
     }
 
+    /// A subject's version numbers, oldest first, soft-deleted ones only when asked for.
     pub fn versions(
         &self,
         subject: &str,
         include_deleted: bool,
     ) -> Result<Vec<u32>, RegistryError> {
         let s = if include_deleted {
-            self.subjects
-                .get(subject)
-                .filter(|s| !s.versions.is_empty())
-                .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_string()))?
+            self.known(subject)?
         } else {
             self.live(subject)?
         };
@@ -307,14 +418,15 @@ impl Registry {
         let schema = self
             .schemas
             .get(&v.id)
-            .ok_or(RegistryError::SchemaNotFound(v.id))?;
+            .ok_or(RegistryError::SchemaNotFound { id: v.id })?;
         Ok((v.version, v.id, schema))
     }
 
+    /// The schema with this global id; ids stay resolvable after their subjects are deleted.
     pub fn schema(&self, id: u32) -> Result<&StoredSchema, RegistryError> {
         self.schemas
             .get(&id)
-            .ok_or(RegistryError::SchemaNotFound(id))
+            .ok_or(RegistryError::SchemaNotFound { id })
     }
 
     /// Subject-version pairs that use schema `id`.
@@ -330,6 +442,7 @@ impl Registry {
             .collect()
     }
 
+    /// The level that applies to a subject (its own, else the global one), or the global one.
     pub fn compatibility(&self, subject: Option<&str>) -> Compatibility {
         subject
             .and_then(|s| self.subjects.get(s))
@@ -337,10 +450,12 @@ impl Registry {
             .unwrap_or(self.compatibility)
     }
 
+    /// The subject's own level, if it has one.
     pub fn subject_compatibility(&self, subject: &str) -> Option<Compatibility> {
         self.subjects.get(subject).and_then(|s| s.compatibility)
     }
 
+    /// The mode that applies to a subject (its own, else the global one), or the global one.
     pub fn mode(&self, subject: Option<&str>) -> Mode {
         subject
             .and_then(|s| self.subjects.get(s))
@@ -365,7 +480,9 @@ impl Registry {
                     .is_some_and(|st| st.format == format && same_schema(&st.text, text))
             })
             .map(|v| (v.version, v.id))
-            .ok_or_else(|| RegistryError::SchemaNotRegistered(subject.to_string()))
+            .ok_or_else(|| RegistryError::SchemaNotRegistered {
+                subject: subject.to_string(),
+            })
     }
 
     /// Checks `text` against the subject's versions under its compatibility; the messages
@@ -378,7 +495,7 @@ impl Registry {
         against: Option<VersionRef>,
     ) -> Result<Vec<String>, RegistryError> {
         let new = Contract::parse(format, text)
-            .map_err(|e| RegistryError::InvalidSchema(e.to_string()))?;
+            .map_err(|problem| RegistryError::InvalidSchema { problem })?;
         let mode = self.compatibility(Some(subject));
         let previous: Vec<(u32, &Contract)> = match (self.live(subject), against) {
             (Err(_), _) => Vec::new(),
@@ -408,10 +525,12 @@ impl Registry {
         text: &str,
     ) -> Result<Result<RegistryEvent, u32>, RegistryError> {
         if self.mode(Some(subject)) == Mode::Readonly {
-            return Err(RegistryError::ReadOnly(subject.to_string()));
+            return Err(RegistryError::ReadOnly {
+                subject: subject.to_string(),
+            });
         }
-        let contract: Result<Contract, ContractError> = Contract::parse(format, text);
-        contract.map_err(|e| RegistryError::InvalidSchema(e.to_string()))?;
+        Contract::parse(format, text)
+            .map_err(|problem| RegistryError::InvalidSchema { problem })?;
         if let Ok((_, id)) = self.lookup(subject, format, text) {
             return Ok(Err(id));
         }
@@ -449,16 +568,16 @@ impl Registry {
         subject: &str,
         permanent: bool,
     ) -> Result<(RegistryEvent, Vec<u32>), RegistryError> {
-        let s = self
-            .subjects
-            .get(subject)
-            .filter(|s| !s.versions.is_empty())
-            .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_string()))?;
+        let s = self.known(subject)?;
         if permanent && !s.deleted && s.versions.iter().any(|v| !v.deleted) {
-            return Err(RegistryError::SubjectNotSoftDeleted(subject.to_string()));
+            return Err(RegistryError::SubjectNotSoftDeleted {
+                subject: subject.to_string(),
+            });
         }
         if !permanent && (s.deleted || s.versions.iter().all(|v| v.deleted)) {
-            return Err(RegistryError::SubjectSoftDeleted(subject.to_string()));
+            return Err(RegistryError::SubjectSoftDeleted {
+                subject: subject.to_string(),
+            });
         }
         let versions = s.versions.iter().map(|v| v.version).collect();
         Ok((
@@ -470,17 +589,14 @@ impl Registry {
         ))
     }
 
+    /// Plans deleting a version; returns the event and the version it deletes.
     pub fn plan_delete_version(
         &self,
         subject: &str,
         which: VersionRef,
         permanent: bool,
     ) -> Result<(RegistryEvent, u32), RegistryError> {
-        let s = self
-            .subjects
-            .get(subject)
-            .filter(|s| !s.versions.is_empty())
-            .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_string()))?;
+        let s = self.known(subject)?;
         let v = match which {
             VersionRef::Latest => s.versions.iter().rev().find(|v| permanent || !v.deleted),
             VersionRef::Number(n) => s.versions.iter().find(|v| v.version == n),
@@ -589,5 +705,38 @@ mod tests {
         r.apply(&e);
         assert!(r.subjects(true).is_empty());
         assert!(r.schema(1).is_ok(), "schema ids stay resolvable");
+    }
+
+    #[test]
+    fn bad_input_gets_confluent_codes_and_says_why() {
+        let r = Registry::new();
+        let e = r
+            .plan_register("s", Format::Avro, "{")
+            .expect_err("not json");
+        assert!(
+            matches!(
+                &e,
+                RegistryError::InvalidSchema {
+                    problem: ContractError::NotJson { line: 1, .. }
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!((e.code(), e.http_status()), (42201, 422));
+        assert!(
+            e.to_string()
+                .starts_with("Invalid schema: schema is not valid JSON at line 1"),
+            "{e}"
+        );
+        assert_eq!(VersionRef::parse("latest"), Ok(VersionRef::Latest));
+        assert_eq!(VersionRef::parse("-1"), Ok(VersionRef::Latest));
+        assert_eq!(VersionRef::parse("7"), Ok(VersionRef::Number(7)));
+        for bad in ["0", "2147483648", "v1"] {
+            let e = VersionRef::parse(bad).expect_err(bad);
+            assert_eq!((e.code(), e.http_status()), (42202, 422));
+        }
+        let e = r.schema(9).expect_err("no schema");
+        assert_eq!(e.to_string(), "Schema 9 not found");
+        assert_eq!(e.http_status(), 404);
     }
 }

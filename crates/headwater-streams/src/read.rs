@@ -94,10 +94,9 @@ pub(crate) fn decode_value(reg: &Registry, value: Option<&Bytes>) -> serde_json:
     };
     if let Framing::Confluent { schema_id } = framing(value) {
         return match reg.schema(schema_id) {
-            Ok(s) => s
-                .contract
-                .decode_json(&value[5..])
-                .unwrap_or_else(|e| serde_json::json!({"undecodable": e, "schema_id": schema_id})),
+            Ok(s) => s.contract.decode_json(&value[5..]).unwrap_or_else(
+                |e| serde_json::json!({"undecodable": e.to_string(), "schema_id": schema_id}),
+            ),
             Err(_) => serde_json::json!({"undecodable": format!("unknown schema id {schema_id}")}),
         };
     }

@@ -409,7 +409,7 @@ async fn compat_version(
         Err(resp) => return resp,
     };
     if r.read().versions(&subject, false).is_err() {
-        return refused(RegistryError::SubjectNotFound(subject));
+        return refused(RegistryError::SubjectNotFound { subject });
     }
     let against = match which {
         VersionRef::Latest => r

@@ -1,307 +1,25 @@
-//! A JSON Schema compiled to checks made while reading a record's bytes once, without building a
-//! `serde_json::Value`: parsing into a `Value` cost more than everything else produce-time
-//! validation does.
+//! The one-pass JSON reader: checks a record's bytes against a schema compiled by
+//! [`super::json_compile`] while reading them once, without building a `serde_json::Value`
+//! (parsing into a `Value` cost more than everything else produce-time validation does), and
+//! captures the top-level fields the quality rules read.
 //!
-//! It covers the keywords event contracts use: `type`, `properties`, `required`,
-//! `additionalProperties`, `enum`, `const`, numeric bounds, string lengths, `items` and array
-//! lengths, plus annotations. A schema with any other keyword (`$ref`, `pattern`, `format`,
-//! `oneOf`, ...) is not compiled, and its records go through the `jsonschema` crate as before.
-//!
-//! The check answers only "valid" or "not sure". Anything it does not read exactly like
-//! `serde_json` and `jsonschema` would (invalid JSON, a duplicate key, an integer written as
-//! `1.0`, a huge number) is "not sure", and the caller checks that record again the slow way,
-//! which also writes the error message. So a record accepted here is one `jsonschema` accepts
-//! (a differential test holds it to that), and every refusal still reads the same.
+//! It answers only "valid" or "not sure". Anything it does not read exactly like `serde_json`
+//! and `jsonschema` would (invalid JSON, a duplicate key, an integer written as `1.0`, a huge
+//! number) is "not sure", and the caller checks that record again the slow way, which also
+//! writes the error message. So a record accepted here is one `jsonschema` accepts (a
+//! differential test holds it to that), and every refusal still reads the same.
 
 use std::borrow::Cow;
 
 use serde_json::Value;
 
-/// The answer for a record this check cannot vouch for: check it the slow way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct NotSure;
-
-type Checked<T> = Result<T, NotSure>;
-
-/// A top-level field's value, as `serde_json` would have parsed it, kept for the CEL rules.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Field<'a> {
-    Null,
-    Bool(bool),
-    /// A negative integer (`serde_json`'s `NegInt`).
-    Int(i64),
-    /// A non-negative integer (`serde_json`'s `PosInt`).
-    UInt(u64),
-    Float(f64),
-    Str(Cow<'a, str>),
-    /// An object or array, still as JSON text: rules on nested values are rare, and these are
-    /// parsed with `serde_json` when a rule needs them.
-    Json(&'a [u8]),
-}
-
-const NULL: u8 = 1;
-const BOOL: u8 = 2;
-const INTEGER: u8 = 4;
-const NUMBER: u8 = 8;
-const STRING: u8 = 16;
-const ARRAY: u8 = 32;
-const OBJECT: u8 = 64;
-const ANY: u8 = 127;
+use super::json_compile::{
+    self, Additional, Literal, Node, ARRAY, BOOL, INTEGER, NULL, NUMBER, OBJECT, STRING,
+};
+use super::{Checked, Field, NotSure};
 
 /// `serde_json`'s nesting limit; deeper input is left to it.
 const MAX_DEPTH: usize = 100;
-
-/// Keywords that only annotate: they never make an instance invalid. (`$defs` and
-/// `definitions` hold schemas a `$ref` may name; they validate nothing themselves.)
-const ANNOTATIONS: &[&str] = &[
-    "$schema",
-    "$comment",
-    "$defs",
-    "definitions",
-    "title",
-    "description",
-    "default",
-    "examples",
-    "readOnly",
-    "writeOnly",
-    "deprecated",
-];
-
-/// A literal of `enum` or `const`.
-#[derive(Debug, Clone, PartialEq)]
-enum Literal {
-    Null,
-    Bool(bool),
-    Number(f64),
-    Str(String),
-}
-
-impl Literal {
-    fn of(v: &Value) -> Option<Literal> {
-        Some(match v {
-            Value::Null => Literal::Null,
-            Value::Bool(b) => Literal::Bool(*b),
-            Value::Number(n) => Literal::Number(exact_f64(n)?),
-            Value::String(s) => Literal::Str(s.clone()),
-            Value::Array(_) | Value::Object(_) => return None,
-        })
-    }
-}
-
-/// A number as an `f64`, when that is exact (integers up to 2^53), so comparisons in `f64`
-/// give the answer `jsonschema` gives.
-fn exact_f64(n: &serde_json::Number) -> Option<f64> {
-    const EXACT: u64 = 1 << 53;
-    if let Some(u) = n.as_u64() {
-        return (u <= EXACT).then_some(u as f64);
-    }
-    if let Some(i) = n.as_i64() {
-        return (i.unsigned_abs() <= EXACT).then_some(i as f64);
-    }
-    n.as_f64().filter(|f| f.is_finite())
-}
-
-#[derive(Debug, Default)]
-struct Object {
-    properties: Vec<(String, Node)>,
-    /// Indexes into `properties`.
-    required: Vec<usize>,
-    additional: Additional,
-}
-
-#[derive(Debug, Default)]
-enum Additional {
-    #[default]
-    Any,
-    Forbidden,
-    Schema(Box<Node>),
-}
-
-/// One (sub)schema, compiled.
-#[derive(Debug)]
-struct Node {
-    types: u8,
-    literals: Option<Vec<Literal>>,
-    constant: Option<Literal>,
-    minimum: Option<f64>,
-    maximum: Option<f64>,
-    exclusive_minimum: Option<f64>,
-    exclusive_maximum: Option<f64>,
-    min_length: Option<u64>,
-    max_length: Option<u64>,
-    object: Object,
-    items: Option<Box<Node>>,
-    min_items: Option<u64>,
-    max_items: Option<u64>,
-    /// The node's [`LEAF_KEYWORDS`], checked by `jsonschema` on the one value.
-    leaf: Option<Box<jsonschema::Validator>>,
-}
-
-/// Keywords whose verdict depends only on the value they apply to (a string's `pattern` or
-/// `format`, a number's `multipleOf`). `jsonschema` checks them on that one value, so their
-/// exact semantics stay its own: ECMA-262 regexes, and which formats a draft asserts.
-const LEAF_KEYWORDS: &[&str] = &["pattern", "format", "multipleOf"];
-
-/// Deeper than this (through `$ref`s or nesting), a schema is left to `jsonschema`; this is
-/// also what stops a recursive `$ref`.
-const MAX_SCHEMA_DEPTH: usize = 32;
-
-/// Compiles subschemas of one root schema, which `$ref`s point into.
-struct Compiler<'r> {
-    root: &'r Value,
-}
-
-impl Node {
-    /// Whether an object or array (`kind`) may stand here: its type is allowed, and no
-    /// `enum` or `const` (which this module compares only with scalars) applies.
-    fn takes(&self, kind: u8) -> bool {
-        self.types & kind != 0 && self.literals.is_none() && self.constant.is_none()
-    }
-
-    fn any() -> Node {
-        Node {
-            types: ANY,
-            literals: None,
-            constant: None,
-            minimum: None,
-            maximum: None,
-            exclusive_minimum: None,
-            exclusive_maximum: None,
-            min_length: None,
-            max_length: None,
-            object: Object::default(),
-            items: None,
-            min_items: None,
-            max_items: None,
-            leaf: None,
-        }
-    }
-}
-
-impl Compiler<'_> {
-    /// Compiles a schema, or `None` when it uses a keyword (or a form of one) this module
-    /// does not check.
-    fn compile(&self, schema: &Value, depth: usize) -> Option<Node> {
-        if depth > MAX_SCHEMA_DEPTH {
-            return None;
-        }
-        let map = match schema {
-            Value::Bool(true) => return Some(Node::any()),
-            Value::Object(map) => map,
-            _ => return None,
-        };
-        if let Some(target) = map.get("$ref") {
-            // Only a `$ref` alone: beside other keywords, drafts disagree on what it means.
-            if map
-                .keys()
-                .any(|k| k != "$ref" && !ANNOTATIONS.contains(&k.as_str()))
-            {
-                return None;
-            }
-            return self.compile(self.definition(target.as_str()?)?, depth + 1);
-        }
-        let mut node = Node::any();
-        let mut leaf = serde_json::Map::new();
-        for (key, v) in map {
-            match key.as_str() {
-                // A base URI for the root's own `$ref`s; below the root it would change them.
-                "$id" if depth == 0 => {}
-                "type" => node.types = types(v)?,
-                "enum" => {
-                    let list = v.as_array()?;
-                    node.literals = Some(list.iter().map(Literal::of).collect::<Option<_>>()?);
-                }
-                "const" => node.constant = Some(Literal::of(v)?),
-                "minimum" => node.minimum = Some(exact_f64(v.as_number()?)?),
-                "maximum" => node.maximum = Some(exact_f64(v.as_number()?)?),
-                "exclusiveMinimum" => node.exclusive_minimum = Some(exact_f64(v.as_number()?)?),
-                "exclusiveMaximum" => node.exclusive_maximum = Some(exact_f64(v.as_number()?)?),
-                "minLength" => node.min_length = Some(v.as_u64()?),
-                "maxLength" => node.max_length = Some(v.as_u64()?),
-                "minItems" => node.min_items = Some(v.as_u64()?),
-                "maxItems" => node.max_items = Some(v.as_u64()?),
-                "items" => node.items = Some(Box::new(self.compile(v, depth + 1)?)),
-                "properties" => {
-                    for (name, sub) in v.as_object()? {
-                        node.object
-                            .properties
-                            .push((name.clone(), self.compile(sub, depth + 1)?));
-                    }
-                }
-                "additionalProperties" => {
-                    node.object.additional = match v {
-                        Value::Bool(true) => Additional::Any,
-                        Value::Bool(false) => Additional::Forbidden,
-                        other => Additional::Schema(Box::new(self.compile(other, depth + 1)?)),
-                    }
-                }
-                "required" => {} // after `properties`, below
-                k if LEAF_KEYWORDS.contains(&k) => {
-                    leaf.insert(key.clone(), v.clone());
-                }
-                k if ANNOTATIONS.contains(&k) => {}
-                _ => return None,
-            }
-        }
-        if !leaf.is_empty() {
-            // The root's draft decides, e.g., whether `format` is asserted.
-            if let Some(draft) = self.root.get("$schema") {
-                leaf.insert("$schema".into(), draft.clone());
-            }
-            node.leaf = Some(Box::new(
-                jsonschema::validator_for(&Value::Object(leaf)).ok()?,
-            ));
-        }
-        if let Some(required) = map.get("required") {
-            for name in required.as_array()? {
-                let name = name.as_str()?;
-                let i = node.object.properties.iter().position(|(p, _)| p == name)?;
-                node.object.required.push(i);
-            }
-        }
-        // A seen-set of one u64 per object keeps the check allocation-free.
-        (node.object.properties.len() <= 64).then_some(node)
-    }
-
-    /// The schema a local `$ref` names: `#/$defs/<name>` or `#/definitions/<name>`.
-    fn definition(&self, target: &str) -> Option<&Value> {
-        let (container, name) = target
-            .strip_prefix("#/$defs/")
-            .map(|n| ("$defs", n))
-            .or_else(|| {
-                target
-                    .strip_prefix("#/definitions/")
-                    .map(|n| ("definitions", n))
-            })?;
-        // Escaped or nested pointers are left to jsonschema.
-        if name.contains(['~', '%', '/']) {
-            return None;
-        }
-        self.root.get(container)?.get(name)
-    }
-}
-
-fn types(v: &Value) -> Option<u8> {
-    let one = |s: &str| -> Option<u8> {
-        Some(match s {
-            "null" => NULL,
-            "boolean" => BOOL,
-            "integer" => INTEGER,
-            "number" => NUMBER | INTEGER,
-            "string" => STRING,
-            "array" => ARRAY,
-            "object" => OBJECT,
-            _ => return None,
-        })
-    };
-    match v {
-        Value::String(s) => one(s),
-        Value::Array(list) => list
-            .iter()
-            .try_fold(0u8, |acc, t| Some(acc | one(t.as_str()?)?)),
-        _ => None,
-    }
-}
 
 /// A JSON Schema compiled for one-pass checks, and the top-level fields the rules read.
 #[derive(Debug)]
@@ -314,7 +32,7 @@ impl JsonCheck {
     /// `None` when the schema uses something only `jsonschema` checks.
     pub(crate) fn compile(schema: &Value, variables: &[String]) -> Option<JsonCheck> {
         Some(JsonCheck {
-            root: Compiler { root: schema }.compile(schema, 0)?,
+            root: json_compile::compile(schema)?,
             variables: variables.to_vec(),
         })
     }
@@ -825,38 +543,6 @@ mod tests {
             r#"{"amount":1,"currency":"EUR","note":null}"#
         )
         .is_ok());
-    }
-
-    #[test]
-    fn schemas_with_other_keywords_are_not_compiled() {
-        for schema in [
-            json!({"$ref": "#/$defs/x"}),
-            json!({"$defs": {"x": {"$ref": "#/$defs/x"}}, "$ref": "#/$defs/x"}),
-            json!({"$defs": {"x": {}}, "$ref": "#/$defs/x", "type": "object"}),
-            json!({"properties": {"a": {"$id": "other", "type": "string"}}}),
-            json!({"oneOf": [{"type": "string"}]}),
-            json!({"required": ["not_a_property"]}),
-            json!(false),
-        ] {
-            assert!(JsonCheck::compile(&schema, &[]).is_none(), "{schema}");
-        }
-    }
-
-    /// The example domains' JSON contracts all take the one-pass check.
-    #[test]
-    fn example_contracts_compile() {
-        for text in [
-            include_str!("../../../examples/domains/payments/schemas/transaction_settled.json"),
-            include_str!("../../../examples/domains/marketing/schemas/campaign_click.json"),
-            include_str!("../../../examples/domains/marketing/schemas/high_value_purchase.json"),
-            include_str!(
-                "../../../examples/domains/marketing/schemas/campaign_clicks_per_minute.json"
-            ),
-            include_str!("../../../examples/domains/ml/schemas/fraud_score.json"),
-        ] {
-            let schema: Value = serde_json::from_str(text).expect("json");
-            assert!(JsonCheck::compile(&schema, &[]).is_some(), "{text}");
-        }
     }
 
     /// Local `$ref`s are followed; `pattern`, `format` and `multipleOf` are jsonschema's own.

@@ -5,6 +5,15 @@
 //! - FORWARD: consumers on the latest version can read data written with the new schema
 //!   (the new schema is the writer); *_TRANSITIVE: every earlier version can.
 //! - FULL: both; NONE: no check.
+//!
+//! [`check`] ties the problems a format's reader/writer check finds to a mode and a version.
+//! Each format judges "can this reader schema read data written with that writer schema" in its
+//! own file: `json_schema.rs` (structurally, as Confluent does) and `avro.rs` (the Avro
+//! specification's schema resolution). A new format adds a file here with a
+//! `can_read(reader, writer) -> Vec<Problem>` and one arm in `reader_problems`.
+
+mod avro;
+mod json_schema;
 
 use std::fmt;
 
@@ -12,21 +21,29 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::{Contract, Format};
 
+/// Which schema changes a subject accepts, by who must be able to read whose data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Compatibility {
+    /// Any change is accepted.
     None,
-    /// Confluent's default.
+    /// The new schema reads data written with the latest version. Confluent's default.
     #[default]
     Backward,
+    /// The new schema reads data written with every earlier version.
     BackwardTransitive,
+    /// The latest version reads data written with the new schema.
     Forward,
+    /// Every earlier version reads data written with the new schema.
     ForwardTransitive,
+    /// Both `Backward` and `Forward`, against the latest version.
     Full,
+    /// Both `Backward` and `Forward`, against every earlier version.
     FullTransitive,
 }
 
 impl Compatibility {
+    /// The name Confluent's registry uses (`BACKWARD_TRANSITIVE`).
     pub fn as_str(&self) -> &'static str {
         match self {
             Compatibility::None => "NONE",
@@ -39,20 +56,22 @@ impl Compatibility {
         }
     }
 
-    /// Parses `BACKWARD`, `backward_transitive`, `full-transitive`, ...
+    /// Every mode.
+    const ALL: [Compatibility; 7] = [
+        Compatibility::None,
+        Compatibility::Backward,
+        Compatibility::BackwardTransitive,
+        Compatibility::Forward,
+        Compatibility::ForwardTransitive,
+        Compatibility::Full,
+        Compatibility::FullTransitive,
+    ];
+
+    /// Parses `BACKWARD`, `backward_transitive`, `full-transitive`, ...; `None` for any other
+    /// text.
     pub fn parse(s: &str) -> Option<Self> {
         let norm = s.trim().to_ascii_uppercase().replace('-', "_");
-        [
-            Compatibility::None,
-            Compatibility::Backward,
-            Compatibility::BackwardTransitive,
-            Compatibility::Forward,
-            Compatibility::ForwardTransitive,
-            Compatibility::Full,
-            Compatibility::FullTransitive,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == norm)
+        Compatibility::ALL.into_iter().find(|c| c.as_str() == norm)
     }
 
     fn backward(&self) -> bool {
@@ -107,7 +126,9 @@ pub struct Incompatibility {
     pub rule: &'static str,
     /// What changed, for example `type number -> string`.
     pub detail: String,
+    /// The mode the change breaks.
     pub mode: Compatibility,
+    /// Which side could not read the other.
     pub direction: Direction,
     /// The earlier version the new schema was compared with.
     pub version: u32,
@@ -138,20 +159,24 @@ impl fmt::Display for Incompatibility {
 
 /// A problem found by a reader/writer check, before it is tied to a mode and version.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Problem {
-    pub path: String,
-    pub rule: &'static str,
-    pub detail: String,
+struct Problem {
+    /// As [`Incompatibility::path`].
+    path: String,
+    /// As [`Incompatibility::rule`].
+    rule: &'static str,
+    /// As [`Incompatibility::detail`].
+    detail: String,
 }
 
+/// What keeps `reader` from reading data written with `writer`.
 fn reader_problems(reader: &Contract, writer: &Contract) -> Vec<Problem> {
     match (reader.format(), writer.format()) {
         (Format::Avro, Format::Avro) => match (reader.avro(), writer.avro()) {
-            (Some(r), Some(w)) => crate::avro::can_read(r, w),
+            (Some(r), Some(w)) => avro::can_read(r, w),
             _ => Vec::new(),
         },
         (Format::JsonSchema, Format::JsonSchema) => {
-            crate::json_schema::can_read(reader.json(), writer.json())
+            json_schema::can_read(reader.json(), writer.json())
         }
         _ => vec![Problem {
             path: String::new(),
@@ -198,10 +223,75 @@ pub fn check(
     out
 }
 
-pub(crate) fn join(path: &str, field: &str) -> String {
+/// The path of `field` inside `path`.
+fn join(path: &str, field: &str) -> String {
     if path.is_empty() {
         field.to_string()
     } else {
         format!("{path}.{field}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(text: &str) -> Contract {
+        Contract::parse(Format::JsonSchema, text).expect("json schema")
+    }
+
+    const NUMBER: &str = r#"{"type":"number"}"#;
+    const STRING: &str = r#"{"type":"string"}"#;
+
+    #[test]
+    fn modes_parse_in_any_spelling_and_print_as_confluent_does() {
+        for mode in Compatibility::ALL {
+            assert_eq!(Compatibility::parse(mode.as_str()), Some(mode));
+            assert_eq!(mode.to_string(), mode.as_str());
+        }
+        assert_eq!(
+            Compatibility::parse(" full-transitive "),
+            Some(Compatibility::FullTransitive)
+        );
+        assert_eq!(Compatibility::parse("sideways"), None);
+    }
+
+    #[test]
+    fn only_transitive_modes_look_past_the_latest_version() {
+        let (v1, v2, new) = (json(STRING), json(NUMBER), json(NUMBER));
+        let previous = [(1, &v1), (2, &v2)];
+        assert!(check(Compatibility::Backward, &new, &previous).is_empty());
+        let p = check(Compatibility::BackwardTransitive, &new, &previous);
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].version, p[0].direction), (1, Direction::NewReadsOld));
+        assert!(check(Compatibility::None, &json(STRING), &previous[1..]).is_empty());
+        assert!(check(Compatibility::FullTransitive, &new, &[]).is_empty());
+    }
+
+    #[test]
+    fn full_checks_both_directions() {
+        let p = check(Compatibility::Full, &json(STRING), &[(3, &json(NUMBER))]);
+        let directions: Vec<Direction> = p.iter().map(|i| i.direction).collect();
+        assert_eq!(directions, [Direction::NewReadsOld, Direction::OldReadsNew]);
+        assert_eq!(
+            p[1].to_string(),
+            "schema root: type string -> number breaks FULL \
+             (readers of version 3 cannot read data written with the new schema)"
+        );
+    }
+
+    #[test]
+    fn a_change_of_format_is_one_problem_at_the_root() {
+        let avro = Contract::parse(Format::Avro, r#""string""#).expect("avro");
+        let p = check(Compatibility::Backward, &avro, &[(1, &json(STRING))]);
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].rule, p[0].path.as_str()), ("FORMAT_CHANGED", ""));
+        assert_eq!(p[0].detail, "format JSON -> AVRO");
+    }
+
+    #[test]
+    fn paths_join_with_dots() {
+        assert_eq!(join("", "a"), "a");
+        assert_eq!(join("a.b", "c"), "a.b.c");
     }
 }

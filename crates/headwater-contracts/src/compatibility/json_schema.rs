@@ -11,7 +11,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::compatibility::{join, Problem};
+use super::{join, Problem};
 
 struct Doc<'a> {
     root: &'a Value,
@@ -74,7 +74,7 @@ fn accepts_anything(v: &Value) -> bool {
     matches!(v, Value::Bool(true)) || v.as_object().is_some_and(|o| o.is_empty())
 }
 
-pub(crate) fn can_read(reader: &Value, writer: &Value) -> Vec<Problem> {
+pub(super) fn can_read(reader: &Value, writer: &Value) -> Vec<Problem> {
     let (rd, wd) = (Doc { root: reader }, Doc { root: writer });
     let mut out = Vec::new();
     check(&rd, &wd, reader, writer, "", &mut out, 0);
@@ -90,8 +90,8 @@ fn problem(out: &mut Vec<Problem>, path: &str, rule: &'static str, detail: Strin
 }
 
 fn check(
-    rd: &Doc,
-    wd: &Doc,
+    rd: &Doc<'_>,
+    wd: &Doc<'_>,
     reader: &Value,
     writer: &Value,
     path: &str,
@@ -265,5 +265,96 @@ fn bounds(reader: &Value, writer: &Value, path: &str, out: &mut Vec<Problem>) {
                 format!("pattern {} added or changed", rp),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// (path, rule) of each problem the reader has with the writer's data.
+    fn problems(reader: Value, writer: Value) -> Vec<(String, &'static str)> {
+        can_read(&reader, &writer)
+            .into_iter()
+            .map(|p| (p.path, p.rule))
+            .collect()
+    }
+
+    fn one(path: &str, rule: &'static str) -> Vec<(String, &'static str)> {
+        vec![(path.to_string(), rule)]
+    }
+
+    #[test]
+    fn integers_widen_to_numbers_not_back() {
+        let (int, num) = (json!({"type": "integer"}), json!({"type": "number"}));
+        assert!(problems(num.clone(), int.clone()).is_empty());
+        assert_eq!(problems(int.clone(), num), one("", "TYPE_NARROWED"));
+        assert_eq!(problems(int, json!({})), one("", "TYPE_NARROWED"));
+        assert!(problems(json!(true), json!({"type": "string"})).is_empty());
+    }
+
+    #[test]
+    fn open_and_closed_content_models() {
+        let open = |props: Value| json!({"type": "object", "properties": props});
+        let closed = |props: Value| json!({"type": "object", "properties": props, "additionalProperties": false});
+        let a = json!({"a": {"type": "string"}});
+        let ab = json!({"a": {"type": "string"}, "b": {"type": "string"}});
+        assert_eq!(
+            problems(open(ab.clone()), open(a.clone())),
+            one("b", "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL")
+        );
+        assert!(problems(closed(ab.clone()), closed(a.clone())).is_empty());
+        assert_eq!(
+            problems(closed(a.clone()), closed(ab)),
+            one("b", "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL")
+        );
+        assert_eq!(
+            problems(closed(a.clone()), open(a)),
+            one("", "ADDITIONAL_PROPERTIES_REMOVED")
+        );
+    }
+
+    #[test]
+    fn nested_paths_name_the_field() {
+        let writer = json!({"properties": {"items": {"type": "array", "items": {"properties": {"n": {"type": "number"}}}}}});
+        let reader = json!({"properties": {"items": {"type": "array", "items": {"properties": {"n": {"type": "integer"}}},
+            "minItems": 1}}, "required": ["items"]});
+        assert_eq!(
+            problems(reader, writer),
+            vec![
+                ("items".to_string(), "REQUIRED_PROPERTY_ADDED"),
+                ("items".to_string(), "MIN_RAISED"),
+                ("items[].n".to_string(), "TYPE_NARROWED"),
+            ]
+        );
+    }
+
+    #[test]
+    fn refs_are_followed_on_both_sides() {
+        let writer = json!({"$ref": "#/$defs/t", "$defs": {"t": {"enum": ["a", "b"]}}});
+        let reader = json!({"$ref": "#/definitions/u", "definitions": {"u": {"enum": ["a"]}}});
+        let p = can_read(&reader, &writer);
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            (p[0].rule, p[0].detail.as_str()),
+            ("ENUM_ARRAY_NARROWED", r#"enum value "b" removed"#)
+        );
+        let cycle = json!({"$ref": "#/$defs/a", "$defs": {"a": {"$ref": "#/$defs/a"}}});
+        assert!(problems(cycle.clone(), cycle).is_empty(), "a cycle ends");
+    }
+
+    #[test]
+    fn bounds_may_only_loosen() {
+        let p = can_read(
+            &json!({"maximum": 10, "pattern": "^a"}),
+            &json!({"maximum": 20}),
+        );
+        let details: Vec<&str> = p.iter().map(|p| p.detail.as_str()).collect();
+        assert_eq!(
+            details,
+            ["maximum 20 -> 10", r#"pattern "^a" added or changed"#]
+        );
+        assert!(problems(json!({"maxLength": 9}), json!({"maxLength": 3})).is_empty());
     }
 }

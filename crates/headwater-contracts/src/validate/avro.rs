@@ -1,17 +1,16 @@
-//! An Avro schema compiled to a walk over a record's bytes that checks them without decoding
-//! them into `apache_avro` values: that decoding allocated every string and resolved the
-//! schema's names again for each record.
+//! The one-pass Avro reader: an Avro schema compiled to a walk over a record's bytes that checks
+//! them without decoding them into `apache_avro` values: that decoding allocated every string
+//! and resolved the schema's names again for each record. (The compile step is a plain mapping
+//! of an already parsed `apache_avro::Schema`, so unlike JSON Schema it shares this file.)
 //!
-//! Like [`crate::json_check`], it answers only "valid" or "not sure", and a record it is not sure
+//! Like [`super::json_read`], it answers only "valid" or "not sure", and a record it is not sure
 //! about is decoded by `apache-avro`, which also gives the error. It reads the primitive types,
 //! records, enums, arrays, maps, unions, fixed and the integer logical types (dates, times and
 //! timestamps); a schema with a named reference, a decimal, a uuid or a duration is not
 //! compiled. The top-level fields the rules read are captured as the JSON form of an Avro value
 //! would give them (a long is a JSON integer, an enum its symbol).
 
-use crate::json_check::{Field, NotSure};
-
-type Checked<T> = Result<T, NotSure>;
+use super::{Checked, Field, NotSure};
 
 #[derive(Debug)]
 enum Node {
