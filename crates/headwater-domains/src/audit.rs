@@ -137,7 +137,42 @@ fn hex(bytes: &[u8]) -> String {
 pub struct Stored {
     /// The record's offset in `_headwater.audit` (or its line in an exported file).
     pub offset: i64,
-    pub entry: Result<AuditEntry, String>,
+    /// The entry, or why the record does not read as one.
+    pub entry: Result<AuditEntry, Unreadable>,
+}
+
+/// Why a stored record does not read as an audit entry: each is what tampering (or damage)
+/// looks like from the reader's side.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unreadable {
+    /// The record has no value.
+    #[error("the record has no value")]
+    NoValue,
+    /// The value is not an entry's JSON.
+    #[error("{reason}")]
+    NotAnEntry {
+        /// What the JSON reader said.
+        reason: String,
+    },
+    /// The record's batch does not decode (its CRC fails, say).
+    #[error("its batch (offsets {first}-{last}) does not decode: {reason}")]
+    BrokenBatch {
+        /// The batch's first offset.
+        first: i64,
+        /// The batch's last offset.
+        last: i64,
+        /// What the decoder said.
+        reason: String,
+    },
+}
+
+impl Unreadable {
+    /// The value at hand does not read as an entry.
+    pub fn not_an_entry(e: &serde_json::Error) -> Unreadable {
+        Unreadable::NotAnEntry {
+            reason: e.to_string(),
+        }
+    }
 }
 
 /// What [`verify`] found wrong, naming the entry.
@@ -287,7 +322,7 @@ mod tests {
             .expect("principal");
         bytes[at] = b'A';
         let mut s = stored(&c);
-        s[2].entry = serde_json::from_slice(&bytes).map_err(|e| e.to_string());
+        s[2].entry = serde_json::from_slice(&bytes).map_err(|e| Unreadable::not_an_entry(&e));
         let v = verify(s);
         assert_eq!(v.problems.len(), 1, "{v:?}");
         assert_eq!((v.problems[0].offset, v.problems[0].seq), (2, Some(2)));
@@ -335,7 +370,9 @@ mod tests {
     fn an_unreadable_record_is_named_and_the_rest_still_checked() {
         let c = chain(4);
         let mut s = stored(&c);
-        s[1].entry = Err("expected value at line 1".into());
+        s[1].entry = Err(Unreadable::NotAnEntry {
+            reason: "expected value at line 1".into(),
+        });
         let v = verify(s);
         assert_eq!(v.problems.len(), 1, "{v:?}");
         assert_eq!((v.problems[0].offset, v.problems[0].seq), (1, None));

@@ -2,19 +2,23 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::DurationError;
+
 /// A duration written as a number and a unit: `500ms`, `30s`, `5m`, `2h`, `30d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HumanDuration {
+    /// The duration in milliseconds.
     pub millis: u64,
 }
 
 impl HumanDuration {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    /// Reads `500ms`, `30s`, `5m`, `2h` or `30d`.
+    pub fn parse(s: &str) -> Result<Self, DurationError> {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: u64 = num.parse().map_err(|_| {
-            format!("'{s}' is not a duration; write a number and a unit, like 30d or 5m")
+        let n: u64 = num.parse().map_err(|_| DurationError::NotANumber {
+            text: s.to_string(),
         })?;
         let factor = match unit {
             "ms" => 1,
@@ -23,9 +27,10 @@ impl HumanDuration {
             "h" => 3_600_000,
             "d" => 86_400_000,
             _ => {
-                return Err(format!(
-                    "'{s}' has unit '{unit}'; use ms, s, m, h or d (like 30d or 5m)"
-                ))
+                return Err(DurationError::UnknownUnit {
+                    text: s.to_string(),
+                    unit: unit.to_string(),
+                })
             }
         };
         Ok(HumanDuration { millis: n * factor })

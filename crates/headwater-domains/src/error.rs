@@ -25,3 +25,53 @@ impl fmt::Display for ManifestError {
         Ok(())
     }
 }
+
+/// A duration that does not read as a number and a unit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// No number before the unit.
+    #[error("'{text}' is not a duration; write a number and a unit, like 30d or 5m")]
+    NotANumber {
+        /// What was written.
+        text: String,
+    },
+    /// A unit other than ms, s, m, h or d.
+    #[error("'{text}' has unit '{unit}'; use ms, s, m, h or d (like 30d or 5m)")]
+    UnknownUnit {
+        /// What was written.
+        text: String,
+        /// The unit found.
+        unit: String,
+    },
+}
+
+/// A pipeline output that does not name exactly one target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutputError {
+    /// A view output without the field that keys it.
+    #[error("view '{view}' has no key; add `key: <field>` to the output")]
+    ViewWithoutKey {
+        /// The view.
+        view: String,
+    },
+    /// None of stream, table or view.
+    #[error("the output names no target; set one of stream, table or view")]
+    NoTarget,
+    /// More than one of stream, table or view.
+    #[error("the output names more than one target; keep one of stream, table or view")]
+    SeveralTargets,
+}
+
+/// Why a name (of a domain, stream or pipeline) is not allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// An empty name.
+    #[error("it is empty")]
+    Empty,
+    /// A character outside the allowed set.
+    #[error("character '{found}' is not allowed (use ASCII letters, digits, '_' and '-')")]
+    Character {
+        /// The first character not allowed.
+        found: char,
+    },
+}

@@ -24,7 +24,7 @@ mod spec;
 pub use access::{AccessPolicy, TopicOp};
 pub use applied::AppliedDomains;
 pub use duration::HumanDuration;
-pub use error::ManifestError;
+pub use error::{DurationError, ManifestError, NameError, OutputError};
 pub use load::{load_dir, LoadedDomain, LoadedStream};
 pub use manifest::{
     Aggregation, ContractSpec, FeatureSpec, Governance, Manifest, OnInvalid, OutputSpec,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use headwater_contracts::Contract;
 
 use crate::manifest::{Manifest, StreamSpec};
-use crate::ManifestError;
+use crate::{ManifestError, NameError};
 
 /// A manifest that passed every check, with its streams' contracts parsed.
 #[derive(Debug, Clone)]
@@ -157,16 +157,14 @@ fn parse_error(file: &Path, e: &serde_yaml::Error) -> ManifestError {
     err(file, pos, msg, None)
 }
 
-fn valid_name(name: &str, allow_dot: bool) -> Result<(), String> {
+fn valid_name(name: &str, allow_dot: bool) -> Result<(), NameError> {
     if name.is_empty() {
-        return Err("it is empty".into());
+        return Err(NameError::Empty);
     }
-    if let Some(c) = name.chars().find(|c| {
+    if let Some(found) = name.chars().find(|c| {
         !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-' || (allow_dot && *c == '.'))
     }) {
-        return Err(format!(
-            "character '{c}' is not allowed (use ASCII letters, digits, '_' and '-')"
-        ));
+        return Err(NameError::Character { found });
     }
     Ok(())
 }

@@ -33,8 +33,8 @@ pub struct Manifest {
 impl Manifest {
     /// A manifest's text as stored with its applied domain: already checked when it was
     /// applied, so this is for reading back descriptions, stewards and classifications.
-    pub fn from_yaml(text: &str) -> Result<Manifest, String> {
-        serde_yaml::from_str(text).map_err(|e| e.to_string())
+    pub fn from_yaml(text: &str) -> Result<Manifest, serde_yaml::Error> {
+        serde_yaml::from_str(text)
     }
 }
 

@@ -4,6 +4,7 @@
 use std::str::FromStr;
 
 use crate::manifest::{Aggregation, FeatureSpec, OutputSpec, PipelineMode, PipelineSpec};
+use crate::OutputError;
 
 /// A pipeline's one output.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,7 +23,7 @@ pub enum Output<'a> {
 
 impl OutputSpec {
     /// The one target this output names, or why it does not name exactly one.
-    pub fn target(&self) -> Result<Output<'_>, String> {
+    pub fn target(&self) -> Result<Output<'_>, OutputError> {
         match (&self.stream, &self.table, &self.view) {
             (Some(s), None, None) => Ok(Output::Stream(s)),
             (None, Some(t), None) => Ok(Output::Table {
@@ -35,16 +36,10 @@ impl OutputSpec {
                     key,
                     features: &self.features,
                 }),
-                None => Err(format!(
-                    "view '{v}' has no key; add `key: <field>` to the output"
-                )),
+                None => Err(OutputError::ViewWithoutKey { view: v.clone() }),
             },
-            (None, None, None) => {
-                Err("the output names no target; set one of stream, table or view".into())
-            }
-            _ => Err(
-                "the output names more than one target; keep one of stream, table or view".into(),
-            ),
+            (None, None, None) => Err(OutputError::NoTarget),
+            _ => Err(OutputError::SeveralTargets),
         }
     }
 }
@@ -81,7 +76,7 @@ pub(crate) fn check(spec: &PipelineSpec, own_streams: &[&str]) -> Vec<Problem> {
     let target = match spec.output.target() {
         Ok(t) => t,
         Err(e) => {
-            out.push(("output", e, "see docs/pipelines.md".to_string()));
+            out.push(("output", e.to_string(), "see docs/pipelines.md".to_string()));
             return out;
         }
     };

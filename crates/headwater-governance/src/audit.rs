@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use headwater_domains::audit::{
-    verify, AuditEntry, Change, Recorder, Stored, Verification, GENESIS,
+    verify, AuditEntry, Change, Recorder, Stored, Unreadable, Verification, GENESIS,
 };
 use headwater_domains::AppliedDomains;
 use headwater_kafka::{now_ms, AdminChange, InternalTopic, Scanned};
@@ -85,19 +85,20 @@ impl AuditTrail {
         self.topic.scan(|read| match read {
             Scanned::Record { offset, value, .. } => out.push(Stored {
                 offset,
-                entry: value
-                    .ok_or_else(|| "the record has no value".to_string())
-                    .and_then(|v| {
-                        serde_json::from_slice::<AuditEntry>(&v).map_err(|e| e.to_string())
-                    }),
+                entry: value.ok_or(Unreadable::NoValue).and_then(|v| {
+                    serde_json::from_slice::<AuditEntry>(&v)
+                        .map_err(|e| Unreadable::not_an_entry(&e))
+                }),
             }),
             Scanned::Broken { first, last, error } => {
                 for offset in first..=last {
                     out.push(Stored {
                         offset,
-                        entry: Err(format!(
-                            "its batch (offsets {first}-{last}) does not decode: {error}"
-                        )),
+                        entry: Err(Unreadable::BrokenBatch {
+                            first,
+                            last,
+                            reason: error.clone(),
+                        }),
                     });
                 }
             }
@@ -105,6 +106,7 @@ impl AuditTrail {
         Ok(out)
     }
 
+    /// The whole chain checked (see [`headwater_domains::audit::verify`]).
     pub fn verify(&self) -> Result<Verification, LogError> {
         Ok(verify(self.stored()?))
     }

@@ -188,7 +188,7 @@ fn describe(p: &PipelineSpec) -> String {
         Ok(Output::Table { name, .. }) => format!("table {name}"),
         Ok(Output::Stream(s)) => format!("stream {s}"),
         Ok(Output::View { name, .. }) => format!("view {name}"),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     };
     format!(
         "{mode}{schedule}, reads {}, writes {output}",

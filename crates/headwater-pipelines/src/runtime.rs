@@ -364,7 +364,7 @@ impl Runtime {
                         .map(Target::Windowed)
                         .map_err(|e| e.to_string()),
                     Ok(_) => Ok(Target::Stream),
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.to_string()),
                 };
                 match target {
                     Ok(target) => isolate(

@@ -4,7 +4,7 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use headwater_domains::audit::{verify, AuditEntry, Stored, Verification};
+use headwater_domains::audit::{verify, AuditEntry, Stored, Unreadable, Verification};
 
 use crate::node_http;
 use crate::output::Output;
@@ -79,7 +79,7 @@ pub fn check(
                 }
                 stored.push(Stored {
                     offset: i as i64 + 1,
-                    entry: serde_json::from_str(&line).map_err(|e| e.to_string()),
+                    entry: serde_json::from_str(&line).map_err(|e| Unreadable::not_an_entry(&e)),
                 });
             }
             (verify(stored), format!("{} line", path.display()))

@@ -49,7 +49,9 @@ async fn log(State(audit): State<Arc<AuditTrail>>, Query(filter): Query<Filter>)
                     entries.push(e);
                 }
             }
-            Err(problem) => broken.push(json!({"offset": s.offset, "problem": problem})),
+            Err(problem) => {
+                broken.push(json!({"offset": s.offset, "problem": problem.to_string()}))
+            }
         }
     }
     json_response(

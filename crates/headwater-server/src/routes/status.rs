@@ -82,7 +82,7 @@ mod api {
         {
             None => Duration::ZERO,
             Some(Ok(d)) => Duration::from_millis(d.millis).min(MAX_WAIT),
-            Some(Err(e)) => return bad(e),
+            Some(Err(e)) => return bad(e.to_string()),
         };
         match s.processed(&q.stream, &offsets, wait).await {
             Ok((done, status)) => answer(
