@@ -93,15 +93,14 @@ impl ContractGate {
         reg: &Registry,
         id: u32,
         topic: &str,
-    ) -> Result<Arc<RecordValidator>, String> {
+    ) -> Result<Arc<RecordValidator>, Unchecked> {
         let key = (id, topic.to_string());
         if let Some(v) = self.validators.lock().get(&key) {
             return Ok(v.clone());
         }
-        let schema = reg.schema(id).map_err(|e| e.to_string())?;
+        let schema = reg.schema(id)?;
         let rules = self.rules.read().get(topic).cloned().unwrap_or_default();
-        let v =
-            Arc::new(RecordValidator::new(&schema.contract, &rules).map_err(|e| e.to_string())?);
+        let v = Arc::new(RecordValidator::new(&schema.contract, &rules)?);
         self.validators.lock().insert(key, v.clone());
         Ok(v)
     }
@@ -133,7 +132,7 @@ impl ContractGate {
                 };
                 let v = self
                     .validator(reg, schema_id, topic)
-                    .map_err(framing_error)?;
+                    .map_err(|e| framing_error(e.to_string()))?;
                 Ok((
                     format!("{subject} version {version}, schema id {schema_id}"),
                     v,
@@ -146,7 +145,9 @@ impl ContractGate {
                 if schema.format != Format::JsonSchema {
                     return Err(framing_error(format!("the value is not framed (magic byte 0 + schema id) and subject '{subject}' is Avro; use a Confluent serializer")));
                 }
-                let v = self.validator(reg, id, topic).map_err(framing_error)?;
+                let v = self
+                    .validator(reg, id, topic)
+                    .map_err(|e| framing_error(e.to_string()))?;
                 Ok((format!("{subject} version {version}"), v))
             }
         }
@@ -218,6 +219,18 @@ impl ContractGate {
         }
         pos == records.len()
     }
+}
+
+/// Why a record's contract could not be turned into a validator: the record is refused with
+/// this as its reason.
+#[derive(Debug, thiserror::Error)]
+enum Unchecked {
+    /// The schema id is not in the registry.
+    #[error(transparent)]
+    Schema(#[from] headwater_contracts::registry::RegistryError),
+    /// The stream's quality rules do not compile against it.
+    #[error(transparent)]
+    Rules(#[from] headwater_contracts::validate::CompileError),
 }
 
 /// Batches with at least this many records are validated in parallel; below it the hand-off

@@ -30,5 +30,5 @@ pub use publish::{LineOutcome, PublishOutcome};
 pub use read::{Event, Positions, StartAt};
 pub use registry::{ChangeError, SchemaRegistry, SCHEMAS_TOPIC};
 pub use replay::{ReplayOutcome, StillInvalid, REPLAY_GROUP};
-pub use service::{StreamError, StreamService};
+pub use service::{PositionError, StreamError, StreamService};
 pub use source::NodeStreams;

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use headwater_pipelines::StreamSink;
 
-use crate::{StreamError, StreamService};
+use crate::{PositionError, StreamError, StreamService};
 
 /// Next offset to read, per partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,19 +24,23 @@ pub struct Positions(pub BTreeMap<i32, i64>);
 
 impl Positions {
     /// Parses `0:12,1:40`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, PositionError> {
         let mut map = BTreeMap::new();
         for part in text.split(',').filter(|p| !p.trim().is_empty()) {
-            let (p, o) = part
-                .trim()
-                .split_once(':')
-                .ok_or_else(|| format!("position '{part}' is not PARTITION:OFFSET"))?;
-            let p = p
-                .parse()
-                .map_err(|_| format!("partition '{p}' in '{part}' is not a number"))?;
-            let o = o
-                .parse()
-                .map_err(|_| format!("offset '{o}' in '{part}' is not a number"))?;
+            let (p, o) =
+                part.trim()
+                    .split_once(':')
+                    .ok_or_else(|| PositionError::NotAPosition {
+                        part: part.to_string(),
+                    })?;
+            let p = p.parse().map_err(|_| PositionError::Partition {
+                partition: p.to_string(),
+                part: part.to_string(),
+            })?;
+            let o = o.parse().map_err(|_| PositionError::Offset {
+                offset: o.to_string(),
+                part: part.to_string(),
+            })?;
             map.insert(p, o);
         }
         Ok(Positions(map))
@@ -59,13 +63,16 @@ pub enum StartAt {
 }
 
 impl StartAt {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, PositionError> {
         match text {
             "earliest" | "beginning" => Ok(StartAt::Earliest),
             "latest" | "end" => Ok(StartAt::Latest),
-            n => n.parse().map(StartAt::Offset).map_err(|_| {
-                format!("'{n}' is not a start position; use earliest, latest or an offset")
-            }),
+            n => n
+                .parse()
+                .map(StartAt::Offset)
+                .map_err(|_| PositionError::Start {
+                    text: n.to_string(),
+                }),
         }
     }
 }
@@ -175,10 +182,13 @@ impl StreamService {
                     positions.0.insert(index, start);
                     continue;
                 }
-                Err(e) => {
-                    return Err(StreamError::BadRequest(format!(
-                        "cannot read {topic_name} partition {index} at offset {from}: {e}"
-                    )))
+                Err(source) => {
+                    return Err(StreamError::Read {
+                        topic: topic_name.to_string(),
+                        partition: index,
+                        offset: from,
+                        source,
+                    })
                 }
             };
             let mut buf = Bytes::from(data);
@@ -189,11 +199,13 @@ impl StreamService {
                 let span_end = headwater_log::batch::BatchHeader::parse(&buf)
                     .map(|h| h.base_offset + i64::from(h.last_offset_delta) + 1)
                     .ok();
-                let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
-                    StreamError::BadRequest(format!(
-                        "{topic_name} partition {index} near offset {next}: undecodable batch: {e}"
-                    ))
-                })?;
+                let set =
+                    RecordBatchDecoder::decode(&mut buf).map_err(|e| StreamError::Undecodable {
+                        topic: topic_name.to_string(),
+                        partition: index,
+                        offset: next,
+                        reason: e.to_string(),
+                    })?;
                 for r in set.records {
                     if r.offset < next || r.control {
                         continue;
@@ -233,7 +245,10 @@ impl StreamService {
         let topics = [topic.to_string()];
         let (mut by_topic, _) = StreamSink::committed(self, group, &topics)
             .await
-            .map_err(StreamError::BadRequest)?;
+            .map_err(|e| StreamError::Group {
+                group: group.to_string(),
+                reason: e.to_string(),
+            })?;
         Ok(by_topic.remove(topic).unwrap_or_default())
     }
 
@@ -246,10 +261,11 @@ impl StreamService {
         positions: &Positions,
     ) -> Result<(), StreamError> {
         let offsets = [(topic.to_string(), positions.0.clone())].into();
-        StreamSink::commit(self, group, &offsets, "").await.map_err(|e| {
-            StreamError::BadRequest(format!(
-                "{e}: a group with live Kafka consumers cannot also be used here; pick another --group"
-            ))
-        })
+        StreamSink::commit(self, group, &offsets, "")
+            .await
+            .map_err(|e| StreamError::Group {
+                group: group.to_string(),
+                reason: e.to_string(),
+            })
     }
 }

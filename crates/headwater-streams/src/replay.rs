@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::gate::put_refusal;
 use crate::service::original_headers;
+use crate::service::PartitionRefused;
 use crate::{Positions, StartAt, StreamError, StreamService};
 
 /// The group whose committed offsets remember how far each dead-letter stream was replayed.
@@ -70,10 +71,8 @@ impl StreamService {
         let dlq = format!("{topic_name}.dlq");
         let dlq_partition = self
             .topic(&dlq)
-            .map_err(|_| {
-                StreamError::BadRequest(format!(
-                    "stream '{topic_name}' has no dead-letter stream '{dlq}': it is created for streams with `on_invalid: dead-letter`"
-                ))
+            .map_err(|_| StreamError::NoDeadLetterStream {
+                topic: topic_name.to_string(),
             })?
             .partition(0)
             .ok_or_else(|| StreamError::UnknownStream(dlq.clone()))?;
@@ -188,22 +187,25 @@ impl StreamService {
         if from >= stop {
             return Ok(Vec::new());
         }
-        let data = partition.read(from, 1 << 20).map_err(|e| {
-            StreamError::BadRequest(format!(
-                "cannot read {} at offset {from}: {e}",
-                partition.topic()
-            ))
-        })?;
+        let data = partition
+            .read(from, 1 << 20)
+            .map_err(|source| StreamError::Read {
+                topic: partition.topic().to_string(),
+                partition: partition.index(),
+                offset: from,
+                source,
+            })?;
         let mut buf = Bytes::from(data);
         let mut out = Vec::new();
         let mut next = from;
         while !buf.is_empty() {
-            let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
-                StreamError::BadRequest(format!(
-                    "{} near offset {next}: undecodable batch: {e}",
-                    partition.topic()
-                ))
-            })?;
+            let set =
+                RecordBatchDecoder::decode(&mut buf).map_err(|e| StreamError::Undecodable {
+                    topic: partition.topic().to_string(),
+                    partition: partition.index(),
+                    offset: next,
+                    reason: e.to_string(),
+                })?;
             for r in set.records {
                 if r.offset < next || r.offset >= stop {
                     continue;
@@ -219,7 +221,7 @@ impl StreamService {
     fn expect_written(
         &self,
         topic: &str,
-        results: Vec<(i32, Result<i64, String>)>,
+        results: Vec<(i32, Result<i64, PartitionRefused>)>,
     ) -> Result<(), StreamError> {
         match results
             .into_iter()

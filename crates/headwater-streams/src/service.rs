@@ -21,32 +21,136 @@ use headwater_domains::AppliedDomains;
 
 use crate::{ContractGate, SchemaRegistry};
 
-/// Errors a user can cause through the streams API, each with what to do about it.
+/// What can go wrong with a stream on someone's behalf: the user's mistakes, each with what to
+/// do about it, apart from the node's faults (a read or a write that failed).
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
+    /// No stream by that name.
     #[error(
         "stream '{0}' does not exist; declare it in its domain's manifest and `headwater apply`"
     )]
     UnknownStream(String),
+    /// A `_headwater.*` topic, which only the node itself uses.
     #[error("'{0}' is an internal topic of the node and cannot be used here")]
     InternalTopic(String),
+    /// A validated stream whose subject has no schema yet.
     #[error("stream '{topic}' validates records but subject '{topic}-value' has no schema; apply its domain's manifest")]
-    NoContract { topic: String },
+    NoContract {
+        /// The stream.
+        topic: String,
+    },
+    /// A replay asked of a stream that dead-letters nothing.
+    #[error("stream '{topic}' has no dead-letter stream '{topic}.dlq': it is created for streams with `on_invalid: dead-letter`")]
+    NoDeadLetterStream {
+        /// The stream.
+        topic: String,
+    },
+    /// A position or start point that does not parse.
     #[error("{0}")]
-    BadRequest(String),
+    Position(#[from] PositionError),
+    /// The group's committed offsets could not be read or written (a group with live Kafka
+    /// members refuses commits from outside its generation).
+    #[error("{reason}: a group with live Kafka consumers cannot also be used here; pick another --group")]
+    Group {
+        /// The group.
+        group: String,
+        /// What the coordinator answered.
+        reason: String,
+    },
+    /// The log could not be read (a fault of the node, not the request).
+    #[error("cannot read {topic} partition {partition} at offset {offset}: {source}")]
+    Read {
+        /// The stream.
+        topic: String,
+        /// Its partition.
+        partition: i32,
+        /// Where reading started.
+        offset: i64,
+        /// What the log said.
+        #[source]
+        source: headwater_log::LogError,
+    },
+    /// A stored batch that does not decode (damage on disk: `headwater log verify` finds it).
+    #[error("{topic} partition {partition} near offset {offset}: undecodable batch: {reason}")]
+    Undecodable {
+        /// The stream.
+        topic: String,
+        /// Its partition.
+        partition: i32,
+        /// The first offset not read.
+        offset: i64,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// Records could not be written.
     #[error("the node could not write to '{topic}': {message}")]
-    Produce { topic: String, message: String },
+    Produce {
+        /// The stream (and partition, when one refused).
+        topic: String,
+        /// Why, with what to do.
+        message: String,
+    },
 }
 
 impl StreamError {
+    /// The HTTP status that says whose the error is: 4xx the caller's, 5xx the node's.
     pub fn http_status(&self) -> u16 {
         match self {
             StreamError::UnknownStream(_) => 404,
             StreamError::InternalTopic(_) => 403,
-            StreamError::NoContract { .. } | StreamError::BadRequest(_) => 422,
+            StreamError::NoContract { .. }
+            | StreamError::NoDeadLetterStream { .. }
+            | StreamError::Position(_)
+            | StreamError::Group { .. } => 422,
+            StreamError::Read { .. } | StreamError::Undecodable { .. } => 500,
             StreamError::Produce { .. } => 503,
         }
     }
+}
+
+/// A partition's answer to a produce the node made: the Kafka error code and the front end's
+/// message (a contract refusal names the record, the rule and the contract version).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", message.clone().unwrap_or_else(|| format!("error code {code}")))]
+pub struct PartitionRefused {
+    /// The Kafka error code.
+    pub code: i16,
+    /// What the front end said, when it said something.
+    pub message: Option<String>,
+}
+
+/// A position (`0:12,1:40`) or start point (`earliest`, `latest`, an offset) that does not
+/// parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PositionError {
+    /// A part without a colon.
+    #[error("position '{part}' is not PARTITION:OFFSET")]
+    NotAPosition {
+        /// The part.
+        part: String,
+    },
+    /// A partition that is not a number.
+    #[error("partition '{partition}' in '{part}' is not a number")]
+    Partition {
+        /// What was written as the partition.
+        partition: String,
+        /// The part.
+        part: String,
+    },
+    /// An offset that is not a number.
+    #[error("offset '{offset}' in '{part}' is not a number")]
+    Offset {
+        /// What was written as the offset.
+        offset: String,
+        /// The part.
+        part: String,
+    },
+    /// A start point that is none of the three.
+    #[error("'{text}' is not a start position; use earliest, latest or an offset")]
+    Start {
+        /// What was written.
+        text: String,
+    },
 }
 
 /// What the node does with streams on a user's behalf.
@@ -141,7 +245,7 @@ impl StreamService {
         &self,
         topic: &str,
         batches: Vec<(i32, Bytes)>,
-    ) -> Result<Vec<(i32, Result<i64, String>)>, StreamError> {
+    ) -> Result<Vec<(i32, Result<i64, PartitionRefused>)>, StreamError> {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
@@ -178,10 +282,10 @@ impl StreamService {
                 let outcome = if p.error_code == 0 {
                     Ok(p.base_offset)
                 } else {
-                    Err(p
-                        .error_message
-                        .map(|m| m.to_string())
-                        .unwrap_or_else(|| format!("error code {}", p.error_code)))
+                    Err(PartitionRefused {
+                        code: p.error_code,
+                        message: p.error_message.map(|m| m.to_string()),
+                    })
                 };
                 (p.index, outcome)
             })

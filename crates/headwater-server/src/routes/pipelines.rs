@@ -99,22 +99,30 @@ fn tokio_stream_of<T: Send + 'static>(
     stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
+/// Why a query's result could not be turned into JSON rows (a fault of the node).
+#[derive(Debug, thiserror::Error)]
+enum RowsError {
+    #[error("the result could not be written as JSON: {0}")]
+    Arrow(#[from] headwater_pipelines::datafusion::arrow::error::ArrowError),
+    #[error("the result's JSON could not be read back: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
 /// Rows as JSON arrays in column order.
-fn rows_of(batches: &[RecordBatch], columns: &[String]) -> Result<Vec<Value>, String> {
+fn rows_of(batches: &[RecordBatch], columns: &[String]) -> Result<Vec<Value>, RowsError> {
     let mut buf = Vec::new();
     let mut writer = WriterBuilder::new()
         .with_explicit_nulls(true)
         .build::<_, JsonArray>(&mut buf);
     for b in batches {
-        writer.write(b).map_err(|e| e.to_string())?;
+        writer.write(b)?;
     }
-    writer.finish().map_err(|e| e.to_string())?;
+    writer.finish()?;
     drop(writer);
     if buf.is_empty() {
         return Ok(Vec::new());
     }
-    let objects: Vec<serde_json::Map<String, Value>> =
-        serde_json::from_slice(&buf).map_err(|e| e.to_string())?;
+    let objects: Vec<serde_json::Map<String, Value>> = serde_json::from_slice(&buf)?;
     Ok(objects
         .into_iter()
         .map(|mut o| {
@@ -168,7 +176,7 @@ async fn sql(State(p): Shared, caller: Option<Extension<Caller>>, body: String) 
                         "rows": rows,
                     }),
                 ),
-                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             }
         }
         Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),

@@ -62,7 +62,7 @@ mod api {
         let offsets = if q.offset.contains(':') {
             match Positions::parse(&q.offset) {
                 Ok(p) => p.0,
-                Err(e) => return bad(e),
+                Err(e) => return bad(e.to_string()),
             }
         } else {
             match q.offset.parse::<i64>() {

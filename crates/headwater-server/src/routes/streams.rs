@@ -201,7 +201,7 @@ async fn follow(
     let topic = format!("{domain}.{stream}");
     let start = match q.from.as_deref().map(StartAt::parse).transpose() {
         Ok(s) => s.unwrap_or(StartAt::Latest),
-        Err(e) => return failure(StreamError::BadRequest(e)),
+        Err(e) => return failure(StreamError::Position(e)),
     };
     let resume = headers
         .get("last-event-id")
@@ -210,7 +210,12 @@ async fn follow(
         .transpose();
     let resume = match resume {
         Ok(r) => r,
-        Err(e) => return failure(StreamError::BadRequest(format!("Last-Event-ID: {e}"))),
+        Err(e) => {
+            return crate::error::error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("Last-Event-ID: {e}"),
+            )
+        }
     };
     let mut positions = match s.start_positions(&topic, start, q.group.as_deref()).await {
         Ok(p) => p,
