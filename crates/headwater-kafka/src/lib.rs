@@ -33,9 +33,10 @@ pub use config::KafkaConfig;
 pub use connection::serve_connection;
 pub use error::ConnectionError;
 pub use gate::{GateVerdict, ProduceGate};
-pub use internal_topic::{
-    now_ms, plain_batch, plain_record, producer_batch, Headers, InternalTopic, Scanned,
-};
+/// Encoding of the batches the node produces itself, re-exported for the node's producers (the
+/// HTTP publish, replays, pipeline sinks, the contract gate's dead letters).
+pub use headwater_log::batch::{plain_batch, plain_record, producer_batch, Headers};
+pub use internal_topic::{now_ms, InternalTopic, Scanned};
 pub use kafka_protocol;
 pub use metrics::KafkaMetrics;
 pub use partitioner::partition_for_key;
