@@ -5,8 +5,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
+/// The label of per-topic counters.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabel {
+    /// The topic's name.
     pub topic: String,
 }
 
@@ -20,6 +22,7 @@ pub struct KafkaMetrics {
 }
 
 impl KafkaMetrics {
+    /// Adds the counters to the node's `/metrics` registry.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "headwater_produced_records",

@@ -1,5 +1,5 @@
 //! The node's access control when its config has an `[auth]` table: Kafka sign-ins and
-//! request checks (as [`headwater_kafka::Access`]), HTTP bearer tokens and per-route checks,
+//! request checks (as [`headwater_kafka::Authorizer`]), HTTP bearer tokens and per-route checks,
 //! and an audit entry for every refusal. The decisions themselves are
 //! [`headwater_domains::AccessPolicy`]'s, over the applied manifests.
 
@@ -9,7 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use headwater_auth::{Principal, TopicOp, Users};
+use headwater_auth::{Denied, Principal, TopicOp, Users};
 use headwater_domains::{AccessPolicy, DomainSpec};
 use parking_lot::RwLock;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -326,25 +326,25 @@ pub(crate) async fn layer(
     }
 }
 
-impl headwater_kafka::Access for NodeAccess {
+impl headwater_kafka::Authorizer for NodeAccess {
     fn users(&self) -> &Users {
         &self.users
     }
 
-    fn topic(&self, who: &Principal, op: TopicOp, topic: &str) -> Result<(), String> {
-        self.policy().topic(who, op, topic)
+    fn topic(&self, who: &Principal, op: TopicOp, topic: &str) -> Result<(), Denied> {
+        self.policy().topic(who, op, topic).map_err(Denied::from)
     }
 
-    fn group(&self, who: &Principal, group: &str) -> Result<(), String> {
-        self.policy().group(who, group)
+    fn group(&self, who: &Principal, group: &str) -> Result<(), Denied> {
+        self.policy().group(who, group).map_err(Denied::from)
     }
 
-    fn node_wide(&self, who: &Principal, what: &str) -> Result<(), String> {
-        self.policy().platform_only(who, what)
+    fn node_wide(&self, who: &Principal, what: &str) -> Result<(), Denied> {
+        self.policy().platform_only(who, what).map_err(Denied::from)
     }
 
-    fn refused(&self, who: &Principal, action: &str, target: &str, why: &str) {
-        self.record_refusal(who, action, target, why);
+    fn refused(&self, who: &Principal, action: &str, target: &str, why: &Denied) {
+        self.record_refusal(who, action, target, &why.reason);
     }
 
     fn sign_in_failed(&self, user: &str, mechanism: &str, peer: &str, why: &str) {

@@ -169,7 +169,7 @@ impl Services {
     pub fn require_auth(&mut self, users: headwater_auth::Users) -> Arc<NodeAccess> {
         let access = NodeAccess::new(users, self.audit.clone(), self.refusals.clone());
         self.domains.attach_access(access.clone());
-        self.broker.set_access(access.clone());
+        self.broker.set_authorizer(access.clone());
         self.access = Some(access.clone());
         access
     }
