@@ -32,7 +32,9 @@ use tokio::net::TcpStream;
 /// A node running inside the test process on 127.0.0.1 with a free port and a temporary dir.
 #[derive(Debug)]
 pub struct TestNode {
+    /// The Kafka listener's address.
     pub addr: SocketAddr,
+    /// The node's log, for checks behind the front end's back.
     pub log: Arc<Log>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -40,10 +42,12 @@ pub struct TestNode {
 }
 
 impl TestNode {
+    /// Starts a node with default configs.
     pub async fn start() -> anyhow::Result<Self> {
         Self::start_with(KafkaConfig::default(), LogConfig::default()).await
     }
 
+    /// Starts a node with these configs in a new temporary dir.
     pub async fn start_with(kafka: KafkaConfig, log: LogConfig) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         Self::start_in(dir, kafka, log).await
@@ -71,10 +75,12 @@ impl TestNode {
         })
     }
 
+    /// The node's data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
     }
 
+    /// A new client connection to the node.
     pub async fn client(&self) -> anyhow::Result<Client> {
         Client::connect(self.addr).await
     }
@@ -124,6 +130,7 @@ pub struct Client {
 }
 
 impl Client {
+    /// Connects to a Kafka listener.
     pub async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
@@ -187,6 +194,7 @@ impl Client {
         )
     }
 
+    /// Creates a topic; returns the topic's error code.
     pub async fn create_topic(
         &mut self,
         name: &str,
