@@ -14,6 +14,7 @@ pub struct AuthConfig {
     /// safer than letting their owners change them.
     #[serde(default)]
     pub platform: Vec<String>,
+    /// The principals that may sign in.
     #[serde(default)]
     pub principals: Vec<PrincipalConfig>,
 }
@@ -54,14 +55,17 @@ impl PrincipalConfig {
 /// A principal just made: the config entry to store and the secrets to hand over, once.
 #[derive(Debug, Clone)]
 pub struct NewPrincipal {
+    /// The entry for the `[auth]` table: hashes only.
     pub config: PrincipalConfig,
+    /// The password, in the clear: shown once, never stored.
     pub password: String,
+    /// The HTTP bearer token, in the clear: shown once, never stored.
     pub token: String,
 }
 
 /// Kafka's own minimum for SCRAM; enough to make a stolen config slow to brute-force while a
 /// PLAIN sign-in stays a few milliseconds.
-pub const SCRAM_ITERATIONS: u32 = 4096;
+pub(crate) const SCRAM_ITERATIONS: u32 = 4096;
 
 impl NewPrincipal {
     /// Hashes `password` (or a random one) into SCRAM-SHA-256 and -512 credentials and makes a

@@ -10,11 +10,13 @@
 //! do (that is derived from domain ownership, in `headwater-domains`), nor speak Kafka or HTTP.
 
 mod config;
+mod denied;
 mod error;
 mod principal;
 mod scram;
 
 pub use config::{AuthConfig, NewPrincipal, PrincipalConfig};
+pub use denied::Denied;
 pub use error::AuthError;
 pub use principal::{Principal, TopicOp};
 pub use scram::{Mechanism, ScramCredential, ScramExchange};

@@ -1,7 +1,9 @@
 /// An authenticated caller: its name and the groups its config entry lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// The principal's name (`user:<name>` in manifests), or `node:<what>` for the node itself.
     pub name: String,
+    /// The groups its config entry lists (`team:payments`).
     pub groups: Vec<String>,
     /// Holds a platform identity of the `[auth]` config (see [`crate::AuthConfig::platform`]).
     pub platform: bool,
@@ -35,6 +37,7 @@ impl Principal {
 /// What a caller wants to do with a topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopicOp {
+    /// Write records to it.
     Produce,
     /// Fetch, list offsets, commit offsets for it.
     Consume,

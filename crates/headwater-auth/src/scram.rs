@@ -9,9 +9,12 @@ use subtle::ConstantTimeEq;
 
 use crate::{AuthError, Principal};
 
+/// A SCRAM hash function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mechanism {
+    /// SCRAM-SHA-256.
     Sha256,
+    /// SCRAM-SHA-512.
     Sha512,
 }
 
@@ -25,6 +28,7 @@ impl Mechanism {
         }
     }
 
+    /// The SASL mechanism name.
     pub fn sasl_name(self) -> &'static str {
         match self {
             Mechanism::Sha256 => "SCRAM-SHA-256",
@@ -73,16 +77,21 @@ impl Mechanism {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScramCredential {
+    /// The salt, random per credential.
     #[serde(with = "b64")]
     pub salt: Vec<u8>,
+    /// PBKDF2 iterations.
     pub iterations: u32,
+    /// H(ClientKey): checks a client's proof.
     #[serde(with = "b64")]
     pub stored_key: Vec<u8>,
+    /// ServerKey: signs the server's final message.
     #[serde(with = "b64")]
     pub server_key: Vec<u8>,
 }
 
 impl ScramCredential {
+    /// The credential of `password` with `salt` and `iterations`.
     pub fn derive(m: Mechanism, password: &[u8], salt: &[u8], iterations: u32) -> Self {
         let salted = m.salted_password(password, salt, iterations);
         let client_key = m.hmac(&salted, b"Client Key");
@@ -104,11 +113,11 @@ impl ScramCredential {
 mod b64 {
     use super::*;
 
-    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&B64.encode(v))
     }
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(d)?;
         B64.decode(text.as_bytes())
             .map_err(|e| serde::de::Error::custom(format!("not base64: {e}")))

@@ -2,12 +2,12 @@
 //! SASL, HTTP bearer tokens), the decisions of [`AccessPolicy`] over the applied domains, and an
 //! audit entry and a counted metric for every refusal and failed sign-in.
 //!
-//! Kafka requests are checked through [`headwater_kafka::Access`], which this implements; HTTP
+//! Kafka requests are checked through [`headwater_kafka::Authorizer`], which this implements; HTTP
 //! requests by the server's sign-in layer, which asks [`NodeAccess`] the same questions.
 
 use std::sync::Arc;
 
-use headwater_auth::{Principal, TopicOp, Users};
+use headwater_auth::{Denied, Principal, TopicOp, Users};
 use headwater_domains::audit::Change;
 use headwater_domains::{AccessPolicy, AppliedDomains};
 use parking_lot::RwLock;
@@ -167,25 +167,25 @@ impl NodeAccess {
     }
 }
 
-impl headwater_kafka::Access for NodeAccess {
+impl headwater_kafka::Authorizer for NodeAccess {
     fn users(&self) -> &Users {
         &self.users
     }
 
-    fn topic(&self, who: &Principal, op: TopicOp, topic: &str) -> Result<(), String> {
-        self.policy().topic(who, op, topic)
+    fn topic(&self, who: &Principal, op: TopicOp, topic: &str) -> Result<(), Denied> {
+        self.policy().topic(who, op, topic).map_err(Denied::from)
     }
 
-    fn group(&self, who: &Principal, group: &str) -> Result<(), String> {
-        self.policy().group(who, group)
+    fn group(&self, who: &Principal, group: &str) -> Result<(), Denied> {
+        self.policy().group(who, group).map_err(Denied::from)
     }
 
-    fn node_wide(&self, who: &Principal, what: &str) -> Result<(), String> {
-        self.policy().platform_only(who, what)
+    fn node_wide(&self, who: &Principal, what: &str) -> Result<(), Denied> {
+        self.policy().platform_only(who, what).map_err(Denied::from)
     }
 
-    fn refused(&self, who: &Principal, action: &str, target: &str, why: &str) {
-        self.record_refusal(who, action, target, why);
+    fn refused(&self, who: &Principal, action: &str, target: &str, why: &Denied) {
+        self.record_refusal(who, action, target, &why.reason);
     }
 
     fn sign_in_failed(&self, user: &str, mechanism: &str, peer: &str, why: &str) {

@@ -14,8 +14,9 @@ pub struct KafkaConfig {
     pub max_request_bytes: u64,
     /// Address clients are told to connect to (`host:port`), when it differs from the listener.
     pub advertised_addr: Option<String>,
-    /// Smallest and largest consumer session timeouts a group member may ask for.
+    /// Smallest consumer session timeout a group member may ask for.
     pub min_session_timeout_ms: i32,
+    /// Largest consumer session timeout a group member may ask for.
     pub max_session_timeout_ms: i32,
 }
 

@@ -8,23 +8,15 @@
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, CreatePartitionsResponse, CreateTopicsResponse,
-    DeleteGroupsResponse, DeleteTopicsResponse, DescribeClusterResponse, DescribeConfigsResponse,
-    DescribeGroupsResponse, FetchResponse, FindCoordinatorResponse, HeartbeatResponse,
-    IncrementalAlterConfigsResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse,
-    ListGroupsResponse, ListOffsetsResponse, MetadataResponse, OffsetCommitResponse,
-    OffsetFetchResponse, ProduceResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
-    SyncGroupResponse,
-};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use crate::apis::{self, api_versions, Call};
 use crate::broker::{Broker, Reply};
 use crate::error::ConnectionError;
-use crate::versions;
 
 /// Serves one connection until the client closes it or sends something unreadable.
 pub async fn serve_connection(broker: Arc<Broker>, stream: TcpStream) {
@@ -57,7 +49,7 @@ async fn run(broker: &Arc<Broker>, stream: TcpStream, peer: &str) -> Result<(), 
         let size = i64::from(i32::from_be_bytes(len));
         // Before signing in, a frame is at most what a sign-in needs (Kafka's
         // sasl.server.max.receive.size): a stranger cannot make the node buffer 100 MiB.
-        let max = match (broker.access().is_some(), &session.who) {
+        let max = match (broker.authorizer().is_some(), &session.who) {
             (true, None) => max.min(crate::sasl::MAX_SIGN_IN_FRAME),
             _ => max,
         };
@@ -103,19 +95,19 @@ async fn handle_frame(
         tracing::warn!(%peer, api_key = raw_key, "unknown API key; answering UNSUPPORTED_VERSION");
         return Ok(Some(raw_error_frame(correlation_id)));
     };
-    let access = broker.access();
-    let range = versions::supported(api_key, access.is_some());
+    let authorizer = broker.authorizer();
+    let range = api_versions::supported(api_key, authorizer.is_some());
     let in_range = range.is_some_and(|(min, max)| (min..=max).contains(&version));
     if !in_range {
         tracing::info!(%peer, api = ?api_key, version, "unsupported API version; answering UNSUPPORTED_VERSION");
         let response = if api_key == ApiKey::ApiVersions {
             // KIP-511: answer with v0 and the versions we do support, so the client can retry.
-            ResponseKind::ApiVersions(versions::api_versions(
+            ResponseKind::ApiVersions(api_versions::response(
                 Some(ResponseError::UnsupportedVersion),
-                access.is_some(),
+                authorizer.is_some(),
             ))
         } else if range.is_some() {
-            unsupported_response(api_key)
+            apis::unsupported_response(api_key)
         } else {
             return Ok(Some(raw_error_frame(correlation_id)));
         };
@@ -138,22 +130,26 @@ async fn handle_frame(
     let header_version = api_key.request_header_version(version);
     let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| malformed(format!("bad request header: {e}")))?;
-    let request = decode_request(api_key, &mut frame, version).map_err(malformed)?;
+    let request =
+        RequestKind::decode(api_key, &mut frame, version).map_err(|e| malformed(e.to_string()))?;
     let client_id = header
         .client_id
         .as_ref()
         .map(|s| s.to_string())
         .unwrap_or_default();
-    let request = match (access, request) {
+    let request = match (authorizer, request) {
         (Some(_), RequestKind::SaslHandshake(req)) => {
             let answer = ResponseKind::SaslHandshake(crate::sasl::handshake(session, req, version));
-            return answer_frame(api_key, version, correlation_id, &answer).map(Some);
+            return encode_response(api_key, version, correlation_id, &answer).map(Some);
         }
-        (Some(access), RequestKind::SaslAuthenticate(req)) => {
+        (Some(authorizer), RequestKind::SaslAuthenticate(req)) => {
             let answer = ResponseKind::SaslAuthenticate(crate::sasl::authenticate(
-                &*access, session, req, peer,
+                &**authorizer,
+                session,
+                req,
+                peer,
             ));
-            return answer_frame(api_key, version, correlation_id, &answer).map(Some);
+            return encode_response(api_key, version, correlation_id, &answer).map(Some);
         }
         (Some(_), _) if session.who.is_none() && api_key != ApiKey::ApiVersions => {
             return Err(ConnectionError::Unauthenticated {
@@ -162,53 +158,41 @@ async fn handle_frame(
         }
         (_, request) => request,
     };
-    let who = session.who.as_deref();
-    match broker
-        .dispatch(version, &client_id, request, peer, who)
-        .await
-    {
+    let call = Call {
+        broker,
+        version,
+        client_id: &client_id,
+        peer,
+    };
+    match apis::dispatch(&call, session.who.as_deref(), request).await {
         Reply::Nothing => Ok(None),
         Reply::Send(response) => {
-            answer_frame(api_key, version, correlation_id, &response).map(Some)
+            encode_response(api_key, version, correlation_id, &response).map(Some)
         }
     }
 }
 
-fn answer_frame(
-    api_key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    response: &ResponseKind,
-) -> Result<Bytes, ConnectionError> {
-    encode_response(api_key, version, correlation_id, response).map_err(|reason| {
-        ConnectionError::Encode {
-            api: format!("{api_key:?}"),
-            version,
-            reason,
-        }
-    })
-}
-
-/// Decodes a request body.
-fn decode_request(api_key: ApiKey, body: &mut Bytes, version: i16) -> Result<RequestKind, String> {
-    RequestKind::decode(api_key, body, version).map_err(|e| e.to_string())
-}
-
+/// The response frame: size, header and body.
 fn encode_response(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
     response: &ResponseKind,
-) -> Result<Bytes, String> {
+) -> Result<Bytes, ConnectionError> {
+    let failed = |reason: String| ConnectionError::Encode {
+        api: format!("{api_key:?}"),
+        version,
+        reason,
+    };
     let mut buf = BytesMut::with_capacity(256);
     buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     header
         .encode(&mut buf, api_key.response_header_version(version))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| failed(e.to_string()))?;
     response
         .encode(&mut buf, version)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| failed(e.to_string()))?;
     let len = (buf.len() - 4) as i32;
     buf[0..4].copy_from_slice(&len.to_be_bytes());
     Ok(buf.freeze())
@@ -221,60 +205,4 @@ fn raw_error_frame(correlation_id: i32) -> Bytes {
     buf.put_i32(correlation_id);
     buf.put_i16(ResponseError::UnsupportedVersion.code());
     buf.freeze()
-}
-
-/// An empty response of the API's type carrying UNSUPPORTED_VERSION where the type has a
-/// top-level error code.
-pub(crate) fn unsupported_response(api_key: ApiKey) -> ResponseKind {
-    let code = ResponseError::UnsupportedVersion.code();
-    match api_key {
-        ApiKey::Produce => ResponseKind::Produce(ProduceResponse::default()),
-        ApiKey::Fetch => ResponseKind::Fetch(FetchResponse::default().with_error_code(code)),
-        ApiKey::ListOffsets => ResponseKind::ListOffsets(ListOffsetsResponse::default()),
-        ApiKey::Metadata => {
-            ResponseKind::Metadata(MetadataResponse::default().with_error_code(code))
-        }
-        ApiKey::OffsetCommit => ResponseKind::OffsetCommit(OffsetCommitResponse::default()),
-        ApiKey::OffsetFetch => {
-            ResponseKind::OffsetFetch(OffsetFetchResponse::default().with_error_code(code))
-        }
-        ApiKey::FindCoordinator => {
-            ResponseKind::FindCoordinator(FindCoordinatorResponse::default().with_error_code(code))
-        }
-        ApiKey::JoinGroup => {
-            ResponseKind::JoinGroup(JoinGroupResponse::default().with_error_code(code))
-        }
-        ApiKey::Heartbeat => {
-            ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(code))
-        }
-        ApiKey::LeaveGroup => {
-            ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code))
-        }
-        ApiKey::SyncGroup => {
-            ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(code))
-        }
-        ApiKey::DescribeGroups => ResponseKind::DescribeGroups(DescribeGroupsResponse::default()),
-        ApiKey::ListGroups => {
-            ResponseKind::ListGroups(ListGroupsResponse::default().with_error_code(code))
-        }
-        ApiKey::CreateTopics => ResponseKind::CreateTopics(CreateTopicsResponse::default()),
-        ApiKey::DeleteTopics => ResponseKind::DeleteTopics(DeleteTopicsResponse::default()),
-        ApiKey::InitProducerId => {
-            ResponseKind::InitProducerId(InitProducerIdResponse::default().with_error_code(code))
-        }
-        ApiKey::DescribeConfigs => {
-            ResponseKind::DescribeConfigs(DescribeConfigsResponse::default())
-        }
-        ApiKey::CreatePartitions => {
-            ResponseKind::CreatePartitions(CreatePartitionsResponse::default())
-        }
-        ApiKey::DeleteGroups => ResponseKind::DeleteGroups(DeleteGroupsResponse::default()),
-        ApiKey::IncrementalAlterConfigs => {
-            ResponseKind::IncrementalAlterConfigs(IncrementalAlterConfigsResponse::default())
-        }
-        ApiKey::DescribeCluster => {
-            ResponseKind::DescribeCluster(DescribeClusterResponse::default().with_error_code(code))
-        }
-        _ => ResponseKind::ApiVersions(ApiVersionsResponse::default().with_error_code(code)),
-    }
 }

@@ -7,134 +7,36 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use headwater_log::batch::{self, plain_batch};
 use headwater_log::{now_ms, Log, LogError, Partition};
 use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-
-/// The `i`th record of a batch written by Headwater itself: no producer id, no transaction.
-pub fn plain_record(
-    i: usize,
-    timestamp: i64,
-    key: Option<Bytes>,
-    value: Option<Bytes>,
-    headers: IndexMap<kafka_protocol::protocol::StrBytes, Option<Bytes>>,
-) -> Record {
-    Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: i as i64,
-        // The encoder keeps records in one batch while offset - sequence is constant; -1 as
-        // the base sequence marks a batch without an idempotent producer.
-        sequence: i as i32 - 1,
-        timestamp,
-        key,
-        value,
-        headers,
-    }
-}
-
-/// Headers of a record, as the codec keeps them.
-pub type Headers = IndexMap<kafka_protocol::protocol::StrBytes, Option<Bytes>>;
-
-/// One uncompressed batch of records written by Headwater itself (key, value, headers), all
-/// stamped `timestamp`: what the node produces on a client's behalf.
-pub fn plain_batch(
-    records: Vec<(Option<Bytes>, Option<Bytes>, Headers)>,
-    timestamp: i64,
-) -> Result<Bytes, String> {
-    encode_batch(
-        records
-            .into_iter()
-            .enumerate()
-            .map(|(i, (key, value, headers))| plain_record(i, timestamp, key, value, headers))
-            .collect(),
-    )
-}
-
-fn encode_batch(records: Vec<Record>) -> Result<Bytes, String> {
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(buf.freeze())
-}
-
-/// One uncompressed batch written for an idempotent producer of the node's own (a pipeline):
-/// `producer` is (id, epoch, base sequence). A resend with the same numbers is recognised by
-/// the log as a duplicate, which is what makes a pipeline's re-run after a crash exactly-once.
-pub fn producer_batch(
-    records: Vec<(Option<Bytes>, Option<Bytes>, Headers)>,
-    timestamp: i64,
-    producer: (i64, i16, i32),
-) -> Result<Bytes, String> {
-    let (id, epoch, base) = producer;
-    encode_batch(
-        records
-            .into_iter()
-            .enumerate()
-            .map(|(i, (key, value, headers))| {
-                let mut r = plain_record(i, timestamp, key, value, headers);
-                r.producer_id = id;
-                r.producer_epoch = epoch;
-                r.sequence = base.wrapping_add(i as i32);
-                r
-            })
-            .collect(),
-    )
-}
+use kafka_protocol::records::RecordBatchDecoder;
 
 /// One thing [`InternalTopic::scan`] read.
 #[derive(Debug)]
 pub enum Scanned {
+    /// One record, in offset order.
     Record {
+        /// Its offset.
         offset: i64,
+        /// Its key.
         key: Option<Bytes>,
+        /// Its value.
         value: Option<Bytes>,
     },
     /// A batch covering offsets `first..=last` that does not decode.
     Broken {
+        /// First offset of the batch.
         first: i64,
+        /// Last offset of the batch.
         last: i64,
+        /// The codec's message.
         error: String,
     },
 }
 
-/// The size of the record batch at the start of `buf`, if all of it is there.
-fn batch_size(buf: &[u8]) -> Option<usize> {
-    let len = i32::from_be_bytes(buf.get(8..12)?.try_into().ok()?);
-    let size = 12 + usize::try_from(len).ok()?;
-    (size >= 61 && size <= buf.len()).then_some(size)
-}
-
-/// The base offset and last offset delta from a batch's header, which the CRC does not cover.
-fn batch_span(batch: &[u8]) -> (i64, i32) {
-    let base = batch
-        .get(0..8)
-        .and_then(|b| b.try_into().ok())
-        .map(i64::from_be_bytes)
-        .unwrap_or(0);
-    let delta = batch
-        .get(23..27)
-        .and_then(|b| b.try_into().ok())
-        .map(i32::from_be_bytes)
-        .unwrap_or(0);
-    (base, delta.max(0))
-}
-
+/// One internal topic: its single partition, read whole at start and appended to durably.
 #[derive(Debug, Clone)]
 pub struct InternalTopic {
     name: &'static str,
@@ -196,10 +98,13 @@ impl InternalTopic {
             }
             let before = offset;
             let mut buf = Bytes::from(data);
-            while let Some(size) = batch_size(&buf) {
-                let mut batch = buf.split_to(size);
-                let (base, last_delta) = batch_span(&batch);
-                match RecordBatchDecoder::decode(&mut batch) {
+            while let Some(size) = batch::whole_batch_len(&buf) {
+                let mut bytes = buf.split_to(size);
+                // A whole batch has its header, so its span is always there.
+                let Some(span) = batch::span(&bytes) else {
+                    break;
+                };
+                match RecordBatchDecoder::decode(&mut bytes) {
                     Ok(set) => {
                         for r in set.records {
                             if r.offset >= offset {
@@ -212,12 +117,12 @@ impl InternalTopic {
                         }
                     }
                     Err(e) => f(Scanned::Broken {
-                        first: base,
-                        last: base + i64::from(last_delta),
+                        first: span.base_offset,
+                        last: span.last_offset(),
                         error: e.to_string(),
                     }),
                 }
-                offset = offset.max(base + i64::from(last_delta) + 1);
+                offset = offset.max(span.next_offset());
             }
             if offset == before {
                 // Nothing whole came back: the rest is not readable as batches.

@@ -5,8 +5,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
+/// The label of per-topic counters.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabel {
+    /// The topic's name.
     pub topic: String,
 }
 
@@ -20,6 +22,7 @@ pub struct KafkaMetrics {
 }
 
 impl KafkaMetrics {
+    /// Adds the counters to the node's `/metrics` registry.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "headwater_produced_records",
@@ -65,20 +68,8 @@ fn count(
     let label = TopicLabel {
         topic: topic.to_string(),
     };
-    records.get_or_create(&label).inc_by(records_in(batches));
+    records
+        .get_or_create(&label)
+        .inc_by(headwater_log::batch::count_records(batches));
     bytes.get_or_create(&label).inc_by(batches.len() as u64);
-}
-
-/// Records in a run of v2 batches, from their headers (record count at bytes 57..61).
-fn records_in(mut batches: &[u8]) -> u64 {
-    let mut n = 0u64;
-    while let (Some(len), Some(count)) = (batches.get(8..12), batches.get(57..61)) {
-        let (Ok(len), Ok(count)) = (<[u8; 4]>::try_from(len), <[u8; 4]>::try_from(count)) else {
-            break;
-        };
-        n += u64::try_from(i32::from_be_bytes(count)).unwrap_or(0);
-        let size = 12 + usize::try_from(i32::from_be_bytes(len)).unwrap_or(usize::MAX - 12);
-        batches = batches.get(size..).unwrap_or(&[]);
-    }
-    n
 }

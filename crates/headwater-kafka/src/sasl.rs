@@ -8,12 +8,22 @@ use std::sync::Arc;
 use bytes::Bytes;
 use headwater_auth::{AuthError, Mechanism, Principal, ScramExchange};
 use kafka_protocol::messages::{
-    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+    ApiKey, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::access::Access;
+use crate::authorize::Authorizer;
+
+/// The sign-in APIs, offered in ApiVersions only when the node has an `[auth]` config: a client
+/// that asks to sign in to an open node should hear that it cannot, not sign in to nothing.
+/// librdkafka requires SaslHandshake v0 in the list before it signs in at all, even to use v1.
+/// They are answered by the connection, which holds the sign-in state, not dispatched.
+pub(crate) const SIGN_IN_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+];
 
 /// Largest frame read before a connection has signed in.
 pub(crate) const MAX_SIGN_IN_FRAME: u64 = 512 * 1024;
@@ -76,7 +86,7 @@ pub(crate) fn handshake(
 }
 
 pub(crate) fn authenticate(
-    access: &dyn Access,
+    authorizer: &dyn Authorizer,
     session: &mut Session,
     req: SaslAuthenticateRequest,
     peer: &str,
@@ -102,7 +112,7 @@ pub(crate) fn authenticate(
             "this connection has already signed in".into(),
         );
     }
-    let users = access.users();
+    let users = authorizer.users();
     let step: Result<(Option<Principal>, Bytes), (String, AuthError)> = match chosen {
         Chosen::Plain => users
             .plain(&req.auth_bytes)
@@ -137,7 +147,7 @@ pub(crate) fn authenticate(
         Err((user, e)) => {
             let why = e.to_string();
             tracing::warn!(%peer, user = %user, mechanism = chosen.name(), "sign-in refused: {why}");
-            access.sign_in_failed(&user, chosen.name(), peer, &why);
+            authorizer.sign_in_failed(&user, chosen.name(), peer, &why);
             refuse(
                 session,
                 ResponseError::SaslAuthenticationFailed,
@@ -164,9 +174,9 @@ pub(crate) fn raw_token(
     token: Bytes,
     peer: &str,
 ) -> Option<Bytes> {
-    let access = broker.access()?;
+    let authorizer = broker.authorizer()?;
     let req = SaslAuthenticateRequest::default().with_auth_bytes(token);
-    let answer = authenticate(&*access, session, req, peer);
+    let answer = authenticate(&**authorizer, session, req, peer);
     if session.who.is_some() && session.scram.is_none() {
         session.raw_tokens = false;
     }

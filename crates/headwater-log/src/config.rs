@@ -24,6 +24,7 @@ pub enum FsyncPolicy {
 }
 
 impl FsyncPolicy {
+    /// The policy a `headwater.fsync` value names, if any.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "always" => Some(Self::Always),
@@ -32,6 +33,7 @@ impl FsyncPolicy {
             _ => None,
         }
     }
+    /// The `headwater.fsync` value of this policy.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Always => "always",
@@ -85,11 +87,17 @@ impl Default for LogConfig {
 /// The effective settings of one topic: node defaults with the topic's overrides applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicConfig {
+    /// When appends reach the disk (`headwater.fsync`).
     pub fsync: FsyncPolicy,
+    /// Size at which the active segment rolls (`segment.bytes`).
     pub segment_bytes: u64,
+    /// Age at which the active segment rolls (`segment.ms`).
     pub segment_ms: u64,
+    /// Age after which whole segments are deleted; -1 keeps them (`retention.ms`).
     pub retention_ms: i64,
+    /// Size per partition above which the oldest segments are deleted; -1 keeps them (`retention.bytes`).
     pub retention_bytes: i64,
+    /// Largest record batch accepted (`max.message.bytes`).
     pub max_message_bytes: u64,
     /// Whether produced records are checked against the topic's registered value schema
     /// (`<topic>-value`). Off by default: a plain Kafka topic takes any bytes, as in Kafka.
@@ -109,6 +117,7 @@ pub enum Validation {
 }
 
 impl Validation {
+    /// The `headwater.validation` value of this mode.
     pub fn as_str(&self) -> &'static str {
         match self {
             Validation::None => "none",
@@ -262,6 +271,7 @@ impl TopicConfig {
         ]
     }
 
+    /// [`Self::segment_ms`] as a duration.
     pub fn segment_age(&self) -> Duration {
         Duration::from_millis(self.segment_ms)
     }

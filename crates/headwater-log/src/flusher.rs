@@ -26,7 +26,7 @@ pub(crate) struct Flusher {
 
 impl Flusher {
     /// Starts the pool. Threads end when the last handle is dropped.
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let (tx, rx) = channel::<Arc<Partition>>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..FLUSHER_THREADS {
@@ -42,7 +42,7 @@ impl Flusher {
     }
 
     /// Queues `partition` for a sync. Returns false if the pool is gone (shutdown).
-    pub fn request(&self, partition: Arc<Partition>) -> bool {
+    pub(crate) fn request(&self, partition: Arc<Partition>) -> bool {
         self.tx.send(partition).is_ok()
     }
 }

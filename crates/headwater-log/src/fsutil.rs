@@ -7,14 +7,14 @@ use std::path::Path;
 use crate::LogError;
 
 /// Writes `bytes` to `path` and syncs the file.
-pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
     let mut f = File::create(path).map_err(LogError::io("create", path))?;
     f.write_all(bytes).map_err(LogError::io("write", path))?;
     f.sync_all().map_err(LogError::io("sync", path))
 }
 
 /// Replaces `path` atomically: write a temporary file, sync it, rename, sync the directory.
-pub fn replace_synced(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
+pub(crate) fn replace_synced(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
     let tmp = path.with_extension("tmp");
     write_synced(&tmp, bytes)?;
     std::fs::rename(&tmp, path).map_err(LogError::io("rename", path))?;
@@ -25,7 +25,7 @@ pub fn replace_synced(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
 }
 
 /// Makes a directory's entries (new, renamed or deleted files) durable.
-pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(LogError::io("sync directory", dir))

@@ -14,17 +14,24 @@ use crate::LogError;
 /// One batch as found in a file.
 #[derive(Debug, Clone)]
 pub struct BatchReport {
+    /// Byte position of the batch in the file.
     pub position: u64,
+    /// Its header.
     pub header: BatchHeader,
+    /// Whether its CRC matches its content.
     pub crc_ok: bool,
 }
 
 /// Something wrong in a file, and where.
 #[derive(Debug, Clone)]
 pub struct Problem {
+    /// The segment file.
     pub file: PathBuf,
+    /// Byte position of the damage in the file.
     pub position: u64,
+    /// Last offset of the last batch before it that checked out.
     pub last_good_offset: Option<i64>,
+    /// What is wrong.
     pub error: BatchError,
 }
 

@@ -5,8 +5,11 @@
 //! assigned), with sparse offset and time indexes, CRC32C checks, torn-tail recovery, a per-topic
 //! fsync policy with group commit, size and age rolls, and retention by time and bytes.
 //!
-//! It owns bytes on disk and offsets. It does not know the network, the Kafka request format,
-//! consumer groups or contracts: `headwater-kafka` builds those on [`Log`].
+//! It owns bytes on disk, offsets and the v2 record batch format: [`batch`] is the only place
+//! that reads or rewrites batch bytes (header fields, CRCs, record-less spans) and that encodes
+//! the batches Headwater writes itself, with the `kafka-protocol` record codec. It does not know
+//! the network, Kafka requests, consumer groups or contracts: `headwater-kafka` builds those on
+//! [`Log`].
 //!
 //! Entry point: [`Log::open`] on a data directory, then [`Log::create_topic`] and
 //! [`Partition::append`] / [`Partition::read`].

@@ -43,6 +43,7 @@ struct TopicMeta {
     configs: BTreeMap<String, String>,
 }
 
+/// A topic: its partitions and its settings (node defaults with the topic's overrides).
 #[derive(Debug)]
 pub struct Topic {
     name: String,
@@ -53,9 +54,11 @@ pub struct Topic {
 }
 
 impl Topic {
+    /// The topic's name.
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// The topic's id, fixed at creation (Kafka's topic id).
     pub fn id(&self) -> uuid::Uuid {
         self.id
     }
@@ -63,17 +66,21 @@ impl Topic {
     pub fn is_internal(&self) -> bool {
         self.name.starts_with("_headwater.")
     }
+    /// Its partitions, by index.
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
         self.partitions.read().clone()
     }
+    /// The partition at `index`, if the topic has it.
     pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
         usize::try_from(index)
             .ok()
             .and_then(|i| self.partitions.read().get(i).cloned())
     }
+    /// Its effective settings.
     pub fn config(&self) -> TopicConfig {
         self.config.read().clone()
     }
+    /// The settings set on the topic itself, by key.
     pub fn overrides(&self) -> BTreeMap<String, String> {
         self.overrides.read().clone()
     }
@@ -226,9 +233,11 @@ impl Log {
         }
     }
 
+    /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+    /// The node-wide settings.
     pub fn config(&self) -> &LogConfig {
         &self.config
     }
@@ -238,14 +247,17 @@ impl Log {
         &self.appended
     }
 
+    /// The topic named `name`, if any.
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.topics.read().get(name).cloned()
     }
 
+    /// Every topic, internal ones included.
     pub fn topics(&self) -> Vec<Arc<Topic>> {
         self.topics.read().values().cloned().collect()
     }
 
+    /// One partition of a topic, or why there is none.
     pub fn partition(&self, topic: &str, index: i32) -> Result<Arc<Partition>, LogError> {
         let t = self
             .topic(topic)
@@ -293,6 +305,7 @@ impl Log {
         Ok(())
     }
 
+    /// Creates a topic with `partitions` partitions and the given config overrides.
     pub fn create_topic(
         &self,
         name: &str,
@@ -325,6 +338,7 @@ impl Log {
         Ok(topic)
     }
 
+    /// Deletes a topic and its files.
     pub fn delete_topic(&self, name: &str) -> Result<(), LogError> {
         let _admin = self.admin.lock();
         let topic = self

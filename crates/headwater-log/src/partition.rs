@@ -25,21 +25,26 @@ use crate::{fsutil, LogError};
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendOutcome {
+    /// Offset assigned to the first record.
     pub base_offset: i64,
+    /// Offset of the last record.
     pub last_offset: i64,
     /// The batch was a resend of one already in the log; nothing was written.
     pub duplicate: bool,
+    /// The partition's first offset after the append.
     pub log_start_offset: i64,
 }
 
 /// Offsets a reader needs with the data it read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Watermarks {
+    /// The first offset still held.
     pub log_start_offset: i64,
     /// Offsets below this are visible to consumers.
     pub high_watermark: i64,
 }
 
+/// One partition of a topic: its segments, producer states and offsets. Appends are serialised; reads run beside them.
 #[derive(Debug)]
 pub struct Partition {
     topic: Arc<str>,
@@ -71,7 +76,7 @@ struct Durable {
     failures: u64,
 }
 
-pub fn partition_dir(topics_dir: &Path, topic: &str, partition: i32) -> PathBuf {
+pub(crate) fn partition_dir(topics_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     topics_dir.join(format!("{topic}-{partition}"))
 }
 
@@ -188,25 +193,32 @@ impl Partition {
         Ok(Self::assemble(args, segments, producers))
     }
 
+    /// The topic's name.
     pub fn topic(&self) -> &str {
         &self.topic
     }
+    /// The partition's index in its topic.
     pub fn index(&self) -> i32 {
         self.index
     }
+    /// The partition's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+    /// The topic's current fsync policy.
     pub fn fsync_policy(&self) -> FsyncPolicy {
         self.config.read().fsync
     }
+    /// The offset the next appended record gets.
     pub fn end_offset(&self) -> i64 {
         self.end_offset.load(Ordering::Acquire)
     }
+    /// The first offset still held (retention moves it).
     pub fn start_offset(&self) -> i64 {
         self.start_offset.load(Ordering::Acquire)
     }
 
+    /// What consumers may read: under `always`, only what is synced.
     pub fn watermarks(&self) -> Watermarks {
         let high = if self.fsync_policy() == FsyncPolicy::Always {
             self.synced_offset.load(Ordering::Acquire)
@@ -219,10 +231,12 @@ impl Partition {
         }
     }
 
+    /// Bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
         self.segments.read().iter().map(|s| s.size()).sum()
     }
 
+    /// The segments, oldest first.
     pub fn segments(&self) -> Vec<Arc<Segment>> {
         self.segments.read().clone()
     }

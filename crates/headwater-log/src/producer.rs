@@ -19,7 +19,7 @@ use crate::LogError;
 const RECENT_BATCHES: usize = 5;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct BatchMeta {
+pub(crate) struct BatchMeta {
     pub first_seq: i32,
     pub last_seq: i32,
     pub base_offset: i64,
@@ -27,14 +27,14 @@ pub struct BatchMeta {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ProducerEntry {
+pub(crate) struct ProducerEntry {
     pub epoch: i16,
     pub recent: VecDeque<BatchMeta>,
 }
 
 /// What the producer state says about a batch about to be appended.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SequenceCheck {
+pub(crate) enum SequenceCheck {
     /// Not from an idempotent producer, or the next in sequence: append it.
     Append,
     /// Already written: answer with the original offsets, write nothing.
@@ -42,7 +42,7 @@ pub enum SequenceCheck {
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ProducerStates {
+pub(crate) struct ProducerStates {
     pub producers: HashMap<i64, ProducerEntry>,
 }
 
@@ -56,7 +56,7 @@ pub(crate) fn next_seq(seq: i32) -> i32 {
 
 impl ProducerStates {
     /// Checks a batch from the wire against the state, without changing it.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         topic: &str,
         partition: i32,
@@ -118,7 +118,7 @@ impl ProducerStates {
     }
 
     /// Records a batch that is now in the log (with its assigned offsets).
-    pub fn record(&mut self, h: &BatchHeader) {
+    pub(crate) fn record(&mut self, h: &BatchHeader) {
         if h.producer_id < 0 || h.base_sequence < 0 {
             return;
         }
@@ -144,12 +144,12 @@ impl ProducerStates {
         }
     }
 
-    pub fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
+    pub(crate) fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
         dir.join(format!("{offset:020}.producers"))
     }
 
     /// Writes the state as of `offset` (the partition's end offset) and syncs it.
-    pub fn save(&self, dir: &Path, offset: i64) -> Result<(), LogError> {
+    pub(crate) fn save(&self, dir: &Path, offset: i64) -> Result<(), LogError> {
         let path = Self::snapshot_path(dir, offset);
         let tmp = path.with_extension("producers.tmp");
         let json = serde_json::to_vec(self).map_err(|e| LogError::Io {
@@ -163,7 +163,7 @@ impl ProducerStates {
     }
 
     /// Loads the newest snapshot at or below `max_offset`, returning it and its offset.
-    pub fn load_latest(dir: &Path, max_offset: i64) -> Option<(Self, i64)> {
+    pub(crate) fn load_latest(dir: &Path, max_offset: i64) -> Option<(Self, i64)> {
         let mut best: Option<(i64, PathBuf)> = None;
         for entry in std::fs::read_dir(dir).ok()?.flatten() {
             let name = entry.file_name();
@@ -191,7 +191,7 @@ impl ProducerStates {
 
     /// Deletes snapshots older than the newest `keep`, and any above `max_offset` (stale after a
     /// truncation).
-    pub fn prune(dir: &Path, keep: usize, max_offset: i64) {
+    pub(crate) fn prune(dir: &Path, keep: usize, max_offset: i64) {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return;
         };

@@ -38,8 +38,10 @@ pub struct Damage {
     pub reason: BatchError,
 }
 
+/// One segment file of a partition, with its offset and time indexes.
 #[derive(Debug)]
 pub struct Segment {
+    /// Offset of the first batch the segment holds.
     pub base_offset: i64,
     path: PathBuf,
     file: File,
@@ -55,7 +57,7 @@ pub struct Segment {
     index_interval: u64,
 }
 
-pub fn segment_file_name(base_offset: i64) -> String {
+pub(crate) fn segment_file_name(base_offset: i64) -> String {
     format!("{base_offset:020}.log")
 }
 
@@ -268,15 +270,19 @@ impl Segment {
         Ok(())
     }
 
+    /// Bytes readers may see.
     pub fn size(&self) -> u64 {
         self.size.load(Ordering::Acquire)
     }
+    /// The offset after the segment's last batch.
     pub fn next_offset(&self) -> i64 {
         self.next_offset.load(Ordering::Acquire)
     }
+    /// Largest timestamp of a batch in the segment.
     pub fn max_timestamp(&self) -> i64 {
         self.max_timestamp.load(Ordering::Acquire)
     }
+    /// The segment file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -290,6 +296,7 @@ impl Segment {
         }
     }
 
+    /// Syncs the file's data to disk.
     pub fn sync(&self) -> Result<(), LogError> {
         self.file
             .sync_data()

@@ -20,7 +20,7 @@ use headwater_governance::{
     DomainOutcome, DomainService, DomainStore, LineageService, NodeAccess, OpenLineage,
     PipelineService, RefusalCounts, StatusService,
 };
-use headwater_kafka::{Broker, NodeIdentity};
+use headwater_kafka::{Authorizer, Broker, Checks, NodeIdentity};
 use headwater_log::Log;
 use headwater_server::{Api, NodeMetrics};
 use headwater_streams::{ContractGate, NodeStreams, SchemaRegistry, StreamService};
@@ -247,11 +247,11 @@ fn assemble(
     let access =
         users.map(|users| NodeAccess::new(users, applied.clone(), audit.clone(), refusals.clone()));
     let kafka_ns = format!("kafka://{}:{}", identity.host, identity.port);
-    let broker = Broker::new(log.clone(), config.kafka.clone(), identity)?;
-    broker.set_gate(gate.clone());
-    if let Some(access) = &access {
-        broker.set_access(access.clone());
-    }
+    let checks = Checks {
+        gate: Some(gate.clone()),
+        authorizer: access.clone().map(|a| a as Arc<dyn Authorizer>),
+    };
+    let broker = Broker::new(log.clone(), config.kafka.clone(), identity, checks)?;
     let streams = Arc::new(StreamService::new(
         broker.clone(),
         registry.clone(),

@@ -17,11 +17,9 @@ use headwater_contracts::registry::{Registry, VersionRef};
 use headwater_contracts::validate::{framing, Framing, RecordValidator};
 use headwater_contracts::Format;
 use headwater_kafka::{plain_record, GateVerdict, Headers, ProduceGate};
-use headwater_log::batch::HEADER_LEN;
+use headwater_log::batch::{self, encode_records, BatchError, HEADER_LEN};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 use parking_lot::Mutex;
 use rayon::prelude::*;
 
@@ -336,34 +334,28 @@ fn dead_letter(r: &Record, why: &RecordRefusal, source: &str) -> Record {
     plain_record(0, r.timestamp, r.key.clone(), r.value.clone(), headers)
 }
 
-/// Gives a re-encoded batch the offset span of the batch it came from (its last offset delta,
-/// CRC updated), so the log assigns the same offsets and an idempotent producer's sequence
-/// numbers stay whole even when invalid records were taken out.
-fn keep_span(batch: Bytes, last_delta: i32) -> Bytes {
-    let mut b = BytesMut::from(&batch[..]);
-    if b.len() < HEADER_LEN {
-        return batch;
+/// Appends to `kept` what stands for one batch once its invalid records left: a record-less
+/// batch with the batch's producer for those at its start (so the producer's next sequence
+/// number is still the expected one), then the valid records re-encoded, `first` being the
+/// offset delta of the first valid one. Their span still ends where the original batch ended.
+fn keep_valid(
+    kept: &mut BytesMut,
+    header: &[u8],
+    records: &[Record],
+    compression: Compression,
+    first: i32,
+    last_delta: i32,
+) -> Result<(), BatchError> {
+    if first > 0 {
+        kept.extend_from_slice(&batch::record_less_batch(header, first)?);
     }
-    b[23..27].copy_from_slice(&last_delta.to_be_bytes());
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b.freeze()
-}
-
-/// A batch with `header`'s producer, epoch and base sequence, spanning `span` offsets and
-/// holding no record: it stands for invalid records at the start of a batch, which left for
-/// the dead-letter topic, so the producer's next sequence number is still the expected one.
-fn empty_span(header: &[u8; HEADER_LEN], span: i32) -> Bytes {
-    let mut b = BytesMut::from(&header[..]);
-    // The length field counts from the partition leader epoch on: the header minus 12 bytes.
-    b[8..12].copy_from_slice(&((HEADER_LEN - 12) as i32).to_be_bytes());
-    // No records means nothing is compressed.
-    b[22] &= !0x07;
-    b[23..27].copy_from_slice(&(span - 1).to_be_bytes());
-    b[57..61].copy_from_slice(&0i32.to_be_bytes());
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b.freeze()
+    if records.is_empty() {
+        return Ok(());
+    }
+    let encoded = encode_records(records, compression)?;
+    let at = kept.len();
+    kept.extend_from_slice(&encoded);
+    batch::set_last_offset_delta(&mut kept[at..], last_delta - first)
 }
 
 /// Dead letters are larger than the records they carry (five headers each), so they are cut
@@ -372,7 +364,7 @@ const DEAD_LETTER_BATCH_BYTES: usize = 256 * 1024;
 
 /// Plain batches of dead letters (consecutive offsets, no producer), each under
 /// [`DEAD_LETTER_BATCH_BYTES`] unless one record alone is larger.
-fn dead_letter_batches(dead: Vec<Record>) -> Result<Bytes, String> {
+fn dead_letter_batches(dead: Vec<Record>) -> Result<Bytes, BatchError> {
     let size = |r: &Record| {
         r.key.as_ref().map_or(0, |k| k.len())
             + r.value.as_ref().map_or(0, |v| v.len())
@@ -385,13 +377,13 @@ fn dead_letter_batches(dead: Vec<Record>) -> Result<Bytes, String> {
     let mut out = BytesMut::new();
     let mut chunk: Vec<Record> = Vec::new();
     let mut bytes = 0;
-    let mut flush = |chunk: &mut Vec<Record>| -> Result<(), String> {
+    let mut flush = |chunk: &mut Vec<Record>| -> Result<(), BatchError> {
         for (i, r) in chunk.iter_mut().enumerate() {
             r.offset = i as i64;
             r.sequence = i as i32 - 1;
         }
         if !chunk.is_empty() {
-            out.extend_from_slice(&encode(chunk, Compression::None)?);
+            out.extend_from_slice(&encode_records(chunk, Compression::None)?);
         }
         chunk.clear();
         Ok(())
@@ -407,20 +399,6 @@ fn dead_letter_batches(dead: Vec<Record>) -> Result<Bytes, String> {
     }
     flush(&mut chunk)?;
     Ok(out.freeze())
-}
-
-fn encode(records: &[Record], compression: Compression) -> Result<Bytes, String> {
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(buf.freeze())
 }
 
 impl ProduceGate for ContractGate {
@@ -514,22 +492,12 @@ impl ProduceGate for ContractGate {
                 .first()
                 .map(|r| (r.offset - base) as i32)
                 .unwrap_or(last_delta + 1);
-            if first > 0 {
-                kept.extend_from_slice(&empty_span(&header, first));
-            }
-            if records.is_empty() {
-                continue;
-            }
-            // The re-encoded batch starts at its first valid record; its span must still end
-            // where the original batch ended.
-            match encode(&records, compression) {
-                Ok(b) => kept.extend_from_slice(&keep_span(b, last_delta - first)),
-                Err(e) => {
-                    return GateVerdict::Reject {
-                        record_errors: Vec::new(),
-                        message: format!("valid records could not be re-encoded: {e}"),
-                    }
-                }
+            if let Err(e) = keep_valid(&mut kept, &header, &records, compression, first, last_delta)
+            {
+                return GateVerdict::Reject {
+                    record_errors: Vec::new(),
+                    message: format!("valid records could not be re-encoded: {e}"),
+                };
             }
         }
         let valid = kept.freeze();

@@ -88,7 +88,8 @@ impl StreamSink for StreamService {
                 counts.push((p, records.len() as i32));
                 batches.push((
                     p,
-                    producer_batch(records, now, (producer.id, producer.epoch, seq))?,
+                    producer_batch(records, now, (producer.id, producer.epoch, seq))
+                        .map_err(|e| e.to_string())?,
                 ));
             }
             for (p, result) in self

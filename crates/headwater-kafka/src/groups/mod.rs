@@ -10,7 +10,6 @@
 //! Group membership lives in memory (as in Kafka, members rejoin after a restart); committed
 //! offsets are durable, see [`store`].
 
-pub(crate) mod api;
 pub(crate) mod store;
 
 use std::collections::HashMap;
@@ -35,7 +34,7 @@ pub(crate) enum GroupState {
 }
 
 impl GroupState {
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             GroupState::Empty => "Empty",
             GroupState::PreparingRebalance => "PreparingRebalance",
@@ -283,7 +282,7 @@ pub(crate) struct Coordinator {
 }
 
 impl Coordinator {
-    pub fn open(log: Arc<Log>, config: &KafkaConfig) -> Result<Self, LogError> {
+    pub(crate) fn open(log: Arc<Log>, config: &KafkaConfig) -> Result<Self, LogError> {
         Ok(Coordinator {
             groups: Mutex::new(HashMap::new()),
             offsets: OffsetStore::open(&log)?,
@@ -293,7 +292,7 @@ impl Coordinator {
     }
 
     /// Expires members that stopped heartbeating and completes overdue rebalances.
-    pub fn start_expiry(&self, broker: Weak<Broker>) {
+    pub(crate) fn start_expiry(&self, broker: Weak<Broker>) {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
             loop {
@@ -331,7 +330,7 @@ impl Coordinator {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub async fn join(
+    pub(crate) async fn join(
         &self,
         group_id: &str,
         member_id: &str,
@@ -462,7 +461,7 @@ impl Coordinator {
             .unwrap_or_else(|_| fail(ResponseError::UnknownMemberId, member_id))
     }
 
-    pub async fn sync(
+    pub(crate) async fn sync(
         &self,
         group_id: &str,
         generation: i32,
@@ -539,7 +538,7 @@ impl Coordinator {
             .unwrap_or_else(|_| fail(ResponseError::RebalanceInProgress))
     }
 
-    pub fn heartbeat(
+    pub(crate) fn heartbeat(
         &self,
         group_id: &str,
         generation: i32,
@@ -563,7 +562,11 @@ impl Coordinator {
     }
 
     /// Removes members; returns an error per member id.
-    pub fn leave(&self, group_id: &str, member_ids: &[String]) -> Vec<Option<ResponseError>> {
+    pub(crate) fn leave(
+        &self,
+        group_id: &str,
+        member_ids: &[String],
+    ) -> Vec<Option<ResponseError>> {
         let mut groups = self.groups.lock();
         let Some(g) = groups.get_mut(group_id) else {
             return member_ids
@@ -581,7 +584,7 @@ impl Coordinator {
     }
 
     /// Checks that a member may commit offsets for `generation`.
-    pub fn check_commit(
+    pub(crate) fn check_commit(
         &self,
         group_id: &str,
         generation: i32,
@@ -610,13 +613,13 @@ impl Coordinator {
     }
 
     /// Runs `f` on a group's live state, if the group has one.
-    pub fn with_group<T>(&self, group_id: &str, f: impl FnOnce(Option<&Group>) -> T) -> T {
+    pub(crate) fn with_group<T>(&self, group_id: &str, f: impl FnOnce(Option<&Group>) -> T) -> T {
         let groups = self.groups.lock();
         f(groups.get(group_id))
     }
 
     /// Every group with members or committed offsets: (id, protocol type, state).
-    pub fn list(&self) -> Vec<(String, String, &'static str)> {
+    pub(crate) fn list(&self) -> Vec<(String, String, &'static str)> {
         let groups = self.groups.lock();
         let mut out: Vec<(String, String, &'static str)> = groups
             .iter()
@@ -639,7 +642,7 @@ impl Coordinator {
     }
 
     /// Deletes an empty group and its committed offsets.
-    pub async fn delete(&self, group_id: &str) -> Option<ResponseError> {
+    pub(crate) async fn delete(&self, group_id: &str) -> Option<ResponseError> {
         {
             let mut groups = self.groups.lock();
             if let Some(g) = groups.get(group_id) {

@@ -34,7 +34,7 @@ pub(crate) struct OffsetStore {
 }
 
 impl OffsetStore {
-    pub fn open(log: &Arc<Log>) -> Result<Self, LogError> {
+    pub(crate) fn open(log: &Arc<Log>) -> Result<Self, LogError> {
         let store = OffsetStore {
             topic: InternalTopic::open(log, OFFSETS_TOPIC)?,
             offsets: Mutex::new(HashMap::new()),
@@ -57,7 +57,10 @@ impl OffsetStore {
     }
 
     /// Durably records commits (or, with `None`, deletions), then applies them in memory.
-    pub async fn write(&self, entries: Vec<(Key, Option<Committed>)>) -> Result<(), LogError> {
+    pub(crate) async fn write(
+        &self,
+        entries: Vec<(Key, Option<Committed>)>,
+    ) -> Result<(), LogError> {
         let records = entries
             .iter()
             .map(|(key, value)| {
@@ -78,7 +81,7 @@ impl OffsetStore {
         Ok(())
     }
 
-    pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<Committed> {
+    pub(crate) fn get(&self, group: &str, topic: &str, partition: i32) -> Option<Committed> {
         self.offsets
             .lock()
             .get(group)
@@ -86,11 +89,11 @@ impl OffsetStore {
     }
 
     /// Every committed offset of a group.
-    pub fn group(&self, group: &str) -> BTreeMap<(String, i32), Committed> {
+    pub(crate) fn group(&self, group: &str) -> BTreeMap<(String, i32), Committed> {
         self.offsets.lock().get(group).cloned().unwrap_or_default()
     }
 
-    pub fn groups(&self) -> Vec<String> {
+    pub(crate) fn groups(&self) -> Vec<String> {
         self.offsets.lock().keys().cloned().collect()
     }
 }

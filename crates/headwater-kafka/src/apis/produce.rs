@@ -1,5 +1,10 @@
+//! Produce: record batches appended as sent, after the produce gate of a validated topic.
+//! Counts `headwater_produced_records` and `headwater_produced_bytes` per topic.
+
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use headwater_auth::TopicOp;
 use headwater_log::{FsyncPolicy, LogError, Partition, Validation};
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -7,10 +12,58 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 
-use super::client_topic;
+use super::{client_topic, refusal_message, Api, Call};
+use crate::authorize::{Checked, Guard, Refused};
 use crate::error::log_error_code;
 use crate::Broker;
 use crate::GateVerdict;
+
+/// Produce: idempotent producers (no transactions yet), acks 0, 1 and -1.
+impl Api for ProduceRequest {
+    const SUPPORTED_VERSIONS: RangeInclusive<i16> = 3..=9;
+
+    fn authorize(mut self, guard: &Guard<'_>) -> Checked<Self> {
+        let refused = guard.keep_topics(TopicOp::Produce, &mut self.topic_data, |t| {
+            (&t.name, t.partition_data.iter().map(|p| p.index).collect())
+        });
+        Checked::Handle(self, refused)
+    }
+
+    async fn handle(self, call: &Call<'_>) -> Option<ProduceResponse> {
+        for t in &self.topic_data {
+            call.broker.note_producer(&t.name.0, call.client_id);
+        }
+        produce(call.broker, self, call.version).await
+    }
+
+    fn merge(
+        guard: &Guard<'_>,
+        mut response: Self::Response,
+        refused: Vec<Refused>,
+    ) -> Self::Response {
+        for (name, partitions, why) in refused.into_iter().filter_map(Refused::into_topic) {
+            // Produce responses carry a message from v8.
+            let message = refusal_message(guard, 8, &why);
+            response.responses.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(
+                        partitions
+                            .into_iter()
+                            .map(|p| {
+                                PartitionProduceResponse::default()
+                                    .with_index(p)
+                                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                                    .with_base_offset(-1)
+                                    .with_error_message(message.clone())
+                            })
+                            .collect(),
+                    ),
+            );
+        }
+        response
+    }
+}
 
 /// What to do with one partition's batches after the produce gate.
 enum Gated {
@@ -64,7 +117,7 @@ async fn gate(
     if validation == Validation::None {
         return Gated::Append(records);
     }
-    let Some(check) = broker.gate.read().clone() else {
+    let Some(check) = broker.gate.clone() else {
         return Gated::Append(records);
     };
     let verdict = check_off_thread(
@@ -137,7 +190,7 @@ async fn gate(
 
 /// Appends every partition's batches as sent; with acks=-1 or 1 under the `always` policy, waits
 /// for the shared fsync before answering. Returns `None` for acks=0 (no response is sent).
-pub(crate) async fn handle(
+async fn produce(
     broker: &Arc<Broker>,
     req: ProduceRequest,
     version: i16,
@@ -174,16 +227,23 @@ pub(crate) async fn handle(
                 ));
                 continue;
             }
-            let partition = match topic.as_ref().map_err(|e| e.to_string()).and_then(|t| {
-                t.partition(pd.index).ok_or_else(|| {
-                    format!("partition {} of topic '{name}' does not exist", pd.index)
-                })
-            }) {
-                Ok(p) => p,
-                Err(msg) => {
-                    parts.push(fail(ResponseError::UnknownTopicOrPartition, msg));
+            let partition = match &topic {
+                Ok(t) => t.partition(pd.index),
+                Err(e) => {
+                    parts.push(fail(ResponseError::UnknownTopicOrPartition, e.to_string()));
                     continue;
                 }
+            };
+            let Some(partition) = partition else {
+                let missing = LogError::UnknownPartition {
+                    topic: name.clone(),
+                    partition: pd.index,
+                };
+                parts.push(fail(
+                    ResponseError::UnknownTopicOrPartition,
+                    missing.to_string(),
+                ));
+                continue;
             };
             let Some(records) = pd.records else {
                 parts.push(fail(

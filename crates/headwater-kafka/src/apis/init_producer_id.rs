@@ -1,13 +1,30 @@
+//! InitProducerId: ids for idempotent producers (transactional ids are refused).
+
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
+use super::{Api, Call};
 use crate::Broker;
+
+/// InitProducerId for idempotent producers.
+impl Api for InitProducerIdRequest {
+    const SUPPORTED_VERSIONS: RangeInclusive<i16> = 0..=4;
+
+    async fn handle(self, call: &Call<'_>) -> Option<InitProducerIdResponse> {
+        Some(init_producer_id(call.broker, self))
+    }
+
+    fn unsupported() -> InitProducerIdResponse {
+        InitProducerIdResponse::default().with_error_code(ResponseError::UnsupportedVersion.code())
+    }
+}
 
 /// Hands idempotent producers an id that is never reused, or bumps the epoch of an id a producer
 /// already holds (KIP-360), so its sequence numbers start over without being fenced.
-pub(crate) fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest) -> InitProducerIdResponse {
+fn init_producer_id(broker: &Arc<Broker>, req: InitProducerIdRequest) -> InitProducerIdResponse {
     let base = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);

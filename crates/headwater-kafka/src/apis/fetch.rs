@@ -1,18 +1,65 @@
+//! Fetch: record batches read straight from segment files, with long polling. Counts
+//! `headwater_fetched_records` and `headwater_fetched_bytes` per topic.
+
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use headwater_auth::TopicOp;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 
-use super::client_topic;
+use super::{client_topic, Api, Call};
+use crate::authorize::{Checked, Guard, Refused};
 use crate::error::log_error_code;
 use crate::Broker;
 
+/// Fetch by topic name (topic ids arrive with v13).
+impl Api for FetchRequest {
+    const SUPPORTED_VERSIONS: RangeInclusive<i16> = 4..=12;
+
+    fn authorize(mut self, guard: &Guard<'_>) -> Checked<Self> {
+        let refused = guard.keep_topics(TopicOp::Consume, &mut self.topics, |t| {
+            (&t.topic, t.partitions.iter().map(|p| p.partition).collect())
+        });
+        Checked::Handle(self, refused)
+    }
+
+    async fn handle(self, call: &Call<'_>) -> Option<FetchResponse> {
+        Some(fetch(call.broker, self, call.version).await)
+    }
+
+    fn merge(_: &Guard<'_>, mut response: Self::Response, refused: Vec<Refused>) -> Self::Response {
+        for (name, partitions, _) in refused.into_iter().filter_map(Refused::into_topic) {
+            response.responses.push(
+                FetchableTopicResponse::default()
+                    .with_topic(name)
+                    .with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|p| {
+                                PartitionData::default()
+                                    .with_partition_index(p)
+                                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                                    .with_high_watermark(-1)
+                            })
+                            .collect(),
+                    ),
+            );
+        }
+        response
+    }
+
+    fn unsupported() -> FetchResponse {
+        FetchResponse::default().with_error_code(ResponseError::UnsupportedVersion.code())
+    }
+}
+
 /// Reads each requested partition straight from its segment files (no record is decoded), and
 /// long-polls until `min_bytes` are available or `max_wait_ms` passes.
-pub(crate) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> FetchResponse {
+async fn fetch(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> FetchResponse {
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + max_wait;
     let min_bytes = req.min_bytes.max(0) as usize;

@@ -1,17 +1,69 @@
+//! Metadata: the node as the only broker, and the topics a client may see.
+
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use headwater_auth::TopicOp;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{
-    BrokerId, DescribeClusterResponse, MetadataRequest, MetadataResponse, TopicName,
-};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::ResponseError;
 
-use super::{client_topic, INTERNAL_PREFIX};
+use super::{client_topic, Api, Call, INTERNAL_PREFIX};
+use crate::authorize::{Checked, Guard, Refused};
 use crate::Broker;
 
-pub(crate) fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
+/// Metadata, with auto-creation of asked-for topics when the node allows it.
+impl Api for MetadataRequest {
+    const SUPPORTED_VERSIONS: RangeInclusive<i16> = 0..=12;
+
+    fn authorize(mut self, guard: &Guard<'_>) -> Checked<Self> {
+        let mut refused = Vec::new();
+        if let Some(list) = self.topics.as_mut().filter(|l| !l.is_empty()) {
+            list.retain(|t| match &t.name {
+                Some(name) => guard.keep_topic(TopicOp::Describe, name, Vec::new(), &mut refused),
+                None => true,
+            });
+            if list.is_empty() {
+                // Every topic asked for was refused (an empty list asks for all in v0; the
+                // answer is filtered to what may be seen either way).
+                self.allow_auto_topic_creation = false;
+            }
+        }
+        Checked::Handle(self, refused)
+    }
+
+    async fn handle(self, call: &Call<'_>) -> Option<MetadataResponse> {
+        Some(metadata(call.broker, self, call.version))
+    }
+
+    fn merge(
+        guard: &Guard<'_>,
+        mut response: Self::Response,
+        refused: Vec<Refused>,
+    ) -> Self::Response {
+        // Every answer, not only listings: a topic asked for by id had no name to check before
+        // the handler ran.
+        response
+            .topics
+            .retain(|t| t.name.as_ref().is_some_and(|n| guard.topic_visible(&n.0)));
+        for (name, _, _) in refused.into_iter().filter_map(Refused::into_topic) {
+            response.topics.push(
+                MetadataResponseTopic::default()
+                    .with_name(Some(name))
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+            );
+        }
+        response
+    }
+
+    fn unsupported() -> MetadataResponse {
+        MetadataResponse::default().with_error_code(ResponseError::UnsupportedVersion.code())
+    }
+}
+
+fn metadata(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
     let node = &broker.node;
     let brokers = vec![MetadataResponseBroker::default()
         .with_node_id(BrokerId(node.node_id))
@@ -77,15 +129,4 @@ fn describe_topic(broker: &Broker, t: &headwater_log::Topic) -> MetadataResponse
         .with_topic_id(t.id())
         .with_is_internal(false)
         .with_partitions(partitions)
-}
-
-pub(crate) fn describe_cluster(broker: &Arc<Broker>) -> DescribeClusterResponse {
-    let node = &broker.node;
-    DescribeClusterResponse::default()
-        .with_cluster_id(Broker::str(node.cluster_id.clone()))
-        .with_controller_id(BrokerId(node.node_id))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(node.node_id))
-            .with_host(Broker::str(node.host.clone()))
-            .with_port(node.port)])
 }

@@ -1,23 +1,65 @@
+//! ListOffsets: the earliest and latest offsets of partitions, or the first at a timestamp.
+
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use headwater_auth::TopicOp;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
-use super::client_topic;
+use super::{client_topic, Api, Call};
+use crate::authorize::{Checked, Guard, Refused};
 use crate::error::log_error_code;
 use crate::Broker;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 
-pub(crate) fn handle(
-    broker: &Arc<Broker>,
-    req: ListOffsetsRequest,
-    _version: i16,
-) -> ListOffsetsResponse {
+/// ListOffsets by timestamp, earliest (-2) and latest (-1).
+impl Api for ListOffsetsRequest {
+    const SUPPORTED_VERSIONS: RangeInclusive<i16> = 1..=6;
+
+    fn authorize(mut self, guard: &Guard<'_>) -> Checked<Self> {
+        let refused = guard.keep_topics(TopicOp::Consume, &mut self.topics, |t| {
+            (
+                &t.name,
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
+        });
+        Checked::Handle(self, refused)
+    }
+
+    async fn handle(self, call: &Call<'_>) -> Option<ListOffsetsResponse> {
+        Some(list_offsets(call.broker, self))
+    }
+
+    fn merge(_: &Guard<'_>, mut response: Self::Response, refused: Vec<Refused>) -> Self::Response {
+        for (name, partitions, _) in refused.into_iter().filter_map(Refused::into_topic) {
+            response.topics.push(
+                ListOffsetsTopicResponse::default()
+                    .with_name(name)
+                    .with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|p| {
+                                ListOffsetsPartitionResponse::default()
+                                    .with_partition_index(p)
+                                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                                    .with_offset(-1)
+                                    .with_timestamp(-1)
+                            })
+                            .collect(),
+                    ),
+            );
+        }
+        response
+    }
+}
+
+fn list_offsets(broker: &Arc<Broker>, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let topics = req
         .topics
         .into_iter()

@@ -1,4 +1,11 @@
-//! The Kafka v2 record batch header, read in place.
+//! The Kafka v2 record batch: its header read in place, and every change Headwater makes to
+//! batch bytes.
+//!
+//! This module is the one place that knows the byte layout below. The header is read here
+//! ([`BatchHeader`], [`BatchIter`]); header fields are rewritten with the CRC kept valid in
+//! [`surgery`] (the last offset delta, record-less batches that hold a span of offsets); batches
+//! Headwater writes itself are encoded in [`encode`]. Nothing outside this module reads or writes
+//! a batch by byte offset.
 //!
 //! A batch on disk is byte-for-byte what the producer sent, except the first eight bytes (the base
 //! offset), which the log assigns. The CRC32C in the header covers everything from the attributes
@@ -24,35 +31,89 @@
 
 use std::fmt;
 
+pub mod encode;
+pub mod surgery;
+
+pub use encode::{encode_records, plain_batch, plain_record, producer_batch, Headers};
+pub use surgery::{
+    count_records, record_less_batch, set_last_offset_delta, span, whole_batch_len, Span,
+};
+
 /// Bytes before the records of a v2 batch.
 pub const HEADER_LEN: usize = 61;
 /// Bytes needed to learn a batch's total length: base offset plus length field.
 pub const LENGTH_PREFIX_LEN: usize = 12;
+/// First byte the CRC covers (the attributes field).
 const CRC_START: usize = 21;
 
 /// Why a byte range is not a valid v2 record batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
+    /// Fewer bytes than the batch (or its header) needs.
     #[error("batch is truncated: {needed} bytes declared, {available} present")]
-    Truncated { needed: usize, available: usize },
+    Truncated {
+        /// Bytes the batch needs.
+        needed: usize,
+        /// Bytes there are.
+        available: usize,
+    },
+    /// The length field cannot describe a v2 batch.
     #[error("batch length {length} is invalid (must be at least {min})")]
-    BadLength { length: i64, min: usize },
+    BadLength {
+        /// The length field as read.
+        length: i64,
+        /// The smallest valid length.
+        min: usize,
+    },
+    /// Not a v2 batch: Headwater stores only magic 2.
     #[error("record batch magic {magic} is not supported (only v2 batches, magic 2)")]
-    BadMagic { magic: i8 },
+    BadMagic {
+        /// The magic byte as read.
+        magic: i8,
+    },
+    /// The content does not match the CRC32C in the header.
     #[error("CRC mismatch: header says {stored:#010x}, content gives {computed:#010x}")]
-    BadCrc { stored: u32, computed: u32 },
+    BadCrc {
+        /// The CRC in the header.
+        stored: u32,
+        /// The CRC of the content.
+        computed: u32,
+    },
+    /// A negative record count or last offset delta.
     #[error("batch declares {count} records, which is invalid")]
-    BadCount { count: i32 },
+    BadCount {
+        /// The count as read.
+        count: i32,
+    },
+    /// A batch must span at least one offset.
+    #[error("a record batch spans at least one offset; {span} was asked for")]
+    BadSpan {
+        /// The span asked for.
+        span: i32,
+    },
+    /// The codec could not encode records into a batch: its message, as it gave it (the
+    /// `kafka-protocol` encoder reports untyped errors).
+    #[error("{reason}")]
+    Encode {
+        /// The codec's message.
+        reason: String,
+    },
 }
 
 /// Compression codec named in a batch's attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
+    /// Records stored as they are.
     None,
+    /// gzip (codec 1).
     Gzip,
+    /// Snappy (codec 2).
     Snappy,
+    /// LZ4 (codec 3).
     Lz4,
+    /// Zstandard (codec 4).
     Zstd,
+    /// A codec number Kafka does not define.
     Unknown(u8),
 }
 
@@ -72,19 +133,31 @@ impl fmt::Display for Compression {
 /// The fixed header of one batch, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {
+    /// Offset of the first record (assigned by the log).
     pub base_offset: i64,
     /// Total bytes of the batch, header included.
     pub total_len: usize,
+    /// Partition leader epoch.
     pub leader_epoch: i32,
+    /// Format version: always 2 once parsed.
     pub magic: i8,
+    /// CRC32C of the bytes from the attributes to the end.
     pub crc: u32,
+    /// Compression, timestamp type, transactional and control bits.
     pub attributes: i16,
+    /// Offset of the last record relative to the base offset.
     pub last_offset_delta: i32,
+    /// Timestamp of the first record.
     pub base_timestamp: i64,
+    /// Largest timestamp in the batch.
     pub max_timestamp: i64,
+    /// Idempotent producer id, or -1.
     pub producer_id: i64,
+    /// Epoch of that producer, or -1.
     pub producer_epoch: i16,
+    /// Sequence number of the first record, or -1.
     pub base_sequence: i32,
+    /// Records the batch holds (fewer than its span after compaction).
     pub record_count: i32,
 }
 
@@ -177,6 +250,7 @@ impl BatchHeader {
         Ok(header)
     }
 
+    /// Offset of the last record the batch spans.
     pub fn last_offset(&self) -> i64 {
         self.base_offset + i64::from(self.last_offset_delta)
     }
@@ -187,6 +261,7 @@ impl BatchHeader {
         i64::from(self.last_offset_delta) + 1
     }
 
+    /// The codec of the records, from the attributes.
     pub fn compression(&self) -> Compression {
         match self.attributes & 0x7 {
             0 => Compression::None,
@@ -198,10 +273,12 @@ impl BatchHeader {
         }
     }
 
+    /// Whether a transactional producer wrote the batch.
     pub fn is_transactional(&self) -> bool {
         self.attributes & 0x10 != 0
     }
 
+    /// Whether the batch is a control batch (transaction markers).
     pub fn is_control(&self) -> bool {
         self.attributes & 0x20 != 0
     }
@@ -231,6 +308,7 @@ pub struct BatchIter<'a> {
 }
 
 impl<'a> BatchIter<'a> {
+    /// Iterates over the batches of `buf`, from its start.
     pub fn new(buf: &'a [u8]) -> Self {
         Self { buf, pos: 0 }
     }
@@ -274,7 +352,11 @@ impl<'a> Iterator for BatchIter<'a> {
 #[cfg(test)]
 pub(crate) mod test_batches {
     /// Builds a valid uncompressed v2 batch with `count` records of `value_len` bytes.
-    pub fn batch(count: i32, value_len: usize, producer: Option<(i64, i16, i32)>) -> Vec<u8> {
+    pub(crate) fn batch(
+        count: i32,
+        value_len: usize,
+        producer: Option<(i64, i16, i32)>,
+    ) -> Vec<u8> {
         let mut records = Vec::new();
         for i in 0..count {
             let mut rec = Vec::new();

@@ -1,0 +1,39 @@
+//! Heartbeat: keeps a member in its group.
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+use kafka_protocol::ResponseError;
+
+use super::{error_code, Api, Call};
+use crate::authorize::{Checked, Guard};
+use crate::Broker;
+
+/// Heartbeat: a member is alive, and learns of a rebalance.
+impl Api for HeartbeatRequest {
+    const SUPPORTED_VERSIONS: RangeInclusive<i16> = 0..=4;
+
+    fn authorize(self, guard: &Guard<'_>) -> Checked<Self> {
+        Checked::whole(guard.group(&self.group_id.0), self, || {
+            HeartbeatResponse::default()
+                .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+        })
+    }
+
+    async fn handle(self, call: &Call<'_>) -> Option<HeartbeatResponse> {
+        Some(heartbeat(call.broker, self))
+    }
+
+    fn unsupported() -> HeartbeatResponse {
+        HeartbeatResponse::default().with_error_code(ResponseError::UnsupportedVersion.code())
+    }
+}
+
+fn heartbeat(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatResponse {
+    HeartbeatResponse::default().with_error_code(error_code(broker.groups.heartbeat(
+        &req.group_id.0,
+        req.generation_id,
+        &req.member_id,
+    )))
+}
