@@ -134,14 +134,24 @@ fn drop_indexes(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A copy of a data dir, made in-process: a `cp` child forked while another test's log holds
+/// its lock file open would share that lock until it execs.
 fn copy_dir(from: &Path) -> anyhow::Result<tempfile::TempDir> {
+    fn copy(from: &Path, to: &Path) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            let target = to.join(entry.file_name());
+            if entry.file_type()?.is_dir() {
+                std::fs::create_dir_all(&target)?;
+                copy(&entry.path(), &target)?;
+            } else {
+                std::fs::copy(entry.path(), &target)?;
+            }
+        }
+        Ok(())
+    }
     let to = tempfile::tempdir()?;
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", from.display()))
-        .arg(to.path())
-        .status()?;
-    anyhow::ensure!(status.success(), "cp failed");
+    copy(from, to.path())?;
     Ok(to)
 }
 
