@@ -8,10 +8,12 @@ use headwater_contracts::registry::VersionRef;
 use headwater_contracts::Contract;
 use headwater_domains::{refuse_input, DomainSpec, Output, PipelineSpec};
 use headwater_log::Log;
-use headwater_pipelines::{Engine, Offsets, Runtime, StreamRecord, StreamSource, Tables};
+use headwater_pipelines::{
+    Engine, Offsets, SourceError, StreamRecord, StreamSource, Supervisor, Tables,
+};
 
 use crate::streams::Positions;
-use crate::{SchemaRegistry, StreamService};
+use crate::{SchemaRegistry, StreamError, StreamService};
 
 /// Streams as the pipeline runtime reads them: decoded by the same code as `headwater tail`.
 #[derive(Debug)]
@@ -49,12 +51,22 @@ impl StreamSource for NodeStreams {
         positions: &mut Offsets,
         end: &Offsets,
         max: usize,
-    ) -> Result<Vec<StreamRecord>, String> {
+    ) -> Result<Vec<StreamRecord>, SourceError> {
         let mut at = Positions(positions.clone());
         let events = self
             .streams
             .read(topic, &mut at, Some(&Positions(end.clone())), None, max)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e {
+                StreamError::UnknownStream(stream) => SourceError::UnknownStream { stream },
+                e @ StreamError::Internal(_) => SourceError::NotAllowed {
+                    stream: topic.to_string(),
+                    reason: e.to_string(),
+                },
+                other => SourceError::Backing {
+                    stream: topic.to_string(),
+                    reason: other.to_string(),
+                },
+            })?;
         *positions = at.0;
         Ok(events
             .into_iter()
@@ -72,7 +84,7 @@ impl StreamSource for NodeStreams {
 #[derive(Debug)]
 pub struct PipelineService {
     engine: Arc<Engine>,
-    runtime: Runtime,
+    runtime: Supervisor,
 }
 
 impl PipelineService {
@@ -91,7 +103,7 @@ impl PipelineService {
         });
         let engine = Arc::new(Engine::new(source, tables));
         PipelineService {
-            runtime: Runtime::new(engine.clone(), streams, appended, &data_dir),
+            runtime: Supervisor::new(engine.clone(), streams, appended, &data_dir),
             engine,
         }
     }
@@ -100,7 +112,7 @@ impl PipelineService {
         &self.engine
     }
 
-    pub fn runtime(&self) -> &Runtime {
+    pub fn runtime(&self) -> &Supervisor {
         &self.runtime
     }
 

@@ -234,7 +234,7 @@ impl StreamService {
         let topics = [topic.to_string()];
         let (mut by_topic, _) = StreamSink::committed(self, group, &topics)
             .await
-            .map_err(StreamError::BadRequest)?;
+            .map_err(|e| StreamError::BadRequest(e.to_string()))?;
         Ok(by_topic.remove(topic).unwrap_or_default())
     }
 
