@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use headwater_contracts::Contract;
 use headwater_domains::{refuse_input, DomainSpec, Output, PipelineSpec};
-use headwater_pipelines::{Engine, Runtime, StreamSink, StreamSource, Tables};
+use headwater_pipelines::{Engine, StreamSink, StreamSource, Supervisor, Tables};
 
 /// The pipelines of one node.
 #[derive(Debug)]
 pub struct PipelineService {
     engine: Arc<Engine>,
-    runtime: Runtime,
+    runtime: Supervisor,
 }
 
 impl PipelineService {
@@ -32,7 +32,7 @@ impl PipelineService {
         }
         let engine = Arc::new(Engine::new(source, tables));
         PipelineService {
-            runtime: Runtime::new(engine.clone(), sink, appended, data_dir),
+            runtime: Supervisor::new(engine.clone(), sink, appended, data_dir),
             engine,
         }
     }
@@ -43,7 +43,7 @@ impl PipelineService {
     }
 
     /// The supervisor running every deployed pipeline.
-    pub fn runtime(&self) -> &Runtime {
+    pub fn runtime(&self) -> &Supervisor {
         &self.runtime
     }
 

@@ -47,7 +47,7 @@ pub fn table_schema(contract: Option<&Contract>) -> SchemaRef {
 
 /// The table a windowed pipeline's SQL reads: the stream's, plus the `window_start` and
 /// `window_end` of the window being emitted.
-pub fn window_table_schema(contract: Option<&Contract>) -> SchemaRef {
+pub(crate) fn window_table_schema(contract: Option<&Contract>) -> SchemaRef {
     let base = table_schema(contract);
     let mut fields: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(Field::new(
@@ -146,35 +146,42 @@ fn avro_fields(schema: &Avro) -> Vec<Field> {
 mod tests {
     use super::*;
 
+    /// The type of each named column of `format` contract `text`'s table.
+    fn column_types(format: Format, text: &str, columns: &[&str]) -> Vec<DataType> {
+        let contract = Contract::parse(format, text).expect("a contract");
+        let schema = table_schema(Some(&contract));
+        columns
+            .iter()
+            .map(|c| schema.field_with_name(c).expect(c).data_type().clone())
+            .collect()
+    }
+
     #[test]
     fn json_schema_and_avro_become_columns() {
-        let c = Contract::parse(
-            Format::JsonSchema,
-            r##"{"type":"object","$defs":{"money":{"type":"number"}},"properties":{
-                "amount":{"$ref":"#/$defs/money"},"id":{"type":"string"},
-                "at":{"type":"string","format":"date-time"},"n":{"type":["integer","null"]},
-                "tags":{"type":"array"}}}"##,
-        )
-        .expect("schema");
-        let s = table_schema(Some(&c));
-        let ty = |n: &str| s.field_with_name(n).expect(n).data_type().clone();
-        assert_eq!(ty("amount"), DataType::Float64);
-        assert_eq!(ty("at"), utc(TimeUnit::Microsecond));
-        assert_eq!(ty("n"), DataType::Int64);
-        assert_eq!(ty("tags"), DataType::Utf8);
-        assert_eq!(ty("_offset"), DataType::Int64);
-
-        let a = Contract::parse(
-            Format::Avro,
-            r#"{"type":"record","name":"R","fields":[{"name":"cents","type":"long"},
-                {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
-                {"name":"why","type":["null","string"]}]}"#,
-        )
-        .expect("avro");
-        let s = table_schema(Some(&a));
-        let ty = |n: &str| s.field_with_name(n).expect(n).data_type().clone();
-        assert_eq!(ty("cents"), DataType::Int64);
-        assert_eq!(ty("at"), utc(TimeUnit::Millisecond));
-        assert_eq!(ty("why"), DataType::Utf8);
+        let json = r##"{"type":"object","$defs":{"money":{"type":"number"}},"properties":{
+            "amount":{"$ref":"#/$defs/money"},"id":{"type":"string"},
+            "at":{"type":"string","format":"date-time"},"n":{"type":["integer","null"]},
+            "tags":{"type":"array"}}}"##;
+        assert_eq!(
+            column_types(
+                Format::JsonSchema,
+                json,
+                &["amount", "at", "n", "tags", "_offset"]
+            ),
+            [
+                DataType::Float64,
+                utc(TimeUnit::Microsecond),
+                DataType::Int64,
+                DataType::Utf8,
+                DataType::Int64
+            ]
+        );
+        let avro = r#"{"type":"record","name":"R","fields":[{"name":"cents","type":"long"},
+            {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
+            {"name":"why","type":["null","string"]}]}"#;
+        assert_eq!(
+            column_types(Format::Avro, avro, &["cents", "at", "why"]),
+            [DataType::Int64, utc(TimeUnit::Millisecond), DataType::Utf8]
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! SQL over streams and tables with DataFusion.
 //!
 //! A query names tables as `<domain>.<name>`: a stream (read up to a snapshot of its end
-//! offsets, decoded with its contract) or a Parquet table written by a batch pipeline. Only the
+//! offsets, decoded with its contract) or a Parquet table written by a pipeline. Only the
 //! tables a query names are loaded.
 
 use std::collections::BTreeMap;
@@ -26,10 +26,13 @@ const READ_CHUNK: usize = 20_000;
 /// How far loading the inputs of a query has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Loaded {
+    /// Records loaded so far.
     pub records: u64,
+    /// Records to load: from each input's start to the end snapshotted.
     pub total: u64,
 }
 
+/// Runs SQL over the node's streams (through a [`StreamSource`]) and its [`Tables`].
 #[derive(Debug, Clone)]
 pub struct Engine {
     source: Arc<dyn StreamSource>,
@@ -42,6 +45,7 @@ pub struct Engine {
 pub struct Functions(Arc<parking_lot::RwLock<Vec<ScalarUDF>>>);
 
 impl Functions {
+    /// Adds `f` to every session from now on.
     pub fn add(&self, f: ScalarUDF) {
         self.0.write().push(f);
     }
@@ -57,11 +61,24 @@ impl Functions {
 /// What a query reads: a stream up to offsets, or a table.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
-    Stream { topic: String, end: Offsets },
-    Table { domain: String, name: String },
+    /// A stream, read up to `end`.
+    Stream {
+        /// `<domain>.<stream>`.
+        topic: String,
+        /// The end offsets snapshotted when the query was planned.
+        end: Offsets,
+    },
+    /// A Parquet table written by a pipeline.
+    Table {
+        /// The table's domain.
+        domain: String,
+        /// The table's name in its domain.
+        name: String,
+    },
 }
 
 impl Engine {
+    /// An engine over `source`'s streams and `tables`, with no added functions yet.
     pub fn new(source: Arc<dyn StreamSource>, tables: Tables) -> Self {
         Engine {
             source,
@@ -70,14 +87,17 @@ impl Engine {
         }
     }
 
+    /// The functions every query and pipeline gets; add to them here.
     pub fn functions(&self) -> &Functions {
         &self.functions
     }
 
+    /// The tables queries read and pipelines write.
     pub fn tables(&self) -> &Tables {
         &self.tables
     }
 
+    /// The streams queries and pipelines read.
     pub fn source(&self) -> &Arc<dyn StreamSource> {
         &self.source
     }
@@ -107,9 +127,9 @@ impl Engine {
                 {
                     continue;
                 }
-                return Err(PipelineError::Sql(format!(
-                    "table '{r}' has no domain; name streams and tables as <domain>.<name>, e.g. payments.transaction_settled"
-                )));
+                return Err(PipelineError::UnqualifiedTable {
+                    table: r.to_string(),
+                });
             };
             if domain == "information_schema" {
                 continue;
@@ -123,9 +143,7 @@ impl Engine {
                     name: name.to_string(),
                 }
             } else {
-                return Err(PipelineError::Sql(format!(
-                    "'{topic}' is neither a stream nor a table; list them with `headwater sql \"SHOW TABLES\"` or check the name"
-                )));
+                return Err(PipelineError::UnknownTable { name: topic });
             };
             if !out.contains(&input) {
                 out.push(input);
@@ -210,9 +228,9 @@ impl Engine {
             let records = self
                 .source
                 .read(topic, &mut positions, end, READ_CHUNK)
-                .map_err(|e| PipelineError::Read {
-                    topic: topic.to_string(),
-                    message: e,
+                .map_err(|source| PipelineError::Read {
+                    stream: topic.to_string(),
+                    source,
                 })?;
             loaded.records += records.len() as u64;
             out.extend(to_batches(&records, schema)?);
@@ -287,9 +305,9 @@ impl Engine {
         let statement = state.sql_to_statement(sql, &Default::default())?;
         for r in state.resolve_table_references(&statement)? {
             let (Some(domain), name) = (r.schema(), r.table()) else {
-                return Err(PipelineError::Sql(format!(
-                    "table '{r}' has no domain; name streams and tables as <domain>.<name>"
-                )));
+                return Err(PipelineError::UnqualifiedTable {
+                    table: r.to_string(),
+                });
             };
             let topic = format!("{domain}.{name}");
             let contract = contracts
@@ -312,7 +330,8 @@ impl Engine {
     }
 }
 
-fn register_schema(ctx: &SessionContext, domain: &str) {
+/// Makes `domain` a schema of `ctx`'s catalog, so `<domain>.<name>` tables can be registered.
+pub(crate) fn register_schema(ctx: &SessionContext, domain: &str) {
     if let Some(catalog) = ctx.catalog("datafusion") {
         if catalog.schema(domain).is_none() {
             let _ = catalog.register_schema(domain, Arc::new(MemorySchemaProvider::new()));

@@ -21,13 +21,18 @@ const MIN_BUCKET_MS: u64 = 1_000;
 /// One declared feature.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Feature {
+    /// Its name in the view's answers.
     pub name: String,
+    /// How it aggregates.
     pub agg: Aggregation,
+    /// The record field it aggregates; `None` for a count of events.
     pub of: Option<String>,
+    /// The sliding window's length; `None` for everything seen.
     pub window_ms: Option<u64>,
 }
 
 impl Feature {
+    /// The features a manifest declares, in name order.
     pub fn from_spec(specs: &BTreeMap<String, FeatureSpec>) -> Vec<Feature> {
         specs
             .iter()
@@ -160,7 +165,7 @@ impl Partial {
 
 /// Everything a view keeps for one key: per feature, its buckets by start time.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct KeyState {
+pub(crate) struct KeyState {
     buckets: Vec<Vec<(i64, Partial)>>,
     /// Event time of the latest event seen for this key.
     pub last_event_ms: i64,
@@ -171,7 +176,7 @@ pub struct KeyState {
 impl KeyState {
     /// Adds one event at event time `ts` to every feature; buckets that left their window by
     /// `now` are dropped, and an event older than its window is not kept.
-    pub fn add(&mut self, features: &[Feature], ts: i64, record: &Value, now: i64) {
+    pub(crate) fn add(&mut self, features: &[Feature], ts: i64, record: &Value, now: i64) {
         self.buckets.resize_with(features.len(), Vec::new);
         for (feature, buckets) in features.iter().zip(&mut self.buckets) {
             let value = match &feature.of {
@@ -201,7 +206,7 @@ impl KeyState {
 
     /// When [`KeyState::values`] computed at `now` may first change without a new event: the
     /// earliest time a bucket counted at `now` leaves its window.
-    pub fn answer_stands_until(&self, features: &[Feature], now: i64) -> i64 {
+    pub(crate) fn answer_stands_until(&self, features: &[Feature], now: i64) -> i64 {
         let mut until = i64::MAX;
         for (feature, buckets) in features.iter().zip(&self.buckets) {
             let (Some(w), Some(b)) = (feature.window_ms, feature.bucket_ms()) else {
@@ -217,7 +222,7 @@ impl KeyState {
     }
 
     /// The features' values over their windows ending at `now`.
-    pub fn values(&self, features: &[Feature], now: i64) -> serde_json::Map<String, Value> {
+    pub(crate) fn values(&self, features: &[Feature], now: i64) -> serde_json::Map<String, Value> {
         features
             .iter()
             .enumerate()

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use datafusion::logical_expr::LogicalPlan;
 
 /// `(output column, {"<domain>.<stream>.<column>", ...})` for every column of `plan`'s result.
-pub fn column_origins(plan: &LogicalPlan) -> Vec<(String, BTreeSet<String>)> {
+pub(crate) fn column_origins(plan: &LogicalPlan) -> Vec<(String, BTreeSet<String>)> {
     plan.schema()
         .fields()
         .iter()
@@ -105,7 +105,7 @@ fn by_name(plan: &LogicalPlan, index: usize) -> BTreeSet<String> {
 }
 
 /// The columns every scan of `plan` reads (subqueries included), as `<table>.<column>`.
-pub fn columns_scanned(plan: &LogicalPlan) -> BTreeSet<String> {
+pub(crate) fn columns_scanned(plan: &LogicalPlan) -> BTreeSet<String> {
     use datafusion::common::tree_node::TreeNodeRecursion;
     let mut out = BTreeSet::new();
     let _ = plan.apply_with_subqueries(|node| {

@@ -80,7 +80,7 @@ pub(crate) fn event_time(value: Option<&Value>, fallback: i64) -> i64 {
 }
 
 /// Converts records into Arrow batches of `schema`.
-pub fn to_batches(
+pub(crate) fn to_batches(
     records: &[StreamRecord],
     schema: &SchemaRef,
 ) -> Result<Vec<RecordBatch>, PipelineError> {

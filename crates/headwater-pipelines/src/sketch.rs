@@ -18,7 +18,7 @@ const M: usize = 1 << P;
 const SPARSE_LIMIT: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Sketch {
+pub(crate) enum Sketch {
     /// Sorted, distinct 64-bit hashes.
     Sparse(Vec<u64>),
     /// One register per bucket: the longest run of leading zeros seen, plus one.
@@ -33,7 +33,7 @@ impl Default for Sketch {
 
 /// A 64-bit hash that is the same in every build: FNV-1a, then a SplitMix64 finaliser to
 /// spread its bits.
-pub fn hash(bytes: &[u8]) -> u64 {
+pub(crate) fn hash(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);
@@ -54,7 +54,7 @@ fn register(h: u64) -> (usize, u8) {
 }
 
 impl Sketch {
-    pub fn insert(&mut self, h: u64) {
+    pub(crate) fn insert(&mut self, h: u64) {
         match self {
             Sketch::Sparse(hashes) => {
                 if let Err(at) = hashes.binary_search(&h) {
@@ -84,7 +84,7 @@ impl Sketch {
         }
     }
 
-    pub fn merge(&mut self, other: &Sketch) {
+    pub(crate) fn merge(&mut self, other: &Sketch) {
         match other {
             Sketch::Sparse(hashes) => hashes.iter().for_each(|h| self.insert(*h)),
             Sketch::Dense(theirs) => {
@@ -98,7 +98,7 @@ impl Sketch {
         }
     }
 
-    pub fn estimate(&self) -> u64 {
+    pub(crate) fn estimate(&self) -> u64 {
         match self {
             Sketch::Sparse(hashes) => hashes.len() as u64,
             Sketch::Dense(regs) => {

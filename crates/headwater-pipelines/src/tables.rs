@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::source::Offsets;
 use crate::PipelineError;
 
+/// The metadata file of a table version, written last: a version without it is incomplete.
 pub const META_FILE: &str = "_headwater.json";
 
 /// What a table version holds and where it came from.
@@ -23,32 +24,39 @@ pub const META_FILE: &str = "_headwater.json";
 pub struct TableMeta {
     /// `<domain>.<pipeline>` that wrote it.
     pub pipeline: String,
+    /// The run that wrote it.
     pub run: String,
     /// Input stream -> offsets read up to (exclusive), per partition.
     pub inputs: BTreeMap<String, Offsets>,
     /// Hive partition columns and their Arrow type.
     pub partition_by: Vec<(String, String)>,
+    /// Rows in the version.
     pub rows: u64,
+    /// When it was written, in milliseconds since the Unix epoch.
     pub written_at_ms: i64,
 }
 
+/// The node's Parquet tables, under `<data>/tables/`.
 #[derive(Debug, Clone)]
 pub struct Tables {
     root: PathBuf,
 }
 
 impl Tables {
+    /// The tables of the node whose data directory is `data_dir`.
     pub fn new(data_dir: &Path) -> Self {
         Tables {
             root: data_dir.join("tables"),
         }
     }
 
+    /// The directory of the table's current version.
     pub fn dir(&self, domain: &str, table: &str) -> PathBuf {
         self.root.join(domain).join(table)
     }
 
-    pub fn staging_dir(&self, domain: &str, table: &str, run: &str) -> PathBuf {
+    /// Where run `run` writes the table's next version.
+    pub(crate) fn staging_dir(&self, domain: &str, table: &str, run: &str) -> PathBuf {
         self.root
             .join(domain)
             .join(format!(".staging-{table}-{run}"))
@@ -83,10 +91,14 @@ impl Tables {
     }
 
     /// Makes the staged version at `staging` the table (its metadata must be written).
-    pub fn commit(&self, domain: &str, table: &str, staging: &Path) -> Result<(), PipelineError> {
-        let io = |what: &str, path: &Path, e: std::io::Error| PipelineError::Io {
-            what: format!("{what} {}", path.display()),
-            source: e,
+    pub(crate) fn commit(
+        &self,
+        domain: &str,
+        table: &str,
+        staging: &Path,
+    ) -> Result<(), PipelineError> {
+        let io = |what: &str, path: &Path, e: std::io::Error| {
+            PipelineError::io(format!("{what} {}", path.display()), e)
         };
         let current = self.dir(domain, table);
         let retired = self.root.join(domain).join(format!(
@@ -158,12 +170,9 @@ fn sync_dir(dir: &Path) {
 }
 
 /// Writes `meta` into the staged version, durably: it marks the version complete.
-pub fn write_meta(staging: &Path, meta: &TableMeta) -> Result<(), PipelineError> {
+pub(crate) fn write_meta(staging: &Path, meta: &TableMeta) -> Result<(), PipelineError> {
     let path = staging.join(META_FILE);
-    let io = |e: std::io::Error| PipelineError::Io {
-        what: format!("writing {}", path.display()),
-        source: e,
-    };
+    let io = |e: std::io::Error| PipelineError::io(format!("writing {}", path.display()), e);
     std::fs::create_dir_all(staging).map_err(io)?;
     let text = serde_json::to_vec_pretty(meta).map_err(|e| io(std::io::Error::other(e)))?;
     std::fs::write(&path, text).map_err(io)?;

@@ -7,7 +7,6 @@
 //! for another's, and removing or rebuilding a view touches no other.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -16,59 +15,54 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::Fault;
 use crate::features::{Feature, KeyState};
 use crate::source::Offsets;
+use crate::state_files::OpenFile;
 use crate::PipelineError;
 
-const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
-const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const STATE: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("state");
+const META: TableDefinition<'static, &str, &str> = TableDefinition::new("meta");
 const CHECKPOINT: &str = "checkpoint";
 
 /// Where a view's state stands: the input positions it includes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ViewCheckpoint {
+    /// Per input stream, the offsets the state includes records up to (exclusive).
     pub positions: BTreeMap<String, Offsets>,
     /// The features the state was computed for: other features need a rebuild.
     pub features: String,
+    /// When the state was last written, in milliseconds since the Unix epoch.
     pub updated_ms: i64,
 }
 
 /// One event for a view: its key, event time and record.
 #[derive(Debug, Clone)]
-pub struct ViewEvent {
-    pub key: String,
-    pub ts: i64,
-    pub record: Value,
+pub(crate) struct ViewEvent {
+    pub(crate) key: String,
+    pub(crate) ts: i64,
+    pub(crate) record: Value,
 }
 
 /// A key's features as served.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureRow {
+    /// The key.
     pub key: String,
+    /// Feature name -> value over its window now.
     pub features: serde_json::Map<String, Value>,
+    /// Events ever aggregated for the key.
     pub events: u64,
+    /// Event time of the latest of them.
     pub last_event_ms: i64,
 }
 
 fn store_error(view: &str, e: impl std::fmt::Display) -> PipelineError {
-    PipelineError::Spec(format!("view store of {view}: {e}"))
-}
-
-/// A pipeline's state file, held by one generation of its unit.
-#[derive(Debug, Clone)]
-pub struct StateFile {
-    pub db: Arc<Database>,
-    generation: u64,
-    current: Arc<AtomicU64>,
-    write: Arc<Mutex<()>>,
-}
-
-impl StateFile {
-    /// Runs `write` unless a newer unit has taken the file (`None` then).
-    pub fn write<T>(&self, write: impl FnOnce(&Database) -> T) -> Option<T> {
-        let _w = self.write.lock();
-        (self.current.load(Ordering::SeqCst) == self.generation).then(|| write(&self.db))
+    Fault::ViewStore {
+        view: view.to_string(),
+        reason: e.to_string(),
     }
+    .into()
 }
 
 /// An open view: its file, its features and its write generation.
@@ -76,7 +70,9 @@ impl StateFile {
 pub struct ViewStore {
     /// `<domain>.<view>`.
     pub name: String,
+    /// The record field the view is keyed by.
     pub key: String,
+    /// The features it computes per key.
     pub features: Vec<Feature>,
     db: Arc<Database>,
     /// Bumped by [`ViewStore::clear`]: a writer that started before a rebuild finds its
@@ -91,11 +87,11 @@ pub struct ViewStore {
 
 /// Decoded states of the keys looked up or written since the file was opened, kept in step
 /// with the file by every write: a lookup of a known key reads no page and decodes nothing.
-type StateCache = Arc<RwLock<HashMap<String, Arc<Cached>>>>;
+pub(crate) type StateCache = Arc<RwLock<HashMap<String, Arc<Cached>>>>;
 
 /// A key's state, and the answer last served from it.
 #[derive(Debug)]
-struct Cached {
+pub(crate) struct Cached {
     state: KeyState,
     /// Held next to the state it was computed from, so a write (which caches a new `Cached`)
     /// retires it, and a repeated lookup costs one map lookup and merges and serializes
@@ -131,92 +127,10 @@ impl Cached {
 /// Source of [`ViewStore::id`].
 static NEXT_STORE: AtomicU64 = AtomicU64::new(0);
 
-/// Open view files, so a redeployed view pipeline shares its file with the one it replaces
-/// (redb allows one open per file per process).
-#[derive(Debug, Default, Clone)]
-pub struct ViewFiles {
-    open: Arc<Mutex<HashMap<PathBuf, OpenFile>>>,
-    data_dir: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-struct OpenFile {
-    db: Arc<Database>,
-    generation: Arc<AtomicU64>,
-    write: Arc<Mutex<()>>,
-    cache: StateCache,
-}
-
-impl ViewFiles {
-    pub fn new(data_dir: &Path) -> Self {
-        ViewFiles {
-            open: Default::default(),
-            data_dir: data_dir.to_path_buf(),
-        }
-    }
-
-    pub fn path(&self, domain: &str, view: &str) -> PathBuf {
-        self.data_dir
-            .join("views")
-            .join(domain)
-            .join(format!("{view}.redb"))
-    }
-
-    /// The state file of a windowed pipeline, fenced: whoever wrote it before (a unit being
-    /// replaced) writes no more.
-    pub fn pipeline_state(&self, domain: &str, name: &str) -> Result<StateFile, PipelineError> {
-        let path = self
-            .data_dir
-            .join("pipelines")
-            .join(domain)
-            .join(format!("{name}.redb"));
-        let f = self.file(&path, &format!("{domain}.{name}"))?;
-        let generation = {
-            let _w = f.write.lock();
-            f.generation.fetch_add(1, Ordering::SeqCst) + 1
-        };
-        Ok(StateFile {
-            db: f.db,
-            generation,
-            current: f.generation,
-            write: f.write,
-        })
-    }
-
-    fn file(&self, path: &Path, name: &str) -> Result<OpenFile, PipelineError> {
-        let mut open = self.open.lock();
-        if let Some(f) = open.get(path) {
-            return Ok(f.clone());
-        }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| PipelineError::Io {
-                what: format!("creating {}", dir.display()),
-                source,
-            })?;
-        }
-        let db = Database::create(path)
-            .map_err(|e| store_error(name, format!("opening {}: {e}", path.display())))?;
-        let f = OpenFile {
-            db: Arc::new(db),
-            generation: Arc::new(AtomicU64::new(0)),
-            write: Arc::new(Mutex::new(())),
-            cache: Default::default(),
-        };
-        open.insert(path.to_path_buf(), f.clone());
-        Ok(f)
-    }
-
-    pub fn open(
-        &self,
-        domain: &str,
-        view: &str,
-        key: &str,
-        features: Vec<Feature>,
-    ) -> Result<ViewStore, PipelineError> {
-        let name = format!("{domain}.{view}");
-        let path = self.path(domain, view);
-        let file = self.file(&path, &name)?;
-        Ok(ViewStore {
+impl ViewStore {
+    /// The view `name` over an open state file (see [`crate::state_files::StateFiles::view`]).
+    pub(crate) fn new(name: String, key: &str, features: Vec<Feature>, file: OpenFile) -> Self {
+        ViewStore {
             name,
             key: key.to_string(),
             features,
@@ -225,20 +139,22 @@ impl ViewFiles {
             write: file.write,
             cache: file.cache,
             id: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
-        })
+        }
     }
 }
 
 impl ViewStore {
     /// A fingerprint of the features: state computed for other features is not reused.
-    pub fn fingerprint(&self) -> String {
+    pub(crate) fn fingerprint(&self) -> String {
         serde_json::to_string(&(&self.key, &self.features)).unwrap_or_default()
     }
 
-    pub fn generation(&self) -> u64 {
+    /// The current write generation: what [`ViewStore::apply`] must be given.
+    pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
 
+    /// Where the view's state stands; `None` before its first write.
     pub fn checkpoint(&self) -> Result<Option<ViewCheckpoint>, PipelineError> {
         let e = |e: redb::Error| store_error(&self.name, e);
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
@@ -257,14 +173,14 @@ impl ViewStore {
 
     /// Ends the current generation: a writer that started before (a pipeline being replaced)
     /// writes nothing more, so its replacement never counts a micro-batch twice.
-    pub fn fence(&self) {
+    pub(crate) fn fence(&self) {
         let _w = self.write.lock();
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Empties the view (a rebuild or a change of features): writers of the old generation
     /// write nothing more.
-    pub fn clear(&self) -> Result<(), PipelineError> {
+    pub(crate) fn clear(&self) -> Result<(), PipelineError> {
         let _w = self.write.lock();
         self.generation.fetch_add(1, Ordering::SeqCst);
         let e = |e: redb::Error| store_error(&self.name, e);
@@ -278,7 +194,7 @@ impl ViewStore {
 
     /// Adds `events` and moves the checkpoint to `positions`, in one transaction. Writes
     /// nothing if the view was cleared since `generation`.
-    pub fn apply(
+    pub(crate) fn apply(
         &self,
         generation: u64,
         events: &[ViewEvent],
@@ -420,8 +336,10 @@ impl ViewStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state_files::StateFiles;
     use headwater_domains::{Aggregation, FeatureSpec};
     use serde_json::json;
+    use std::path::Path;
 
     fn store(dir: &Path) -> ViewStore {
         let mut specs = BTreeMap::new();
@@ -433,8 +351,8 @@ mod tests {
                 window: None,
             },
         );
-        ViewFiles::new(dir)
-            .open("ml", "v", "customer_id", Feature::from_spec(&specs))
+        StateFiles::new(dir)
+            .view("ml", "v", "customer_id", Feature::from_spec(&specs))
             .expect("open")
     }
 
@@ -496,8 +414,8 @@ mod tests {
         };
         specs.insert("n".to_string(), count(None));
         specs.insert("n_64s".to_string(), count(Some(64_000)));
-        let s = ViewFiles::new(dir.path())
-            .open("ml", "v", "k", Feature::from_spec(&specs))
+        let s = StateFiles::new(dir.path())
+            .view("ml", "v", "k", Feature::from_spec(&specs))
             .expect("open");
         let event = |ts| ViewEvent {
             key: "a".into(),

@@ -14,17 +14,17 @@ use headwater_kafka::kafka_protocol::messages::{
 };
 use headwater_kafka::kafka_protocol::protocol::StrBytes;
 use headwater_kafka::{now_ms, partition_for_key, producer_batch, Headers};
-use headwater_pipelines::{BoxFuture, Committed, Offsets, ProducerId, StreamSink};
+use headwater_pipelines::{BoxFuture, Committed, Offsets, ProducerId, SinkError, StreamSink};
 
 use crate::publish::{encode_value, key_of};
 use crate::service::CLIENT;
-use crate::StreamService;
+use crate::{StreamError, StreamService};
 
 /// An output record: key, value, headers.
 type OutRecord = (Option<Bytes>, Option<Bytes>, Headers);
 
 impl StreamSink for StreamService {
-    fn init_producer(&self) -> BoxFuture<'_, Result<ProducerId, String>> {
+    fn init_producer(&self) -> BoxFuture<'_, Result<ProducerId, SinkError>> {
         Box::pin(async move {
             let request = InitProducerIdRequest::default()
                 .with_transactional_id(None)
@@ -40,11 +40,12 @@ impl StreamSink for StreamService {
                     id: r.producer_id.0,
                     epoch: r.producer_epoch,
                 }),
-                Some(ResponseKind::InitProducerId(r)) => Err(format!(
-                    "no producer id (Kafka error code {})",
-                    r.error_code
-                )),
-                _ => Err("no InitProducerId response".into()),
+                Some(ResponseKind::InitProducerId(r)) => {
+                    Err(SinkError::ProducerRefused { code: r.error_code })
+                }
+                _ => Err(SinkError::Unavailable {
+                    reason: "no InitProducerId response".into(),
+                }),
             }
         })
     }
@@ -55,19 +56,24 @@ impl StreamSink for StreamService {
         events: Vec<serde_json::Value>,
         producer: ProducerId,
         sequences: &'a mut BTreeMap<i32, i32>,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             if events.is_empty() {
                 return Ok(());
             }
-            let t = self.topic(topic).map_err(|e| e.to_string())?;
+            let t = self.topic(topic).map_err(|e| not_served(topic, e))?;
             let partitions = t.partitions().len().max(1) as i32;
             let key_field = self.key_field(topic);
             let contract = self.latest_contract(topic);
             let mut by_partition: BTreeMap<i32, Vec<OutRecord>> = BTreeMap::new();
             for (i, event) in events.iter().enumerate() {
-                let value = encode_value(contract.as_ref(), event)
-                    .map_err(|e| format!("output record {i} to {topic}: {e}"))?;
+                let value = encode_value(contract.as_ref(), event).map_err(|reason| {
+                    SinkError::InvalidRecord {
+                        stream: topic.to_string(),
+                        index: i,
+                        reason,
+                    }
+                })?;
                 let key = key_of(event, key_field.as_deref());
                 // Only the event and its index decide the partition: a redone micro-batch
                 // lands exactly where the first attempt did.
@@ -88,16 +94,25 @@ impl StreamSink for StreamService {
                 counts.push((p, records.len() as i32));
                 batches.push((
                     p,
-                    producer_batch(records, now, (producer.id, producer.epoch, seq))
-                        .map_err(|e| e.to_string())?,
+                    producer_batch(records, now, (producer.id, producer.epoch, seq)).map_err(
+                        |e| SinkError::Internal {
+                            reason: e.to_string(),
+                        },
+                    )?,
                 ));
             }
-            for (p, result) in self
-                .produce(topic, batches)
-                .await
-                .map_err(|e| e.to_string())?
+            for (p, result) in
+                self.produce(topic, batches)
+                    .await
+                    .map_err(|e| SinkError::Unavailable {
+                        reason: e.to_string(),
+                    })?
             {
-                result.map_err(|e| format!("{topic} partition {p}: {e}"))?;
+                result.map_err(|refused| SinkError::ProduceRefused {
+                    stream: topic.to_string(),
+                    partition: p,
+                    reason: refused.to_string(),
+                })?;
             }
             for (p, n) in counts {
                 let seq = sequences.entry(p).or_insert(0);
@@ -111,13 +126,13 @@ impl StreamSink for StreamService {
         &'a self,
         group: &'a str,
         topics: &'a [String],
-    ) -> BoxFuture<'a, Result<Committed, String>> {
+    ) -> BoxFuture<'a, Result<Committed, SinkError>> {
         Box::pin(async move {
             let mut wanted = Vec::new();
             for t in topics {
                 let parts: Vec<i32> = self
                     .topic(t)
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| not_served(t, e))?
                     .partitions()
                     .iter()
                     .map(|p| p.index())
@@ -136,7 +151,9 @@ impl StreamSink for StreamService {
                 .call(7, RequestKind::OffsetFetch(request), CLIENT)
                 .await
             else {
-                return Err("no OffsetFetch response".into());
+                return Err(SinkError::Unavailable {
+                    reason: "no OffsetFetch response".into(),
+                });
             };
             let mut out: BTreeMap<String, Offsets> = BTreeMap::new();
             let mut metadata = None;
@@ -166,7 +183,7 @@ impl StreamSink for StreamService {
         group: &'a str,
         offsets: &'a BTreeMap<String, Offsets>,
         metadata: &'a str,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             let topics = offsets
                 .iter()
@@ -197,7 +214,9 @@ impl StreamSink for StreamService {
                 .call(8, RequestKind::OffsetCommit(request), CLIENT)
                 .await
             else {
-                return Err("no OffsetCommit response".into());
+                return Err(SinkError::Unavailable {
+                    reason: "no OffsetCommit response".into(),
+                });
             };
             match r
                 .topics
@@ -206,11 +225,22 @@ impl StreamSink for StreamService {
                 .find(|p| p.error_code != 0)
             {
                 None => Ok(()),
-                Some(p) => Err(format!(
-                    "committing the checkpoint of group '{group}' failed (Kafka error code {})",
-                    p.error_code
-                )),
+                Some(p) => Err(SinkError::CommitRefused {
+                    group: group.to_string(),
+                    code: p.error_code,
+                }),
             }
         })
+    }
+}
+
+/// The sink's error for a stream the service does not serve to pipelines.
+fn not_served(topic: &str, e: StreamError) -> SinkError {
+    match e {
+        StreamError::UnknownStream(stream) => SinkError::UnknownStream { stream },
+        other => SinkError::NotAllowed {
+            stream: topic.to_string(),
+            reason: other.to_string(),
+        },
     }
 }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use headwater_contracts::registry::VersionRef;
 use headwater_contracts::Contract;
 use headwater_log::Log;
-use headwater_pipelines::{Offsets, StreamRecord, StreamSource};
+use headwater_pipelines::{Offsets, SourceError, StreamRecord, StreamSource};
 
 use crate::read::Positions;
-use crate::{SchemaRegistry, StreamService};
+use crate::{SchemaRegistry, StreamError, StreamService};
 
 /// Streams as the pipeline runtime reads them: decoded by the same code as `headwater tail`.
 #[derive(Debug)]
@@ -58,12 +58,44 @@ impl StreamSource for NodeStreams {
         positions: &mut Offsets,
         end: &Offsets,
         max: usize,
-    ) -> Result<Vec<StreamRecord>, String> {
+    ) -> Result<Vec<StreamRecord>, SourceError> {
         let mut at = Positions(positions.clone());
         let events = self
             .streams
             .read(topic, &mut at, Some(&Positions(end.clone())), None, max)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e {
+                StreamError::UnknownStream(stream) => SourceError::UnknownStream { stream },
+                e @ StreamError::InternalTopic(_) => SourceError::NotAllowed {
+                    stream: topic.to_string(),
+                    reason: e.to_string(),
+                },
+                StreamError::Read {
+                    topic,
+                    partition,
+                    offset,
+                    source,
+                } => SourceError::ReadFailed {
+                    stream: topic,
+                    partition,
+                    offset,
+                    reason: source.to_string(),
+                },
+                StreamError::Undecodable {
+                    topic,
+                    partition,
+                    offset,
+                    reason,
+                } => SourceError::ReadFailed {
+                    stream: topic,
+                    partition,
+                    offset,
+                    reason: format!("undecodable batch: {reason}"),
+                },
+                other => SourceError::Backing {
+                    stream: topic.to_string(),
+                    reason: other.to_string(),
+                },
+            })?;
         *positions = at.0;
         Ok(events
             .into_iter()

@@ -12,7 +12,7 @@ use axum::{Extension, Router};
 use futures_util::stream::{self, StreamExt};
 use headwater_pipelines::datafusion::arrow::array::RecordBatch;
 use headwater_pipelines::datafusion::arrow::json::writer::{JsonArray, WriterBuilder};
-use headwater_pipelines::{Progress, RunReport};
+use headwater_pipelines::{PipelineError, Progress, RunReport};
 use serde_json::{json, Value};
 
 use headwater_governance::PipelineService;
@@ -67,7 +67,7 @@ async fn rebuild(State(p): Shared, Path((domain, name)): Path<(String, String)>)
 fn progress_events<F, Fut>(work: F) -> Response
 where
     F: FnOnce(tokio::sync::mpsc::UnboundedSender<Progress>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<RunReport, String>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<RunReport, PipelineError>> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let (end_tx, end_rx) = tokio::sync::oneshot::channel();
@@ -84,7 +84,7 @@ where
             Ok(Ok(report)) => SseEvent::default()
                 .event("done")
                 .data(serde_json::to_string(&report).unwrap_or_default()),
-            Ok(Err(e)) => SseEvent::default().event("error").data(e),
+            Ok(Err(e)) => SseEvent::default().event("error").data(e.to_string()),
             Err(_) => SseEvent::default()
                 .event("error")
                 .data("the run ended without a result"),

@@ -1,7 +1,9 @@
-//! One run of a batch pipeline: snapshot the inputs' end offsets, load them, run the SQL, and
-//! replace the output table with the result (see [`crate::tables`]). A run is a pure function
-//! of its inputs up to the snapshot, so running again after a crash gives the same table: no
-//! output is lost or doubled.
+//! One run of a pipeline writing a table (`mode: batch` in its manifest): snapshot the inputs'
+//! end offsets, load them, run the SQL, and replace the output table with the result (see
+//! [`crate::tables`]). A run is a pure function of its inputs up to the snapshot, so running
+//! again after a crash gives the same table: no output is lost or doubled.
+//!
+//! (Not to be confused with a Kafka record batch, which `headwater-log` owns.)
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -14,17 +16,24 @@ use crate::engine::{Engine, Input, Loaded};
 use crate::tables::{write_meta, TableMeta};
 use crate::{now_ms, PipelineError};
 
-/// What a finished run did.
+/// What a finished run (or a view's rebuild) did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunReport {
+    /// `<domain>.<pipeline>`.
     pub pipeline: String,
+    /// The run's id.
     pub run: String,
+    /// The table written (`<domain>.<table>`), or the view rebuilt.
     pub table: String,
+    /// Rows written (a view: keys held).
     pub rows: u64,
     /// Input records read.
     pub records: u64,
+    /// Per input stream, the offsets read up to (exclusive), per partition.
     pub inputs: BTreeMap<String, BTreeMap<i32, i64>>,
+    /// How long the run took.
     pub elapsed_ms: u64,
+    /// When it finished, in milliseconds since the Unix epoch.
     pub finished_at_ms: i64,
 }
 
@@ -32,13 +41,21 @@ pub struct RunReport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum Progress {
-    Loading { records: u64, total: u64 },
+    /// Reading the inputs: `records` of `total` loaded.
+    Loading {
+        /// Records loaded so far.
+        records: u64,
+        /// Records to load.
+        total: u64,
+    },
+    /// Running the SQL.
     Querying,
+    /// Writing the result.
     Writing,
 }
 
-/// Runs `spec` (a batch pipeline of `domain` writing a table) once.
-pub async fn run_batch(
+/// Runs `spec` (a pipeline of `domain` writing a table) once.
+pub async fn run_table_pipeline(
     engine: &Engine,
     domain: &str,
     name: &str,
@@ -50,22 +67,23 @@ pub async fn run_batch(
     let (table, partition_by) = match spec.output.target() {
         Ok(Output::Table { name, partition_by }) => (name.to_string(), partition_by.to_vec()),
         _ => {
-            return Err(PipelineError::Spec(format!(
-                "pipeline {pipeline} does not write a table"
-            )))
+            return Err(PipelineError::WrongOutput {
+                pipeline,
+                expected: "a table",
+            })
         }
     };
-    let sql = spec
-        .sql
-        .as_deref()
-        .ok_or_else(|| PipelineError::Spec(format!("pipeline {pipeline} has no sql")))?;
+    let sql = spec.sql.as_deref().ok_or_else(|| PipelineError::NoSql {
+        pipeline: pipeline.clone(),
+    })?;
     let inputs = engine.inputs_of(sql)?;
     for i in &inputs {
         if let Input::Stream { topic, .. } = i {
             if !spec.inputs.contains(topic) {
-                return Err(PipelineError::Spec(format!(
-                    "pipeline {pipeline} reads '{topic}' in its SQL but does not list it in `inputs`; add it there (readers are checked against inputs)"
-                )));
+                return Err(PipelineError::UndeclaredInput {
+                    pipeline,
+                    stream: topic.clone(),
+                });
             }
         }
     }
@@ -86,26 +104,21 @@ pub async fn run_batch(
     let schema = df.schema().as_arrow().clone();
     let mut partition_types = Vec::new();
     for col in &partition_by {
-        let field = schema.field_with_name(col).map_err(|_| {
-            PipelineError::Spec(format!(
-                "pipeline {pipeline}: partition column '{col}' is not in the query's result (columns: {})",
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?;
+        let field =
+            schema
+                .field_with_name(col)
+                .map_err(|_| PipelineError::UnknownPartitionColumn {
+                    pipeline: pipeline.clone(),
+                    column: col.clone(),
+                    columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
+                })?;
         partition_types.push((col.clone(), field.data_type().to_string()));
     }
     progress(Progress::Writing);
     let run = uuid::Uuid::new_v4().simple().to_string();
     let staging = engine.tables().staging_dir(domain, &table, &run);
-    std::fs::create_dir_all(&staging).map_err(|e| PipelineError::Io {
-        what: format!("creating {}", staging.display()),
-        source: e,
-    })?;
+    std::fs::create_dir_all(&staging)
+        .map_err(|e| PipelineError::io(format!("creating {}", staging.display()), e))?;
     let written = df
         .write_parquet(
             &format!("{}/", staging.display()),

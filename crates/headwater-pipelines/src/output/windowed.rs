@@ -17,25 +17,30 @@
 //! again with the same sequence numbers, and the log drops what it already has.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::Schema;
-use headwater_domains::{Output, PipelineSpec, WindowSpec};
+use headwater_domains::{Output, WindowSpec};
 use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::arrow_schema::window_table_schema;
+use crate::error::Fault;
+use crate::micro_batch::{
+    next_micro_batch, pipeline_group, start_positions, transform_with, wait_for_inputs, Flow,
+    StreamContext,
+};
+use crate::output::Deployed;
 use crate::sink::ProducerId;
 use crate::source::{Offsets, StreamRecord};
-use crate::streaming::{
-    group_of, next_micro_batch, start_positions, transform_with, wait_for_inputs, Flow, Io,
-};
-use crate::view_store::StateFile;
+use crate::state_files::StateFile;
+use crate::PipelineError;
 
 /// Buffered records by (event time, arrival sequence).
-const BUFFER: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("buffer");
-const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const BUFFER: TableDefinition<'static, (i64, u64), &[u8]> = TableDefinition::new("buffer");
+const META: TableDefinition<'static, &str, &str> = TableDefinition::new("meta");
 const CHECKPOINT: &str = "checkpoint";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -111,11 +116,15 @@ fn event_time(record: &StreamRecord, field: Option<&str>) -> i64 {
     crate::rows::event_time(field.and_then(|f| record.value.get(f)), record.timestamp)
 }
 
-fn db_error(pipeline: &str, e: impl std::fmt::Display) -> String {
-    format!("window state of {pipeline}: {e}")
+fn db_error(pipeline: &str, e: impl std::fmt::Display) -> PipelineError {
+    Fault::WindowState {
+        pipeline: pipeline.to_string(),
+        reason: e.to_string(),
+    }
+    .into()
 }
 
-fn load(db: &Database, pipeline: &str) -> Result<Checkpoint, String> {
+fn load(db: &Database, pipeline: &str) -> Result<Checkpoint, PipelineError> {
     let txn = db.begin_read().map_err(|e| db_error(pipeline, e))?;
     let table = match txn.open_table(META) {
         Ok(t) => t,
@@ -134,7 +143,7 @@ fn buffered(
     pipeline: &str,
     from: i64,
     to: i64,
-) -> Result<Vec<(i64, Buffered)>, String> {
+) -> Result<Vec<(i64, Buffered)>, PipelineError> {
     let txn = db.begin_read().map_err(|e| db_error(pipeline, e))?;
     let table = match txn.open_table(BUFFER) {
         Ok(t) => t,
@@ -154,53 +163,49 @@ fn buffered(
 }
 
 /// Saves the checkpoint and, in the same transaction, buffers `new` records and forgets those
-/// older than `purge_before`.
+/// older than `purge_before`; unless a newer unit of the pipeline has taken the file.
 fn save(
     file: &StateFile,
     pipeline: &str,
     checkpoint: &Checkpoint,
     new: &[((i64, u64), Buffered)],
     purge_before: Option<i64>,
-) -> Result<(), String> {
-    file.write(|db| save_in(db, pipeline, checkpoint, new, purge_before))
-        .unwrap_or_else(|| Err(format!("{pipeline} was redeployed: this instance stops")))
-}
-
-fn save_in(
-    db: &Database,
-    pipeline: &str,
-    checkpoint: &Checkpoint,
-    new: &[((i64, u64), Buffered)],
-    purge_before: Option<i64>,
-) -> Result<(), String> {
+) -> Result<(), PipelineError> {
     let e = |x: &dyn std::fmt::Display| db_error(pipeline, x);
-    let txn = db.begin_write().map_err(|x| e(&x))?;
-    {
-        let mut buffer = txn.open_table(BUFFER).map_err(|x| e(&x))?;
-        for (k, b) in new {
-            let bytes = postcard::to_allocvec(b).map_err(|x| e(&x))?;
-            buffer.insert(*k, bytes.as_slice()).map_err(|x| e(&x))?;
+    let saved = file.write(|db| {
+        let txn = db.begin_write().map_err(|x| e(&x))?;
+        {
+            let mut buffer = txn.open_table(BUFFER).map_err(|x| e(&x))?;
+            for (k, b) in new {
+                let bytes = postcard::to_allocvec(b).map_err(|x| e(&x))?;
+                buffer.insert(*k, bytes.as_slice()).map_err(|x| e(&x))?;
+            }
+            if let Some(before) = purge_before {
+                buffer
+                    .retain_in((i64::MIN, 0)..(before, 0), |_, _| false)
+                    .map_err(|x| e(&x))?;
+            }
+            let mut meta = txn.open_table(META).map_err(|x| e(&x))?;
+            let text = serde_json::to_string(checkpoint).map_err(|x| e(&x))?;
+            meta.insert(CHECKPOINT, text.as_str()).map_err(|x| e(&x))?;
         }
-        if let Some(before) = purge_before {
-            buffer
-                .retain_in((i64::MIN, 0)..(before, 0), |_, _| false)
-                .map_err(|x| e(&x))?;
-        }
-        let mut meta = txn.open_table(META).map_err(|x| e(&x))?;
-        let text = serde_json::to_string(checkpoint).map_err(|x| e(&x))?;
-        meta.insert(CHECKPOINT, text.as_str()).map_err(|x| e(&x))?;
-    }
-    txn.commit().map_err(|x| e(&x))
+        txn.commit().map_err(|x| e(&x))
+    });
+    saved.unwrap_or_else(|| {
+        Err(PipelineError::Superseded {
+            pipeline: pipeline.to_string(),
+        })
+    })
 }
 
 /// Writes pending rows (again, after a crash: the log drops the duplicates) and clears them.
 async fn flush(
-    io: &Io,
+    ctx: &StreamContext,
     file: &StateFile,
     pipeline: &str,
     output: &str,
     checkpoint: &mut Checkpoint,
-) -> Result<usize, String> {
+) -> Result<usize, PipelineError> {
     let Some((rows, mut sequences)) = checkpoint.pending.take() else {
         return Ok(0);
     };
@@ -208,7 +213,7 @@ async fn flush(
         .producer
         .ok_or_else(|| db_error(pipeline, "pending rows without a producer"))?;
     let n = rows.len();
-    io.sink
+    ctx.sink
         .write(output, rows, producer, &mut sequences)
         .await?;
     checkpoint.sequences = sequences;
@@ -217,46 +222,45 @@ async fn flush(
 }
 
 /// Runs until an error; the caller restarts it with backoff and it resumes from its state.
-pub async fn run_windowed(
-    io: &Io,
+pub(crate) async fn run_windowed_pipeline(
+    ctx: &StreamContext,
     file: &StateFile,
-    domain: &str,
-    name: &str,
-    spec: &PipelineSpec,
+    Deployed { domain, name, spec }: Deployed<'_>,
     flow: &(dyn Fn(Flow) + Send + Sync),
-) -> Result<(), String> {
+) -> Result<Infallible, PipelineError> {
     let pipeline = format!("{domain}.{name}");
     let (Ok(Output::Stream(out)), Some(window), Some(sql)) =
         (spec.output.target(), &spec.window, &spec.sql)
     else {
-        return Err(format!(
-            "{pipeline} is not a windowed pipeline writing a stream"
-        ));
+        return Err(PipelineError::WrongOutput {
+            pipeline,
+            expected: "a stream through windows (with `window` and `sql`)",
+        });
     };
     let output = format!("{domain}.{out}");
     let w = Windows::of(window);
-    let group = group_of(domain, name);
-    wait_for_inputs(&io.source, &spec.inputs).await;
+    let group = pipeline_group(domain, name);
+    wait_for_inputs(&ctx.source, &spec.inputs).await;
     let db = &file.db;
     let mut cp = load(db, &pipeline)?;
     if cp.producer.is_none() {
-        cp.producer = Some(io.sink.init_producer().await?);
+        cp.producer = Some(ctx.sink.init_producer().await?);
     }
     let mut totals = Flow::default();
-    totals.records_out += flush(io, file, &pipeline, &output, &mut cp).await? as u64;
-    let mut positions = start_positions(&io.source, &spec.inputs, &cp.positions)?;
+    totals.records_out += flush(ctx, file, &pipeline, &output, &mut cp).await? as u64;
+    let mut positions = start_positions(&ctx.source, &spec.inputs, &cp.positions)?;
     let schemas: BTreeMap<String, Arc<Schema>> = spec
         .inputs
         .iter()
         .map(|i| {
             (
                 i.clone(),
-                window_table_schema(io.source.contract(i).as_ref()),
+                window_table_schema(ctx.source.contract(i).as_ref()),
             )
         })
         .collect();
     loop {
-        let (next, inputs, read) = next_micro_batch(io, &spec.inputs, &positions).await?;
+        let (next, inputs, read) = next_micro_batch(ctx, &spec.inputs, &positions).await?;
         flow(totals.busy());
         let watermark_before = cp.watermark;
         let mut new = Vec::new();
@@ -344,15 +348,15 @@ pub async fn run_windowed(
                 }
             }
             let tables: Vec<(String, Vec<StreamRecord>)> = per_input.into_iter().collect();
-            rows = transform_with(io, &schemas, sql, &tables).await?;
+            rows = transform_with(ctx, &schemas, sql, &tables).await?;
         }
         let purge_before = watermark.map(|wm| wm - w.lateness - w.size);
         let sequences = cp.sequences.clone();
         cp.positions = next.clone();
         cp.pending = (!rows.is_empty()).then_some((rows, sequences));
         save(file, &pipeline, &cp, &new, purge_before)?;
-        totals.records_out += flush(io, file, &pipeline, &output, &mut cp).await? as u64;
-        io.sink.commit(&group, &next, "windowed").await?;
+        totals.records_out += flush(ctx, file, &pipeline, &output, &mut cp).await? as u64;
+        ctx.sink.commit(&group, &next, "windowed").await?;
         positions = next;
         totals.records_in += read as u64;
         totals.late_dropped = cp.late_dropped;

@@ -7,17 +7,20 @@
 //! `/v1/consistency` see it like any subscriber; the view's own checkpoint is what it resumes
 //! from.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
-use headwater_domains::PipelineSpec;
 use serde_json::Value;
 
-use crate::now_ms;
-use crate::rows::event_time;
-use crate::streaming::{
-    group_of, next_micro_batch, start_positions, transform, wait_for_inputs, Flow, Io,
+use crate::error::Fault;
+use crate::micro_batch::{
+    next_micro_batch, pipeline_group, start_positions, transform, wait_for_inputs, Flow,
+    StreamContext,
 };
+use crate::output::Deployed;
+use crate::rows::event_time;
 use crate::view_store::{ViewEvent, ViewStore};
+use crate::{now_ms, PipelineError};
 
 /// A view key from a record field: strings as they are, numbers and booleans as text.
 fn key_text(value: Option<&Value>) -> Option<String> {
@@ -36,23 +39,21 @@ fn row_time(row: &Value, fallback: i64) -> i64 {
 
 /// Runs until an error; the caller restarts it with backoff and it resumes from the view's
 /// checkpoint. A view whose features changed starts over from the beginning of its inputs.
-pub async fn run_view(
-    io: &Io,
+pub(crate) async fn run_view_pipeline(
+    ctx: &StreamContext,
     store: &Arc<ViewStore>,
-    domain: &str,
-    name: &str,
-    spec: &PipelineSpec,
+    Deployed { domain, name, spec }: Deployed<'_>,
     flow: &(dyn Fn(Flow) + Send + Sync),
-) -> Result<(), String> {
-    let (source, sink) = (&io.source, &io.sink);
-    let group = group_of(domain, name);
+) -> Result<Infallible, PipelineError> {
+    let (source, sink) = (&ctx.source, &ctx.sink);
+    let group = pipeline_group(domain, name);
     wait_for_inputs(source, &spec.inputs).await;
-    let checkpoint = store.checkpoint().map_err(|e| e.to_string())?;
+    let checkpoint = store.checkpoint()?;
     let saved = match checkpoint {
         Some(c) if c.features == store.fingerprint() => c.positions,
         Some(_) => {
             tracing::info!(view = %store.name, "the view's key or features changed: rebuilding it from its inputs");
-            store.clear().map_err(|e| e.to_string())?;
+            store.clear()?;
             Default::default()
         }
         None => Default::default(),
@@ -61,11 +62,11 @@ pub async fn run_view(
     let mut positions = start_positions(source, &spec.inputs, &saved)?;
     let mut totals = Flow::default();
     loop {
-        let (next, inputs, read) = next_micro_batch(io, &spec.inputs, &positions).await?;
+        let (next, inputs, read) = next_micro_batch(ctx, &spec.inputs, &positions).await?;
         flow(totals.busy());
         let now = now_ms();
         let events: Vec<ViewEvent> = match &spec.sql {
-            Some(sql) => transform(io, sql, &inputs)
+            Some(sql) => transform(ctx, sql, &inputs)
                 .await?
                 .into_iter()
                 .filter_map(|row| {
@@ -95,12 +96,13 @@ pub async fn run_view(
             let written =
                 tokio::task::spawn_blocking(move || store.apply(generation, &events, &next, now))
                     .await
-                    .map_err(|e| format!("the view update stopped: {e}"))?
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| Fault::Broken {
+                        what: format!("the view update stopped: {e}"),
+                    })??;
             written.then_some(count)
         };
         let Some(updated) = applied else {
-            return Err("the view was cleared for a rebuild".into());
+            return Err(PipelineError::ViewCleared);
         };
         sink.commit(&group, &next, "view").await?;
         positions = next;
