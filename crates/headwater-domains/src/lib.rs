@@ -11,7 +11,6 @@
 //! registry and produce-time validation build on what it loads. The format is documented in
 //! `docs/manifests.md`.
 
-pub mod access;
 mod applied;
 pub mod audit;
 mod duration;
@@ -19,9 +18,9 @@ mod error;
 mod load;
 mod manifest;
 mod pipeline_checks;
+pub mod policy;
 mod spec;
 
-pub use access::{AccessPolicy, TopicOp};
 pub use applied::AppliedDomains;
 pub use duration::HumanDuration;
 pub use error::{DurationError, ManifestError, NameError, OutputError};
@@ -31,4 +30,5 @@ pub use manifest::{
     PipelineMode, PipelineSpec, QualityRule, QualitySpec, StreamSpec, WindowSpec,
 };
 pub use pipeline_checks::{refuse_input, Output};
+pub use policy::{AccessPolicy, Denied, TopicOp};
 pub use spec::{DomainSpec, StreamDef};

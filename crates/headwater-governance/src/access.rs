@@ -173,15 +173,15 @@ impl headwater_kafka::Authorizer for NodeAccess {
     }
 
     fn topic(&self, who: &Principal, op: TopicOp, topic: &str) -> Result<(), Denied> {
-        self.policy().topic(who, op, topic).map_err(Denied::from)
+        self.policy().topic(who, op, topic)
     }
 
     fn group(&self, who: &Principal, group: &str) -> Result<(), Denied> {
-        self.policy().group(who, group).map_err(Denied::from)
+        self.policy().group(who, group)
     }
 
     fn node_wide(&self, who: &Principal, what: &str) -> Result<(), Denied> {
-        self.policy().platform_only(who, what).map_err(Denied::from)
+        self.policy().platform_only(who, what)
     }
 
     fn refused(&self, who: &Principal, action: &str, target: &str, why: &Denied) {

@@ -428,7 +428,7 @@ impl DomainService {
     ) -> Option<(&'a NodeAccess, &'a headwater_auth::Principal, String)> {
         let access = self.to.access.as_deref()?;
         let who = by.principal()?;
-        let why = access.policy().apply(who, spec).err()?;
+        let why = access.policy().apply(who, spec).err()?.reason;
         Some((access, who, why))
     }
 

@@ -14,7 +14,7 @@ use headwater_pipelines::{Engine, StreamSink, StreamSource, Supervisor, Tables};
 #[derive(Debug)]
 pub struct PipelineService {
     engine: Arc<Engine>,
-    runtime: Supervisor,
+    supervisor: Supervisor,
 }
 
 impl PipelineService {
@@ -32,7 +32,7 @@ impl PipelineService {
         }
         let engine = Arc::new(Engine::new(source, tables));
         PipelineService {
-            runtime: Supervisor::new(engine.clone(), sink, appended, data_dir),
+            supervisor: Supervisor::new(engine.clone(), sink, appended, data_dir),
             engine,
         }
     }
@@ -43,8 +43,8 @@ impl PipelineService {
     }
 
     /// The supervisor running every deployed pipeline.
-    pub fn runtime(&self) -> &Supervisor {
-        &self.runtime
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
     }
 
     /// What applying `spec` changes in its pipelines, and why it may not: inputs its domain may
@@ -170,7 +170,7 @@ impl PipelineService {
 
     /// Runs `domain`'s declared pipelines; touches no other domain's.
     pub fn deploy(&self, domain: &str, pipelines: &BTreeMap<String, PipelineSpec>) {
-        self.runtime.sync_domain(domain, pipelines);
+        self.supervisor.sync_domain(domain, pipelines);
     }
 }
 

@@ -273,7 +273,7 @@ fn assemble(
                 kafka_ns,
             ))
         });
-    if let Some(runs) = pipelines.runtime().run_events() {
+    if let Some(runs) = pipelines.supervisor().run_events() {
         follow_pipeline_runs(&audit, runs, openlineage);
     }
     if let Some(changes) = broker.admin_changes() {

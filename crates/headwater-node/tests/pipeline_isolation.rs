@@ -148,7 +148,7 @@ struct Phase {
 
 fn copier_in(node: &Node) -> u64 {
     node.pipelines
-        .runtime()
+        .supervisor()
         .statuses()
         .into_iter()
         .find(|s| s.name == "copier")
@@ -214,7 +214,7 @@ async fn phase(
 async fn broken_pipelines_do_not_slow_a_healthy_one() -> anyhow::Result<()> {
     let node = start_node().await?;
     node.pipelines
-        .runtime()
+        .supervisor()
         .set_stuck_after(Duration::from_secs(2));
     register_broken_functions(&node);
     let manifests = tempfile::tempdir()?;
@@ -228,7 +228,7 @@ async fn broken_pipelines_do_not_slow_a_healthy_one() -> anyhow::Result<()> {
     let base = phase(&node, &mut client, &mut sent, rate, 8).await?;
     let deployed = |node: &Node| {
         node.pipelines
-            .runtime()
+            .supervisor()
             .statuses()
             .into_iter()
             .find(|s| s.name == "copier")
@@ -275,7 +275,7 @@ async fn broken_pipelines_do_not_slow_a_healthy_one() -> anyhow::Result<()> {
 
     let states: std::collections::BTreeMap<String, State> = node
         .pipelines
-        .runtime()
+        .supervisor()
         .statuses()
         .into_iter()
         .map(|s| (s.name, s.state))

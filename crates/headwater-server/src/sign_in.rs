@@ -12,7 +12,7 @@ use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use headwater_auth::{Principal, TopicOp};
-use headwater_domains::AccessPolicy;
+use headwater_domains::{AccessPolicy, Denied};
 use headwater_governance::{Actor, NodeAccess};
 
 use crate::error::error;
@@ -33,7 +33,7 @@ impl Caller {
         &self,
         action: &str,
         target: &str,
-        decide: impl FnOnce(&AccessPolicy, &Principal) -> Result<(), String>,
+        decide: impl FnOnce(&AccessPolicy, &Principal) -> Result<(), Denied>,
     ) -> Result<(), Denial> {
         decide(&self.access.policy(), &self.who)
             .map_err(|why| Box::new(forbid(&self.access, &self.who, action, target, why)))
@@ -62,10 +62,10 @@ pub(crate) fn forbid(
     who: &Principal,
     action: &str,
     target: &str,
-    why: String,
+    why: Denied,
 ) -> Response {
-    access.record_refusal(who, action, target, &why);
-    error(StatusCode::FORBIDDEN, why)
+    access.record_refusal(who, action, target, &why.reason);
+    error(StatusCode::FORBIDDEN, why.reason)
 }
 
 /// The principal a request's `Authorization: Bearer` header names, or the 401 answer.
@@ -109,7 +109,7 @@ fn authorize(
     query: &str,
 ) -> Result<(), Denial> {
     let policy = access.policy();
-    let refuse = |action: &str, target: &str, why: String| {
+    let refuse = |action: &str, target: &str, why: Denied| {
         Box::new(forbid(access, who, action, target, why))
     };
     // Decoded as the router decodes them, so an escaped name is judged as the name it is.

@@ -44,18 +44,21 @@ struct Encoded {
     value: Bytes,
 }
 
+/// An event that does not fit its stream's contract.
+#[derive(Debug, thiserror::Error)]
+#[error("contract: the event {0}")]
+pub(crate) struct DoesNotFit(#[from] headwater_contracts::EncodeError);
+
 /// An event in its stream's wire form: Confluent-framed with the latest schema id and encoded
 /// with that contract, or JSON text on a stream without a contract.
 pub(crate) fn encode_value(
     contract: Option<&(u32, headwater_contracts::Contract)>,
     event: &serde_json::Value,
-) -> Result<Bytes, String> {
+) -> Result<Bytes, DoesNotFit> {
     let Some((id, c)) = contract else {
         return Ok(Bytes::from(event.to_string()));
     };
-    let payload = c
-        .encode_json(event)
-        .map_err(|e| format!("contract: the event {e}"))?;
+    let payload = c.encode_json(event)?;
     let mut framed = Vec::with_capacity(payload.len() + 5);
     framed.push(0);
     framed.extend_from_slice(&id.to_be_bytes());
@@ -115,7 +118,10 @@ impl StreamService {
             let value = match encode_value(contract.as_ref(), &event) {
                 Ok(v) => v,
                 Err(e) => {
-                    out.refused.push(LineOutcome { line, error: e });
+                    out.refused.push(LineOutcome {
+                        line,
+                        error: e.to_string(),
+                    });
                     continue;
                 }
             };

@@ -67,11 +67,11 @@ impl StreamSink for StreamService {
             let contract = self.latest_contract(topic);
             let mut by_partition: BTreeMap<i32, Vec<OutRecord>> = BTreeMap::new();
             for (i, event) in events.iter().enumerate() {
-                let value = encode_value(contract.as_ref(), event).map_err(|reason| {
+                let value = encode_value(contract.as_ref(), event).map_err(|e| {
                     SinkError::InvalidRecord {
                         stream: topic.to_string(),
                         index: i,
-                        reason,
+                        reason: e.to_string(),
                     }
                 })?;
                 let key = key_of(event, key_field.as_deref());

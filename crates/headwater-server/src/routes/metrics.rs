@@ -140,7 +140,7 @@ impl NodeMetrics {
         let failures = Family::<PipelineLabel, Gauge>::default();
         let records_in = Family::<PipelineLabel, Gauge>::default();
         let records_out = Family::<PipelineLabel, Gauge>::default();
-        for p in self.pipelines.runtime().statuses() {
+        for p in self.pipelines.supervisor().statuses() {
             let pipeline = format!("{}.{}", p.domain, p.name);
             let (name, counts) = match &p.state {
                 headwater_pipelines::State::Waiting { .. } => ("waiting", None),

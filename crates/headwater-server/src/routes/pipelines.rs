@@ -48,19 +48,19 @@ pub(crate) fn lookups_router(pipelines: Arc<PipelineService>) -> Router {
 }
 
 async fn list(State(p): Shared) -> Response {
-    json_response(StatusCode::OK, json!(p.runtime().statuses()))
+    json_response(StatusCode::OK, json!(p.supervisor().statuses()))
 }
 
 /// Runs a batch pipeline now; the answer is a stream of `progress` events ending with `done`
 /// (the run's report) or `error`.
 async fn run(State(p): Shared, Path((domain, name)): Path<(String, String)>) -> Response {
-    progress_events(move |tx| async move { p.runtime().run(&domain, &name, Some(tx)).await })
+    progress_events(move |tx| async move { p.supervisor().run(&domain, &name, Some(tx)).await })
 }
 
 /// Rebuilds a table or view (named as itself or by its pipeline) from its inputs, with the
 /// same event stream as `run`.
 async fn rebuild(State(p): Shared, Path((domain, name)): Path<(String, String)>) -> Response {
-    progress_events(move |tx| async move { p.runtime().rebuild(&domain, &name, Some(tx)).await })
+    progress_events(move |tx| async move { p.supervisor().rebuild(&domain, &name, Some(tx)).await })
 }
 
 /// Server-sent `progress` events while `work` runs, then `done` with its report or `error`.

@@ -28,7 +28,7 @@ fn not_served(domain: &str, view: &str) -> Response {
 }
 
 pub(crate) async fn list(State(p): Shared) -> Response {
-    json_response(StatusCode::OK, json!(p.runtime().views()))
+    json_response(StatusCode::OK, json!(p.supervisor().views()))
 }
 
 /// One key's features; 404 naming the key if the view has seen no event for it.
@@ -42,7 +42,7 @@ pub(crate) async fn get_one(
 /// The answer to `GET /v1/views/{domain}/{view}/{key}`, for the router and for the HTTP
 /// thread's direct path (see [`crate::http`]).
 pub(crate) fn one_key(p: &PipelineService, domain: &str, view: &str, key: &str) -> Response {
-    let Some(store) = p.runtime().view(domain, view) else {
+    let Some(store) = p.supervisor().view(domain, view) else {
         return not_served(domain, view);
     };
     match store.lookup_json(key, now_ms()) {
@@ -74,7 +74,7 @@ pub(crate) async fn lookup(
     Path((domain, view)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(store) = p.runtime().view(&domain, &view) else {
+    let Some(store) = p.supervisor().view(&domain, &view) else {
         return not_served(&domain, &view);
     };
     // Any content type: `curl -d '{"keys": [...]}'` sends a form content type.

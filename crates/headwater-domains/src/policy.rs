@@ -18,9 +18,14 @@
 use std::collections::BTreeMap;
 
 use headwater_auth::Principal;
-pub use headwater_auth::TopicOp;
+pub use headwater_auth::{Denied, TopicOp};
 
 use crate::{DomainSpec, Governance, StreamDef};
+
+/// A refusal saying `reason`.
+fn deny(reason: String) -> Result<(), Denied> {
+    Err(Denied::new(reason))
+}
 
 /// The applied domains, as access decisions need them.
 #[derive(Debug, Clone, Default)]
@@ -86,12 +91,12 @@ impl AccessPolicy {
         Some((d, d.streams.iter().find(|s| s.topic == topic)))
     }
 
-    pub fn topic(&self, who: &Principal, op: TopicOp, topic: &str) -> Result<(), String> {
+    pub fn topic(&self, who: &Principal, op: TopicOp, topic: &str) -> Result<(), Denied> {
         if who.platform {
             return Ok(());
         }
         let Some((d, stream)) = self.locate(topic).filter(|_| !topic.starts_with('_')) else {
-            return Err(format!(
+            return deny(format!(
                 "{} may not use topic '{topic}': it belongs to no applied domain, so only a platform principal may ({}); declare it as a stream in a domain's manifest",
                 self.who(who),
                 self.platform_names()
@@ -100,7 +105,7 @@ impl AccessPolicy {
         let owner = Self::owns(who, d);
         match op {
             TopicOp::Produce if owner => Ok(()),
-            TopicOp::Produce => Err(format!(
+            TopicOp::Produce => deny(format!(
                 "{} may not produce to {topic}: only owners of {} ({}) may",
                 self.who(who),
                 d.domain,
@@ -109,7 +114,7 @@ impl AccessPolicy {
             TopicOp::Consume | TopicOp::Describe if owner => Ok(()),
             TopicOp::Consume | TopicOp::Describe => match stream {
                 Some(s) if self.reads(who, s) => Ok(()),
-                Some(s) => Err(format!(
+                Some(s) => deny(format!(
                     "{} may not read {topic}: its readers are [{}]; an owner of {} ({}) must add your domain to `readers` of stream {} in the {} manifest",
                     self.who(who),
                     s.readers.join(", "),
@@ -118,7 +123,7 @@ impl AccessPolicy {
                     s.name,
                     d.domain
                 )),
-                None => Err(format!(
+                None => deny(format!(
                     "{} may not read {topic}: it is not a declared stream of {}, so only its owners ({}) may",
                     self.who(who),
                     d.domain,
@@ -140,12 +145,12 @@ impl AccessPolicy {
     }
 
     /// Changing `d` (its manifest, schemas, topics): its owners, or the platform when central.
-    fn change(&self, who: &Principal, d: &DomainSpec) -> Result<(), String> {
+    fn change(&self, who: &Principal, d: &DomainSpec) -> Result<(), Denied> {
         if who.platform {
             return Ok(());
         }
         if d.governance == Governance::Central {
-            return Err(format!(
+            return deny(format!(
                 "{} may not change {}: the domain is centrally governed, so its changes need a platform principal ({})",
                 self.who(who),
                 d.domain,
@@ -155,7 +160,7 @@ impl AccessPolicy {
         if Self::owns(who, d) {
             Ok(())
         } else {
-            Err(format!(
+            deny(format!(
                 "{} may not change {}: only its owners ({}) may",
                 self.who(who),
                 d.domain,
@@ -166,7 +171,7 @@ impl AccessPolicy {
 
     /// Applying `new`: the current manifest's owners decide (the new one could name anyone),
     /// and a new domain may only be created by a principal it names as an owner.
-    pub fn apply(&self, who: &Principal, new: &DomainSpec) -> Result<(), String> {
+    pub fn apply(&self, who: &Principal, new: &DomainSpec) -> Result<(), Denied> {
         if let Some(current) = self.domains.get(&new.domain) {
             return self.change(who, current);
         }
@@ -179,7 +184,7 @@ impl AccessPolicy {
         if Self::owns(who, new) {
             Ok(())
         } else {
-            Err(format!(
+            deny(format!(
                 "{} may not create domain {}: its manifest's owners ({}) do not include you; add one of your identities ({}) to `owners`",
                 self.who(who),
                 new.domain,
@@ -190,23 +195,23 @@ impl AccessPolicy {
     }
 
     /// Operating a domain's pipelines and reading its tables and views: its owners.
-    pub fn operate(&self, who: &Principal, domain: &str) -> Result<(), String> {
+    pub fn operate(&self, who: &Principal, domain: &str) -> Result<(), Denied> {
         if who.platform {
             return Ok(());
         }
         match self.domains.get(domain) {
             Some(d) if Self::owns(who, d) => Ok(()),
-            Some(d) => Err(format!(
+            Some(d) => deny(format!(
                 "{} may not use {domain}'s pipelines, tables or views: only its owners ({}) may",
                 self.who(who),
                 Self::owners_of(d)
             )),
-            None => Err(format!("domain '{domain}' is not applied")),
+            None => deny(format!("domain '{domain}' is not applied")),
         }
     }
 
     /// Reading `<domain>.<name>` in SQL: a stream by its readers, a table by its domain's owners.
-    pub fn read_relation(&self, who: &Principal, name: &str) -> Result<(), String> {
+    pub fn read_relation(&self, who: &Principal, name: &str) -> Result<(), Denied> {
         match self.locate(name) {
             Some((_, Some(_))) => self.topic(who, TopicOp::Consume, name),
             _ => {
@@ -217,7 +222,7 @@ impl AccessPolicy {
     }
 
     /// Using consumer group `group`: the owners of the domain it is named for.
-    pub fn group(&self, who: &Principal, group: &str) -> Result<(), String> {
+    pub fn group(&self, who: &Principal, group: &str) -> Result<(), Denied> {
         if who.platform {
             return Ok(());
         }
@@ -229,18 +234,18 @@ impl AccessPolicy {
             Some(mine) => format!("name it '{mine}.{group}'"),
             None => "add one of your identities to a domain's `owners`".to_string(),
         };
-        Err(format!(
+        deny(format!(
             "{} may not use consumer group '{group}': a group belongs to the domain its name starts with (<domain>.<name>) and only that domain's owners use it; {fix}",
             self.who(who)
         ))
     }
 
     /// Node-wide settings (the registry's global config and mode): the platform.
-    pub fn platform_only(&self, who: &Principal, what: &str) -> Result<(), String> {
+    pub fn platform_only(&self, who: &Principal, what: &str) -> Result<(), Denied> {
         if who.platform {
             Ok(())
         } else {
-            Err(format!(
+            deny(format!(
                 "{} may not change {what}: it is node-wide, so only a platform principal may ({})",
                 self.who(who),
                 self.platform_names()
@@ -281,14 +286,16 @@ mod tests {
         assert!(p.topic(&finance, TopicOp::Consume, topic).is_ok());
         let err = p
             .topic(&finance, TopicOp::Produce, topic)
-            .expect_err("not an owner");
+            .expect_err("not an owner")
+            .reason;
         assert!(
             err.contains("only owners of payments (team:payments)"),
             "{err}"
         );
         let err = p
             .topic(&finance, TopicOp::Consume, "payments.chargeback_opened")
-            .expect_err("not a reader");
+            .expect_err("not a reader")
+            .reason;
         assert!(err.contains("its readers are [ml]"), "{err}");
         assert!(
             err.contains("add your domain to `readers` of stream chargeback_opened"),
@@ -300,7 +307,8 @@ mod tests {
                 TopicOp::Consume,
                 "payments.transaction_settled.dlq",
             )
-            .expect_err("dead letters are the owners'");
+            .expect_err("dead letters are the owners'")
+            .reason;
         assert!(err.contains("not a declared stream"), "{err}");
         assert!(p
             .topic(
@@ -322,7 +330,7 @@ mod tests {
         let p = policy();
         let finance = user("fin", "team:finance-eng");
         assert!(p.group(&finance, "finance.reports").is_ok());
-        let err = p.group(&finance, "reports").expect_err("unprefixed");
+        let err = p.group(&finance, "reports").expect_err("unprefixed").reason;
         assert!(err.contains("name it 'finance.reports'"), "{err}");
         assert!(p.group(&finance, "payments.x").is_err());
     }
@@ -338,7 +346,8 @@ mod tests {
         };
         let err = p
             .topic(&finance, TopicOp::Administer, "finance.ledger_entry")
-            .expect_err("central");
+            .expect_err("central")
+            .reason;
         assert!(err.contains("centrally governed"), "{err}");
         assert!(err.contains("user:platform"), "{err}");
         assert!(p
@@ -363,7 +372,7 @@ mod tests {
         let payments = user("pay", "team:payments");
         assert!(p.apply(&payments, &spec).is_ok());
         let finance = user("fin", "team:finance-eng");
-        let err = p.apply(&finance, &spec).expect_err("not an owner");
+        let err = p.apply(&finance, &spec).expect_err("not an owner").reason;
         assert!(err.contains("add one of your identities"), "{err}");
         // The current owners decide, not the ones a new manifest names.
         let mut takeover = p.domains["payments"].clone();
