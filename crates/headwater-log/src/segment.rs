@@ -55,6 +55,9 @@ pub struct Segment {
     first_append_ms: AtomicI64,
     index: Mutex<SparseIndex>,
     index_interval: u64,
+    /// Held while the index files are rewritten: the flusher's checkpoint and a close can
+    /// overlap, and both write through the same temporary file.
+    index_files: Mutex<()>,
 }
 
 pub(crate) fn segment_file_name(base_offset: i64) -> String {
@@ -94,6 +97,7 @@ impl Segment {
             first_append_ms: AtomicI64::new(-1),
             index: Mutex::new(SparseIndex::default()),
             index_interval: index_interval.max(1),
+            index_files: Mutex::new(()),
         }
     }
 
@@ -436,6 +440,7 @@ impl Segment {
     /// the caller has synced. Each file is replaced atomically, so a crash leaves the old or the
     /// new index, never a torn one.
     pub fn write_index_files(&self, size: u64) -> Result<(), LogError> {
+        let _one_writer = self.index_files.lock();
         let index = self.index.lock().clone();
         let (opath, tpath) = self.index_paths();
         let kept: Vec<&(u32, u32)> = index
