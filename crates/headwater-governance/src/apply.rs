@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use headwater_contracts::registry::{RegistryEvent, VersionRef};
 use headwater_contracts::{check, Contract};
 use headwater_domains::audit::Change;
@@ -549,16 +548,9 @@ impl DomainService {
             }
             self.to.gate.set_rules(&s.topic, s.rules.clone());
         }
-        let value = serde_json::to_vec(spec).map_err(|source| ApplyError::Encode {
-            domain: spec.domain.clone(),
-            source,
-        })?;
         self.store
             .topic
-            .append(vec![(
-                Some(Bytes::from(spec.domain.clone())),
-                Some(Bytes::from(value)),
-            )])
+            .append_json(Some(&spec.domain), spec)
             .await?;
         self.store.applied.insert(spec.clone());
         Ok(())

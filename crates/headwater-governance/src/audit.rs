@@ -9,7 +9,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use headwater_domains::audit::{
     verify, AuditEntry, Change, Recorder, Stored, Unreadable, Verification, GENESIS,
 };
@@ -67,14 +66,7 @@ impl AuditTrail {
     async fn append(&self, change: Change) -> Result<AuditEntry, LogError> {
         let mut head = self.head.lock().await;
         let entry = AuditEntry::seal(change, head.0, now_ms(), &head.1);
-        let bytes = serde_json::to_vec(&entry).map_err(|e| LogError::Io {
-            op: "encode an audit entry",
-            path: AUDIT_TOPIC.into(),
-            source: std::io::Error::other(e),
-        })?;
-        self.topic
-            .append(vec![(None, Some(Bytes::from(bytes)))])
-            .await?;
+        self.topic.append_json(None, &entry).await?;
         *head = (entry.seq + 1, entry.hash.clone());
         Ok(entry)
     }

@@ -13,13 +13,4 @@ pub enum ApplyError {
     /// The schema registry refused or could not store a contract change.
     #[error(transparent)]
     Registry(#[from] ChangeError),
-    /// The resolved manifest could not be encoded for `_headwater.domains` (a bug).
-    #[error("the resolved manifest of domain '{domain}' could not be encoded: {source}")]
-    Encode {
-        /// The domain being applied.
-        domain: String,
-        /// What the encoder said.
-        #[source]
-        source: serde_json::Error,
-    },
 }

@@ -103,6 +103,38 @@ impl<R: Request> Checked<R> {
     }
 }
 
+impl<R: Request<Response: crate::apis::Coded>> Checked<R> {
+    /// A request to one group: handled if the caller may use `group`, else answered
+    /// GROUP_AUTHORIZATION_FAILED as a whole.
+    pub(crate) fn for_group(guard: &Guard<'_>, group: &str, request: R) -> Self {
+        Self::whole(guard.group(group), request, || {
+            crate::apis::Coded::coded(kafka_protocol::ResponseError::GroupAuthorizationFailed)
+        })
+    }
+}
+
+/// One answer per refused topic of a request (its name, partitions and why), for its response.
+pub(crate) fn answer_topics<T>(
+    refused: Vec<Refused>,
+    mut answer: impl FnMut(TopicName, Vec<i32>, Denied) -> T,
+) -> impl Iterator<Item = T> {
+    refused
+        .into_iter()
+        .filter_map(Refused::into_topic)
+        .map(move |(name, partitions, why)| answer(name, partitions, why))
+}
+
+/// One answer per refused group of a request, for its response.
+pub(crate) fn answer_groups<T>(
+    refused: Vec<Refused>,
+    answer: impl FnMut(GroupId) -> T,
+) -> impl Iterator<Item = T> {
+    refused
+        .into_iter()
+        .filter_map(Refused::into_group)
+        .map(answer)
+}
+
 /// One signed-in caller's request, checked against the [`Authorizer`].
 pub(crate) struct Guard<'a> {
     authorizer: &'a dyn Authorizer,

@@ -159,9 +159,10 @@ impl Broker {
         self.authorizer.as_ref()
     }
 
-    /// Handles one request in-process exactly as if a Kafka client had sent it: what the node
-    /// does on a user's behalf (HTTP publish, DLQ replay, `tail --group`) goes through the same
-    /// checks, gate and commit paths. `None` for a produce with acks=0.
+    /// Handles one request in-process as if a Kafka client had sent it: what the node does on a
+    /// user's behalf (HTTP publish, DLQ replay, `tail --group`) goes through the same contract
+    /// gate, appends and commit paths. It is not authorized here: checking the user it acts for
+    /// is the caller's job (the HTTP layer does it before). `None` for a produce with acks=0.
     pub async fn call(
         self: &Arc<Self>,
         version: i16,
@@ -178,6 +179,19 @@ impl Broker {
             Reply::Send(r) => Some(*r),
             Reply::Nothing => None,
         }
+    }
+
+    /// [`Broker::call`] with a typed request and its typed response: `None` for no response
+    /// (a produce with acks=0).
+    pub async fn request<R: crate::apis::InProcess>(
+        self: &Arc<Self>,
+        version: i16,
+        request: R,
+        client: &str,
+    ) -> Option<R::Response> {
+        self.call(version, request.into_kind(), client)
+            .await
+            .and_then(R::response_of)
     }
 
     pub(crate) fn str(s: impl Into<String>) -> StrBytes {

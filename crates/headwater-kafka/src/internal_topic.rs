@@ -132,6 +132,22 @@ impl InternalTopic {
         Ok(())
     }
 
+    /// Appends `value` as JSON (keyed by `key`, for a compacted state) and waits until it is on
+    /// disk: how Headwater's own state is written.
+    pub async fn append_json(
+        &self,
+        key: Option<&str>,
+        value: &impl serde::Serialize,
+    ) -> Result<(), LogError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| LogError::Io {
+            op: "encode a record of",
+            path: self.name.into(),
+            source: std::io::Error::other(e),
+        })?;
+        let key = key.map(|k| Bytes::from(k.to_string()));
+        self.append(vec![(key, Some(Bytes::from(bytes)))]).await
+    }
+
     /// Appends records (key, value) as one batch and waits until they are on disk.
     pub async fn append(
         &self,

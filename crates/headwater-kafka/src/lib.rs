@@ -40,6 +40,7 @@ mod sasl;
 
 use std::sync::Arc;
 
+pub use apis::InProcess;
 pub use authorize::Authorizer;
 pub use broker::AdminChange;
 pub use broker::{Broker, Checks, NodeIdentity};

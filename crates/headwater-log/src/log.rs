@@ -358,6 +358,12 @@ impl Log {
         Ok(())
     }
 
+    /// The topic `name`, or the error a client is told when there is none.
+    fn existing(&self, name: &str) -> Result<Arc<Topic>, LogError> {
+        self.topic(name)
+            .ok_or_else(|| LogError::UnknownTopic(name.to_string()))
+    }
+
     /// Grows a topic to `total` partitions.
     pub fn create_partitions(
         &self,
@@ -366,9 +372,7 @@ impl Log {
         validate_only: bool,
     ) -> Result<(), LogError> {
         let _admin = self.admin.lock();
-        let topic = self
-            .topic(name)
-            .ok_or_else(|| LogError::UnknownTopic(name.to_string()))?;
+        let topic = self.existing(name)?;
         let current = topic.partitions.read().len() as i32;
         if total <= current || total > 100_000 {
             return Err(LogError::InvalidPartitions {
@@ -402,9 +406,7 @@ impl Log {
         validate_only: bool,
     ) -> Result<(), LogError> {
         let _admin = self.admin.lock();
-        let topic = self
-            .topic(name)
-            .ok_or_else(|| LogError::UnknownTopic(name.to_string()))?;
+        let topic = self.existing(name)?;
         let mut overrides = topic.overrides();
         for (k, v) in changes {
             match v {

@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 
 use headwater_kafka::kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use headwater_kafka::kafka_protocol::messages::{
-    ListGroupsRequest, OffsetFetchRequest, RequestKind, ResponseKind,
-};
+use headwater_kafka::kafka_protocol::messages::{ListGroupsRequest, OffsetFetchRequest};
 use headwater_kafka::kafka_protocol::protocol::StrBytes;
 
 use crate::StreamService;
@@ -24,12 +22,8 @@ impl StreamService {
         partitions: &[i32],
     ) -> Vec<(String, BTreeMap<i32, i64>)> {
         let broker = self.broker();
-        let Some(ResponseKind::ListGroups(list)) = broker
-            .call(
-                4,
-                RequestKind::ListGroups(ListGroupsRequest::default()),
-                CLIENT,
-            )
+        let Some(list) = broker
+            .request(4, ListGroupsRequest::default(), CLIENT)
             .await
         else {
             return Vec::new();
@@ -41,10 +35,7 @@ impl StreamService {
                 .with_topics(Some(vec![OffsetFetchRequestTopic::default()
                     .with_name(StrBytes::from_string(topic.to_string()).into())
                     .with_partition_indexes(partitions.to_vec())]));
-            let Some(ResponseKind::OffsetFetch(r)) = broker
-                .call(7, RequestKind::OffsetFetch(request), CLIENT)
-                .await
-            else {
+            let Some(r) = broker.request(7, request, CLIENT).await else {
                 continue;
             };
             let positions: BTreeMap<i32, i64> = r

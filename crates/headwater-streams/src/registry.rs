@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use headwater_contracts::registry::{Registry, RegistryError, RegistryEvent};
 use headwater_domains::audit::{Change, Recorder};
 use headwater_kafka::InternalTopic;
@@ -103,14 +102,7 @@ impl SchemaRegistry {
         let _one_at_a_time = self.writer.lock().await;
         let (event, out) = plan(&self.state.read())?;
         if let Some(event) = event {
-            let value = serde_json::to_vec(&event).map_err(|e| LogError::Io {
-                op: "encode registry event",
-                path: SCHEMAS_TOPIC.into(),
-                source: std::io::Error::other(e),
-            })?;
-            self.topic
-                .append(vec![(None, Some(Bytes::from(value)))])
-                .await?;
+            self.topic.append_json(None, &event).await?;
             self.state.write().apply(&event);
             self.recorder.record(self.audited(principal, &event)).await;
         }

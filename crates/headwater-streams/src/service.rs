@@ -11,7 +11,7 @@ use bytes::Bytes;
 use headwater_kafka::kafka_protocol::messages::produce_request::{
     PartitionProduceData, TopicProduceData,
 };
-use headwater_kafka::kafka_protocol::messages::{ProduceRequest, RequestKind, ResponseKind};
+use headwater_kafka::kafka_protocol::messages::ProduceRequest;
 use headwater_kafka::kafka_protocol::protocol::StrBytes;
 use headwater_kafka::{Broker, Headers};
 use headwater_log::Topic;
@@ -264,11 +264,7 @@ impl StreamService {
                         })
                         .collect(),
                 )]);
-        let Some(ResponseKind::Produce(response)) = self
-            .broker
-            .call(9, RequestKind::Produce(request), CLIENT)
-            .await
-        else {
+        let Some(response) = self.broker.request(9, request, CLIENT).await else {
             return Err(StreamError::Produce {
                 topic: topic.to_string(),
                 message: "the front end gave no produce response".into(),

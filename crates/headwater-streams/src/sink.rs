@@ -10,7 +10,7 @@ use headwater_kafka::kafka_protocol::messages::offset_commit_request::{
 };
 use headwater_kafka::kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use headwater_kafka::kafka_protocol::messages::{
-    InitProducerIdRequest, OffsetCommitRequest, OffsetFetchRequest, RequestKind, ResponseKind,
+    InitProducerIdRequest, OffsetCommitRequest, OffsetFetchRequest,
 };
 use headwater_kafka::kafka_protocol::protocol::StrBytes;
 use headwater_kafka::{now_ms, partition_for_key, producer_batch, Headers};
@@ -31,19 +31,13 @@ impl StreamSink for StreamService {
                 .with_transaction_timeout_ms(-1)
                 .with_producer_id((-1).into())
                 .with_producer_epoch(-1);
-            match self
-                .broker
-                .call(4, RequestKind::InitProducerId(request), CLIENT)
-                .await
-            {
-                Some(ResponseKind::InitProducerId(r)) if r.error_code == 0 => Ok(ProducerId {
+            match self.broker.request(4, request, CLIENT).await {
+                Some(r) if r.error_code == 0 => Ok(ProducerId {
                     id: r.producer_id.0,
                     epoch: r.producer_epoch,
                 }),
-                Some(ResponseKind::InitProducerId(r)) => {
-                    Err(SinkError::ProducerRefused { code: r.error_code })
-                }
-                _ => Err(SinkError::Unavailable {
+                Some(r) => Err(SinkError::ProducerRefused { code: r.error_code }),
+                None => Err(SinkError::Unavailable {
                     reason: "no InitProducerId response".into(),
                 }),
             }
@@ -146,11 +140,7 @@ impl StreamSink for StreamService {
             let request = OffsetFetchRequest::default()
                 .with_group_id(StrBytes::from_string(group.to_string()).into())
                 .with_topics(Some(wanted));
-            let Some(ResponseKind::OffsetFetch(r)) = self
-                .broker
-                .call(7, RequestKind::OffsetFetch(request), CLIENT)
-                .await
-            else {
+            let Some(r) = self.broker.request(7, request, CLIENT).await else {
                 return Err(SinkError::Unavailable {
                     reason: "no OffsetFetch response".into(),
                 });
@@ -209,11 +199,7 @@ impl StreamSink for StreamService {
                 .with_group_id(StrBytes::from_string(group.to_string()).into())
                 .with_generation_id_or_member_epoch(-1)
                 .with_topics(topics);
-            let Some(ResponseKind::OffsetCommit(r)) = self
-                .broker
-                .call(8, RequestKind::OffsetCommit(request), CLIENT)
-                .await
-            else {
+            let Some(r) = self.broker.request(8, request, CLIENT).await else {
                 return Err(SinkError::Unavailable {
                     reason: "no OffsetCommit response".into(),
                 });

@@ -88,6 +88,40 @@ pub fn stream(url: &str, path: &str) -> anyhow::Result<ureq::Body> {
     Ok(resp.into_body())
 }
 
+/// What to do after one server-sent event.
+pub enum Next<T> {
+    /// Read the next event.
+    More,
+    /// Stop reading, with this result.
+    Done(T),
+}
+
+/// Reads server-sent events (`event:` and `data:` lines, a blank line ending each) from
+/// `reader` and hands each to `on` as (type, data) until it says `Done`; `None` when the stream
+/// ended first. `what` names the stream in errors.
+pub fn sse_events<T>(
+    reader: impl std::io::BufRead,
+    what: &str,
+    mut on: impl FnMut(&str, &str) -> anyhow::Result<Next<T>>,
+) -> anyhow::Result<Option<T>> {
+    let (mut kind, mut data) = (String::new(), String::new());
+    for line in reader.lines() {
+        let line = line.with_context(|| format!("reading {what}"))?;
+        if let Some(rest) = line.strip_prefix("event:") {
+            kind = rest.trim().to_string();
+        } else if let Some(rest) = line.strip_prefix("data:") {
+            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+        } else if line.is_empty() && !(kind.is_empty() && data.is_empty()) {
+            if let Next::Done(result) = on(&kind, &data)? {
+                return Ok(Some(result));
+            }
+            kind.clear();
+            data.clear();
+        }
+    }
+    Ok(None)
+}
+
 /// Writes a command's whole output to stdout; a reader that went away (`| head`) is not an
 /// error.
 pub fn print(text: &str, code: std::process::ExitCode) -> anyhow::Result<std::process::ExitCode> {

@@ -1,6 +1,6 @@
 //! `headwater sql`, `headwater run` and `headwater pipelines`: queries and pipelines on a node.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -147,47 +147,41 @@ fn follow_progress(
         .progress_chars("=> "),
     );
     bar.set_message("loading");
-    let (mut kind, mut data) = (String::new(), String::new());
-    for line in reader.lines() {
-        let line = line.context("reading the run's progress")?;
-        if let Some(rest) = line.strip_prefix("event:") {
-            kind = rest.trim().to_string();
-        } else if let Some(rest) = line.strip_prefix("data:") {
-            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
-        } else if line.is_empty() && !kind.is_empty() {
-            match kind.as_str() {
-                "progress" => {
-                    let p: Value = serde_json::from_str(&data).unwrap_or_default();
-                    match p["phase"].as_str() {
-                        Some("loading") => {
-                            bar.set_length(p["total"].as_u64().unwrap_or(0));
-                            bar.set_position(p["records"].as_u64().unwrap_or(0));
-                        }
-                        Some(phase) => bar.set_message(phase.to_string()),
-                        None => {}
+    let finished = node_http::sse_events(reader, "the run's progress", |kind, data| {
+        match kind {
+            "progress" => {
+                let p: Value = serde_json::from_str(data).unwrap_or_default();
+                match p["phase"].as_str() {
+                    Some("loading") => {
+                        bar.set_length(p["total"].as_u64().unwrap_or(0));
+                        bar.set_position(p["records"].as_u64().unwrap_or(0));
                     }
+                    Some(phase) => bar.set_message(phase.to_string()),
+                    None => {}
                 }
-                "done" => {
-                    bar.finish_and_clear();
-                    let r: Value = serde_json::from_str(&data).unwrap_or_default();
-                    match output {
-                        Output::Text => println!("{}", done(&r)),
-                        Output::Json => println!("{r}"),
-                    }
-                    return Ok(ExitCode::SUCCESS);
-                }
-                "error" => {
-                    bar.abandon();
-                    anyhow::bail!("{pipeline} failed: {data}");
-                }
-                _ => {}
             }
-            kind.clear();
-            data.clear();
+            "done" => {
+                bar.finish_and_clear();
+                let r: Value = serde_json::from_str(data).unwrap_or_default();
+                match output {
+                    Output::Text => println!("{}", done(&r)),
+                    Output::Json => println!("{r}"),
+                }
+                return Ok(node_http::Next::Done(()));
+            }
+            "error" => {
+                bar.abandon();
+                anyhow::bail!("{pipeline} failed: {data}");
+            }
+            _ => {}
         }
+        Ok(node_http::Next::More)
+    })?;
+    if finished.is_none() {
+        bar.abandon();
+        anyhow::bail!("the node closed the connection before {pipeline} finished");
     }
-    bar.abandon();
-    anyhow::bail!("the node closed the connection before {pipeline} finished")
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints the features of `keys` in `view` (DOMAIN.VIEW), one JSON line per key; exits 1 if

@@ -150,32 +150,23 @@ pub fn tail(args: &TailArgs, url: &str) -> anyhow::Result<ExitCode> {
     let reader = std::io::BufReader::new(body.into_reader());
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let (mut kind, mut data) = (String::new(), String::new());
-    for line in reader.lines() {
-        let line = line.context("reading events from the node")?;
-        if let Some(rest) = line.strip_prefix("event:") {
-            kind = rest.trim().to_string();
-        } else if let Some(rest) = line.strip_prefix("data:") {
-            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
-        } else if line.is_empty() && !data.is_empty() {
-            if kind == "error" {
-                anyhow::bail!("{data}");
-            }
-            let shown = if args.meta {
-                data.clone()
-            } else {
-                let event: Value = serde_json::from_str(&data)
-                    .with_context(|| format!("the node sent an event that is not JSON: {data}"))?;
-                event["value"].to_string()
-            };
-            if writeln!(out, "{shown}").and_then(|_| out.flush()).is_err() {
-                // The reader went away (`| head`): that is a normal end.
-                return Ok(ExitCode::SUCCESS);
-            }
-            kind.clear();
-            data.clear();
+    node_http::sse_events(reader, "events from the node", |kind, data| {
+        if kind == "error" {
+            anyhow::bail!("{data}");
         }
-    }
+        let shown = if args.meta {
+            data.to_string()
+        } else {
+            let event: Value = serde_json::from_str(data)
+                .with_context(|| format!("the node sent an event that is not JSON: {data}"))?;
+            event["value"].to_string()
+        };
+        Ok(match writeln!(out, "{shown}").and_then(|_| out.flush()) {
+            // The reader went away (`| head`): that is a normal end.
+            Err(_) => node_http::Next::Done(()),
+            Ok(()) => node_http::Next::More,
+        })
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -9,7 +9,7 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::ResponseError;
 
-use super::{Api, Call, SERVED};
+use super::{Api, Call, Coded, SERVED};
 use crate::sasl::SIGN_IN_APIS;
 
 /// ApiVersions (KIP-511 answers from v3; the connection answers a version it does not know).
@@ -21,7 +21,7 @@ impl Api for ApiVersionsRequest {
     }
 
     fn unsupported() -> ApiVersionsResponse {
-        ApiVersionsResponse::default().with_error_code(ResponseError::UnsupportedVersion.code())
+        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

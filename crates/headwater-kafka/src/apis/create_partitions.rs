@@ -10,7 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{error_fields, not_reserved, Api, Call};
-use crate::authorize::{Checked, Guard, Refused};
+use crate::authorize::{answer_topics, Checked, Guard, Refused};
 use crate::error::AdminError;
 use crate::Broker;
 
@@ -30,14 +30,14 @@ impl Api for CreatePartitionsRequest {
     }
 
     fn merge(_: &Guard<'_>, mut response: Self::Response, refused: Vec<Refused>) -> Self::Response {
-        for (name, _, why) in refused.into_iter().filter_map(Refused::into_topic) {
-            response.results.push(
+        response
+            .results
+            .extend(answer_topics(refused, |name, _, why| {
                 CreatePartitionsTopicResult::default()
                     .with_name(name)
                     .with_error_code(ResponseError::TopicAuthorizationFailed.code())
-                    .with_error_message(Some(StrBytes::from_string(why.reason))),
-            );
-        }
+                    .with_error_message(Some(StrBytes::from_string(why.reason)))
+            }));
         response
     }
 }

@@ -13,7 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{not_reserved, Api, Call};
-use crate::authorize::{Checked, Guard, Refused};
+use crate::authorize::{answer_topics, Checked, Guard, Refused};
 use crate::error::AdminError;
 use crate::Broker;
 
@@ -33,16 +33,16 @@ impl Api for CreateTopicsRequest {
     }
 
     fn merge(_: &Guard<'_>, mut response: Self::Response, refused: Vec<Refused>) -> Self::Response {
-        for (name, _, why) in refused.into_iter().filter_map(Refused::into_topic) {
-            response.topics.push(
+        response
+            .topics
+            .extend(answer_topics(refused, |name, _, why| {
                 CreatableTopicResult::default()
                     .with_name(name)
                     .with_error_code(ResponseError::TopicAuthorizationFailed.code())
                     .with_error_message(Some(StrBytes::from_string(why.reason)))
                     .with_num_partitions(-1)
-                    .with_replication_factor(-1),
-            );
-        }
+                    .with_replication_factor(-1)
+            }));
         response
     }
 }

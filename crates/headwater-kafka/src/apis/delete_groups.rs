@@ -8,7 +8,7 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use kafka_protocol::ResponseError;
 
 use super::{error_code, Api, Call};
-use crate::authorize::{Checked, Guard, Refused};
+use crate::authorize::{answer_groups, Checked, Guard, Refused};
 use crate::Broker;
 
 /// DeleteGroups.
@@ -25,13 +25,11 @@ impl Api for DeleteGroupsRequest {
     }
 
     fn merge(_: &Guard<'_>, mut response: Self::Response, refused: Vec<Refused>) -> Self::Response {
-        for id in refused.into_iter().filter_map(Refused::into_group) {
-            response.results.push(
-                DeletableGroupResult::default()
-                    .with_group_id(id)
-                    .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
-            );
-        }
+        response.results.extend(answer_groups(refused, |id| {
+            DeletableGroupResult::default()
+                .with_group_id(id)
+                .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+        }));
         response
     }
 }

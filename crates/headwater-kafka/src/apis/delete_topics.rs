@@ -9,7 +9,7 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicN
 use kafka_protocol::ResponseError;
 
 use super::{error_fields, not_reserved, refusal_message, Api, Call};
-use crate::authorize::{Checked, Guard, Refused};
+use crate::authorize::{answer_topics, Checked, Guard, Refused};
 use crate::error::AdminError;
 use crate::Broker;
 
@@ -33,15 +33,15 @@ impl Api for DeleteTopicsRequest {
         mut response: Self::Response,
         refused: Vec<Refused>,
     ) -> Self::Response {
-        for (name, _, why) in refused.into_iter().filter_map(Refused::into_topic) {
-            response.responses.push(
+        response
+            .responses
+            .extend(answer_topics(refused, |name, _, why| {
                 DeletableTopicResult::default()
                     .with_name(Some(name))
                     .with_error_code(ResponseError::TopicAuthorizationFailed.code())
                     // DeleteTopics responses carry a message from v5.
-                    .with_error_message(refusal_message(guard, 5, &why)),
-            );
-        }
+                    .with_error_message(refusal_message(guard, 5, &why))
+            }));
         response
     }
 }

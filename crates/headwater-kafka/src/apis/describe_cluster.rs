@@ -7,7 +7,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::ResponseError;
 
-use super::{Api, Call};
+use super::{Api, Call, Coded};
 use crate::Broker;
 
 /// DescribeCluster.
@@ -19,7 +19,7 @@ impl Api for DescribeClusterRequest {
     }
 
     fn unsupported() -> DescribeClusterResponse {
-        DescribeClusterResponse::default().with_error_code(ResponseError::UnsupportedVersion.code())
+        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

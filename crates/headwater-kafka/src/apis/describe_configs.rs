@@ -12,7 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{client_topic, Api, Call, BROKER_RESOURCE, TOPIC_RESOURCE};
-use crate::authorize::{Checked, Guard, Refused};
+use crate::authorize::{answer_topics, Checked, Guard, Refused};
 use crate::error::log_error_code;
 use crate::Broker;
 
@@ -39,15 +39,15 @@ impl Api for DescribeConfigsRequest {
     }
 
     fn merge(_: &Guard<'_>, mut response: Self::Response, refused: Vec<Refused>) -> Self::Response {
-        for (name, _, why) in refused.into_iter().filter_map(Refused::into_topic) {
-            response.results.push(
+        response
+            .results
+            .extend(answer_topics(refused, |name, _, why| {
                 DescribeConfigsResult::default()
                     .with_resource_type(TOPIC_RESOURCE)
                     .with_resource_name(name.0)
                     .with_error_code(ResponseError::TopicAuthorizationFailed.code())
-                    .with_error_message(Some(StrBytes::from_string(why.reason))),
-            );
-        }
+                    .with_error_message(Some(StrBytes::from_string(why.reason)))
+            }));
         response
     }
 }

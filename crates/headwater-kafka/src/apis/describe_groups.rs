@@ -8,7 +8,7 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::ResponseError;
 
 use super::{Api, Call};
-use crate::authorize::{Checked, Guard, Refused};
+use crate::authorize::{answer_groups, Checked, Guard, Refused};
 use crate::Broker;
 
 /// DescribeGroups.
@@ -25,13 +25,11 @@ impl Api for DescribeGroupsRequest {
     }
 
     fn merge(_: &Guard<'_>, mut response: Self::Response, refused: Vec<Refused>) -> Self::Response {
-        for id in refused.into_iter().filter_map(Refused::into_group) {
-            response.groups.push(
-                DescribedGroup::default()
-                    .with_group_id(id)
-                    .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
-            );
-        }
+        response.groups.extend(answer_groups(refused, |id| {
+            DescribedGroup::default()
+                .with_group_id(id)
+                .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+        }));
         response
     }
 }

@@ -11,8 +11,8 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 
-use super::{client_topic, Api, Call};
-use crate::authorize::{Checked, Guard, Refused};
+use super::{client_topic, Api, Call, Coded};
+use crate::authorize::{answer_topics, Checked, Guard, Refused};
 use crate::error::log_error_code;
 use crate::Broker;
 
@@ -32,8 +32,9 @@ impl Api for FetchRequest {
     }
 
     fn merge(_: &Guard<'_>, mut response: Self::Response, refused: Vec<Refused>) -> Self::Response {
-        for (name, partitions, _) in refused.into_iter().filter_map(Refused::into_topic) {
-            response.responses.push(
+        response
+            .responses
+            .extend(answer_topics(refused, |name, partitions, _| {
                 FetchableTopicResponse::default()
                     .with_topic(name)
                     .with_partitions(
@@ -46,14 +47,13 @@ impl Api for FetchRequest {
                                     .with_high_watermark(-1)
                             })
                             .collect(),
-                    ),
-            );
-        }
+                    )
+            }));
         response
     }
 
     fn unsupported() -> FetchResponse {
-        FetchResponse::default().with_error_code(ResponseError::UnsupportedVersion.code())
+        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

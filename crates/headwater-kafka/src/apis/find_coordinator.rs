@@ -8,7 +8,7 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::{Api, Call};
+use super::{Api, Call, Coded};
 use crate::authorize::{Checked, Guard};
 use crate::Broker;
 
@@ -64,7 +64,7 @@ impl Api for FindCoordinatorRequest {
     }
 
     fn unsupported() -> FindCoordinatorResponse {
-        FindCoordinatorResponse::default().with_error_code(ResponseError::UnsupportedVersion.code())
+        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use kafka_protocol::ResponseError;
 
-use super::{error_code, Api, Call};
+use super::{error_code, Api, Call, Coded};
 use crate::authorize::{Checked, Guard};
 use crate::Broker;
 
@@ -15,10 +15,8 @@ impl Api for HeartbeatRequest {
     const SUPPORTED_VERSIONS: RangeInclusive<i16> = 0..=4;
 
     fn authorize(self, guard: &Guard<'_>) -> Checked<Self> {
-        Checked::whole(guard.group(&self.group_id.0), self, || {
-            HeartbeatResponse::default()
-                .with_error_code(ResponseError::GroupAuthorizationFailed.code())
-        })
+        let group = self.group_id.0.clone();
+        Checked::for_group(guard, &group, self)
     }
 
     async fn handle(self, call: &Call<'_>) -> Option<HeartbeatResponse> {
@@ -26,7 +24,7 @@ impl Api for HeartbeatRequest {
     }
 
     fn unsupported() -> HeartbeatResponse {
-        HeartbeatResponse::default().with_error_code(ResponseError::UnsupportedVersion.code())
+        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

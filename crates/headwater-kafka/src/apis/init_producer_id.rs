@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
-use super::{Api, Call};
+use super::{Api, Call, Coded};
 use crate::Broker;
 
 /// InitProducerId for idempotent producers.
@@ -18,7 +18,7 @@ impl Api for InitProducerIdRequest {
     }
 
     fn unsupported() -> InitProducerIdResponse {
-        InitProducerIdResponse::default().with_error_code(ResponseError::UnsupportedVersion.code())
+        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

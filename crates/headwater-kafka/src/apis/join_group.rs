@@ -7,7 +7,7 @@ use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::ResponseError;
 
-use super::{error_code, Api, Call};
+use super::{error_code, Api, Call, Coded};
 use crate::authorize::{Checked, Guard};
 use crate::Broker;
 
@@ -28,7 +28,7 @@ impl Api for JoinGroupRequest {
     }
 
     fn unsupported() -> JoinGroupResponse {
-        JoinGroupResponse::default().with_error_code(ResponseError::UnsupportedVersion.code())
+        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

@@ -7,7 +7,7 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use kafka_protocol::ResponseError;
 
-use super::{error_code, Api, Call};
+use super::{error_code, Api, Call, Coded};
 use crate::authorize::{Checked, Guard};
 use crate::Broker;
 
@@ -16,10 +16,8 @@ impl Api for LeaveGroupRequest {
     const SUPPORTED_VERSIONS: RangeInclusive<i16> = 0..=5;
 
     fn authorize(self, guard: &Guard<'_>) -> Checked<Self> {
-        Checked::whole(guard.group(&self.group_id.0), self, || {
-            LeaveGroupResponse::default()
-                .with_error_code(ResponseError::GroupAuthorizationFailed.code())
-        })
+        let group = self.group_id.0.clone();
+        Checked::for_group(guard, &group, self)
     }
 
     async fn handle(self, call: &Call<'_>) -> Option<LeaveGroupResponse> {
@@ -27,7 +25,7 @@ impl Api for LeaveGroupRequest {
     }
 
     fn unsupported() -> LeaveGroupResponse {
-        LeaveGroupResponse::default().with_error_code(ResponseError::UnsupportedVersion.code())
+        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

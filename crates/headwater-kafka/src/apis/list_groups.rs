@@ -7,7 +7,7 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::ResponseError;
 
-use super::{Api, Call};
+use super::{Api, Call, Coded};
 use crate::authorize::{Guard, Refused};
 use crate::Broker;
 
@@ -27,7 +27,7 @@ impl Api for ListGroupsRequest {
     }
 
     fn unsupported() -> ListGroupsResponse {
-        ListGroupsResponse::default().with_error_code(ResponseError::UnsupportedVersion.code())
+        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
 use super::{client_topic, Api, Call};
-use crate::authorize::{Checked, Guard, Refused};
+use crate::authorize::{answer_topics, Checked, Guard, Refused};
 use crate::error::log_error_code;
 use crate::Broker;
 
@@ -37,8 +37,9 @@ impl Api for ListOffsetsRequest {
     }
 
     fn merge(_: &Guard<'_>, mut response: Self::Response, refused: Vec<Refused>) -> Self::Response {
-        for (name, partitions, _) in refused.into_iter().filter_map(Refused::into_topic) {
-            response.topics.push(
+        response
+            .topics
+            .extend(answer_topics(refused, |name, partitions, _| {
                 ListOffsetsTopicResponse::default()
                     .with_name(name)
                     .with_partitions(
@@ -52,9 +53,8 @@ impl Api for ListOffsetsRequest {
                                     .with_timestamp(-1)
                             })
                             .collect(),
-                    ),
-            );
-        }
+                    )
+            }));
         response
     }
 }

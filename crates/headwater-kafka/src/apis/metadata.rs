@@ -10,8 +10,8 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::ResponseError;
 
-use super::{client_topic, Api, Call, INTERNAL_PREFIX};
-use crate::authorize::{Checked, Guard, Refused};
+use super::{client_topic, Api, Call, Coded, INTERNAL_PREFIX};
+use crate::authorize::{answer_topics, Checked, Guard, Refused};
 use crate::Broker;
 
 /// Metadata, with auto-creation of asked-for topics when the node allows it.
@@ -48,18 +48,16 @@ impl Api for MetadataRequest {
         response
             .topics
             .retain(|t| t.name.as_ref().is_some_and(|n| guard.topic_visible(&n.0)));
-        for (name, _, _) in refused.into_iter().filter_map(Refused::into_topic) {
-            response.topics.push(
-                MetadataResponseTopic::default()
-                    .with_name(Some(name))
-                    .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
-            );
-        }
+        response.topics.extend(answer_topics(refused, |name, _, _| {
+            MetadataResponseTopic::default()
+                .with_name(Some(name))
+                .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+        }));
         response
     }
 
     fn unsupported() -> MetadataResponse {
-        MetadataResponse::default().with_error_code(ResponseError::UnsupportedVersion.code())
+        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

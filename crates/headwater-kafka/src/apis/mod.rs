@@ -93,6 +93,47 @@ pub(crate) trait Api: Request<Response: Default + Send> + Send {
     }
 }
 
+/// A response with a top-level error code: how a request refused or unsupported as a whole is
+/// answered.
+pub(crate) trait Coded: Default {
+    /// The response carrying only `error`.
+    fn coded(error: ResponseError) -> Self;
+}
+
+macro_rules! coded {
+    ($($response:ident),* $(,)?) => {
+        $(impl Coded for kafka_protocol::messages::$response {
+            fn coded(error: ResponseError) -> Self {
+                Self::default().with_error_code(error.code())
+            }
+        })*
+    };
+}
+
+coded!(
+    ApiVersionsResponse,
+    DescribeClusterResponse,
+    FetchResponse,
+    FindCoordinatorResponse,
+    HeartbeatResponse,
+    InitProducerIdResponse,
+    JoinGroupResponse,
+    LeaveGroupResponse,
+    ListGroupsResponse,
+    MetadataResponse,
+    OffsetFetchResponse,
+    SyncGroupResponse,
+);
+
+/// A request of an API this front end serves, as the node sends it to itself with
+/// [`Broker::request`](crate::Broker::request).
+pub trait InProcess: Request + Sized {
+    /// The request as the dispatcher takes it.
+    fn into_kind(self) -> RequestKind;
+    /// The typed response, if `kind` is this API's.
+    fn response_of(kind: ResponseKind) -> Option<Self::Response>;
+}
+
 /// One request being served: the broker, and who sent the request and how.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Call<'a> {
@@ -170,6 +211,19 @@ macro_rules! apis {
                 }
             }
         }
+
+        $(impl InProcess for $request {
+            fn into_kind(self) -> RequestKind {
+                RequestKind::$api(self)
+            }
+
+            fn response_of(kind: ResponseKind) -> Option<Self::Response> {
+                match kind {
+                    ResponseKind::$api(response) => Some(response),
+                    _ => None,
+                }
+            }
+        })*
 
         /// An empty response of the API's type carrying UNSUPPORTED_VERSION where the type has
         /// a top-level error code.

@@ -10,7 +10,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::ResponseError;
 
-use super::{Api, Call};
+use super::{Api, Call, Coded};
 use crate::authorize::{Checked, Guard};
 use crate::groups::store::Committed;
 use crate::Broker;
@@ -61,7 +61,7 @@ impl Api for OffsetFetchRequest {
     }
 
     fn unsupported() -> OffsetFetchResponse {
-        OffsetFetchResponse::default().with_error_code(ResponseError::UnsupportedVersion.code())
+        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

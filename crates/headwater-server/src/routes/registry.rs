@@ -61,16 +61,8 @@ pub(crate) fn router(registry: Arc<SchemaRegistry>) -> Router {
             "/compatibility/subjects/{subject}/versions/{version}",
             post(compat_version),
         )
-        .route("/config", get(get_global_config).put(put_global_config))
-        .route(
-            "/config/{subject}",
-            get(get_config).put(put_config).delete(delete_config),
-        )
-        .route("/mode", get(get_global_mode).put(put_global_mode))
-        .route(
-            "/mode/{subject}",
-            get(get_mode).put(put_mode).delete(delete_mode),
-        )
+        .merge(setting_routes(Setting::Compatibility))
+        .merge(setting_routes(Setting::Mode))
         .with_state(registry)
 }
 
@@ -187,20 +179,30 @@ async fn list_versions(
     }
 }
 
+/// Version `version` (a number or `latest`) of `subject`: its number, schema id, format and
+/// text, or the registry's answer why there is none.
+fn version_of(
+    r: &SchemaRegistry,
+    subject: &str,
+    version: &str,
+) -> Result<(u32, u32, Format, String), Response> {
+    let which = version_ref(version)?;
+    r.read()
+        .version(subject, which)
+        .map(|(v, id, s)| (v, id, s.format, s.text.clone()))
+        .map_err(refused)
+}
+
 async fn get_version(
     State(r): Shared,
     Path((subject, version)): Path<(String, String)>,
 ) -> Response {
-    let which = match version_ref(&version) {
-        Ok(w) => w,
-        Err(resp) => return resp,
-    };
-    match r.read().version(&subject, which) {
-        Ok((v, id, s)) => reply(with_type(
-            json!({"subject": subject, "version": v, "id": id, "schema": s.text}),
-            s.format,
+    match version_of(&r, &subject, &version) {
+        Ok((v, id, format, text)) => reply(with_type(
+            json!({"subject": subject, "version": v, "id": id, "schema": text}),
+            format,
         )),
-        Err(e) => refused(e),
+        Err(answer) => answer,
     }
 }
 
@@ -208,13 +210,9 @@ async fn get_version_schema(
     State(r): Shared,
     Path((subject, version)): Path<(String, String)>,
 ) -> Response {
-    let which = match version_ref(&version) {
-        Ok(w) => w,
-        Err(resp) => return resp,
-    };
-    match r.read().version(&subject, which) {
-        Ok((_, _, s)) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], s.text.clone()).into_response(),
-        Err(e) => refused(e),
+    match version_of(&r, &subject, &version) {
+        Ok((.., text)) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
+        Err(answer) => answer,
     }
 }
 
@@ -439,72 +437,162 @@ fn parse_level(body: &str) -> Result<Compatibility, Response> {
         .ok_or_else(|| refused(RegistryError::InvalidCompatibility))
 }
 
-async fn get_global_config(State(r): Shared) -> Response {
-    reply(json!({"compatibilityLevel": r.read().compatibility(None).as_str()}))
+/// A registry setting read and changed over HTTP: the compatibility level (`/config`) or the
+/// mode (`/mode`), global or a subject's.
+#[derive(Debug, Clone, Copy)]
+enum Setting {
+    Compatibility,
+    Mode,
 }
 
-async fn put_global_config(State(r): Shared, By(by): By, body: String) -> Response {
-    set_config(&r, &by, None, &body).await
-}
-
-async fn set_config(
-    r: &SchemaRegistry,
-    by: &Actor,
-    subject: Option<String>,
-    body: &str,
-) -> Response {
-    let level = match parse_level(body) {
-        Ok(l) => l,
-        Err(resp) => return resp,
+/// `GET|PUT /{setting}` and `GET|PUT|DELETE /{setting}/{subject}`.
+fn setting_routes(setting: Setting) -> Router<Arc<SchemaRegistry>> {
+    let path = match setting {
+        Setting::Compatibility => "/config",
+        Setting::Mode => "/mode",
     };
-    let event = RegistryEvent::ConfigSet {
-        subject,
-        compatibility: Some(level),
-    };
-    match r.record(&by.audit_name(), event).await {
-        Ok(()) => reply(json!({"compatibility": level.as_str()})),
-        Err(e) => failed(e),
-    }
+    Router::new()
+        .route(
+            path,
+            get(move |s: Shared| async move { setting.get(&s, None, true) })
+                .put(move |s: Shared, by: By, body| put_setting(s, by, setting, None, body)),
+        )
+        .route(
+            &format!("{path}/{{subject}}"),
+            get(
+                move |s: Shared, Path(subject): Path<String>, Query(q): Params| async move {
+                    setting.get(&s, Some(&subject), flag(&q, "defaultToGlobal"))
+                },
+            )
+            .put(move |s: Shared, by: By, Path(subject), body| {
+                put_setting(s, by, setting, Some(subject), body)
+            })
+            .delete(move |s: Shared, by: By, Path(subject)| clear_setting(s, by, setting, subject)),
+        )
 }
 
-async fn get_config(State(r): Shared, Path(subject): Path<String>, Query(q): Params) -> Response {
-    let reg = r.read();
-    match reg.subject_compatibility(&subject) {
-        Some(level) => reply(json!({"compatibilityLevel": level.as_str()})),
-        None if flag(&q, "defaultToGlobal") => {
-            reply(json!({"compatibilityLevel": reg.compatibility(None).as_str()}))
+impl Setting {
+    /// The setting of `subject` (or the global one); a subject without a compatibility level
+    /// of its own answers the global one only when asked to (`defaultToGlobal`), as Confluent's
+    /// registry does, while a mode always falls back.
+    fn get(self, r: &SchemaRegistry, subject: Option<&str>, default_to_global: bool) -> Response {
+        let reg = r.read();
+        match (self, subject) {
+            (Setting::Mode, _) => reply(json!({"mode": reg.mode(subject).as_str()})),
+            (Setting::Compatibility, None) => {
+                reply(json!({"compatibilityLevel": reg.compatibility(None).as_str()}))
+            }
+            (Setting::Compatibility, Some(subject)) => match reg.subject_compatibility(subject) {
+                Some(level) => reply(json!({"compatibilityLevel": level.as_str()})),
+                None if default_to_global => {
+                    reply(json!({"compatibilityLevel": reg.compatibility(None).as_str()}))
+                }
+                None => error(
+                    404,
+                    40408,
+                    format!(
+                        "Subject '{subject}' does not have subject-level compatibility configured"
+                    ),
+                ),
+            },
         }
-        None => error(
-            404,
-            40408,
-            format!("Subject '{subject}' does not have subject-level compatibility configured"),
-        ),
+    }
+
+    /// The change a body asks for, and the answer once it is stored.
+    fn set(self, subject: Option<String>, body: &str) -> Result<(RegistryEvent, Value), Response> {
+        Ok(match self {
+            Setting::Compatibility => {
+                let level = parse_level(body)?;
+                let answer = json!({"compatibility": level.as_str()});
+                let compatibility = Some(level);
+                (
+                    RegistryEvent::ConfigSet {
+                        subject,
+                        compatibility,
+                    },
+                    answer,
+                )
+            }
+            Setting::Mode => {
+                let mode = parse_mode(body)?;
+                let answer = json!({"mode": mode.as_str()});
+                (
+                    RegistryEvent::ModeSet {
+                        subject,
+                        mode: Some(mode),
+                    },
+                    answer,
+                )
+            }
+        })
+    }
+
+    /// The change that removes `subject`'s own setting, and the answer: the setting it had.
+    fn clear(self, r: &SchemaRegistry, subject: String) -> (RegistryEvent, Value) {
+        let subject = Some(subject);
+        match self {
+            Setting::Compatibility => {
+                let old = r.read().compatibility(subject.as_deref());
+                let answer = json!({"compatibilityLevel": old.as_str()});
+                let compatibility = None;
+                (
+                    RegistryEvent::ConfigSet {
+                        subject,
+                        compatibility,
+                    },
+                    answer,
+                )
+            }
+            Setting::Mode => {
+                let old = r.read().mode(subject.as_deref());
+                (
+                    RegistryEvent::ModeSet {
+                        subject,
+                        mode: None,
+                    },
+                    json!({"mode": old.as_str()}),
+                )
+            }
+        }
     }
 }
 
-async fn put_config(
+/// `PUT /config[/{subject}]` and `PUT /mode[/{subject}]`; a domain stream's subject changes
+/// through its domain instead.
+async fn put_setting(
     State(r): Shared,
     By(by): By,
-    Path(subject): Path<String>,
+    setting: Setting,
+    subject: Option<String>,
     body: String,
+) -> Response {
+    if let Some(refusal) = subject.as_deref().and_then(|s| owned(&r, s)) {
+        return refusal;
+    }
+    match setting.set(subject, &body) {
+        Ok((event, answer)) => store(&r, &by, event, answer).await,
+        Err(refused) => refused,
+    }
+}
+
+/// `DELETE /config/{subject}` and `DELETE /mode/{subject}`.
+async fn clear_setting(
+    State(r): Shared,
+    By(by): By,
+    setting: Setting,
+    subject: String,
 ) -> Response {
     if let Some(refusal) = owned(&r, &subject) {
         return refusal;
     }
-    set_config(&r, &by, Some(subject), &body).await
+    let (event, answer) = setting.clear(&r, subject);
+    store(&r, &by, event, answer).await
 }
 
-async fn delete_config(State(r): Shared, By(by): By, Path(subject): Path<String>) -> Response {
-    if let Some(refusal) = owned(&r, &subject) {
-        return refusal;
-    }
-    let old = r.read().compatibility(Some(&subject));
-    let event = RegistryEvent::ConfigSet {
-        subject: Some(subject),
-        compatibility: None,
-    };
+/// Stores a setting change on behalf of `by`; answers `answer` once it is stored.
+async fn store(r: &SchemaRegistry, by: &Actor, event: RegistryEvent, answer: Value) -> Response {
     match r.record(&by.audit_name(), event).await {
-        Ok(()) => reply(json!({"compatibilityLevel": old.as_str()})),
+        Ok(()) => reply(answer),
         Err(e) => failed(e),
     }
 }
@@ -519,58 +607,4 @@ fn parse_mode(body: &str) -> Result<Mode, Response> {
             "Invalid mode. Valid values are READWRITE, READONLY and IMPORT".into(),
         )
     })
-}
-
-async fn get_global_mode(State(r): Shared) -> Response {
-    reply(json!({"mode": r.read().mode(None).as_str()}))
-}
-
-async fn put_global_mode(State(r): Shared, By(by): By, body: String) -> Response {
-    set_mode(&r, &by, None, &body).await
-}
-
-async fn set_mode(r: &SchemaRegistry, by: &Actor, subject: Option<String>, body: &str) -> Response {
-    let mode = match parse_mode(body) {
-        Ok(m) => m,
-        Err(resp) => return resp,
-    };
-    let event = RegistryEvent::ModeSet {
-        subject,
-        mode: Some(mode),
-    };
-    match r.record(&by.audit_name(), event).await {
-        Ok(()) => reply(json!({"mode": mode.as_str()})),
-        Err(e) => failed(e),
-    }
-}
-
-async fn get_mode(State(r): Shared, Path(subject): Path<String>) -> Response {
-    reply(json!({"mode": r.read().mode(Some(&subject)).as_str()}))
-}
-
-async fn put_mode(
-    State(r): Shared,
-    By(by): By,
-    Path(subject): Path<String>,
-    body: String,
-) -> Response {
-    if let Some(refused) = owned(&r, &subject) {
-        return refused;
-    }
-    set_mode(&r, &by, Some(subject), &body).await
-}
-
-async fn delete_mode(State(r): Shared, By(by): By, Path(subject): Path<String>) -> Response {
-    if let Some(refused) = owned(&r, &subject) {
-        return refused;
-    }
-    let old = r.read().mode(Some(&subject));
-    let event = RegistryEvent::ModeSet {
-        subject: Some(subject),
-        mode: None,
-    };
-    match r.record(&by.audit_name(), event).await {
-        Ok(()) => reply(json!({"mode": old.as_str()})),
-        Err(e) => failed(e),
-    }
 }
