@@ -87,7 +87,7 @@ pub fn run(
     rt.block_on(async {
         let node = TestNode::start_in(tmp, NodeConfig::default()).await?;
         let (addr, services) = (node.addr, node.services().clone());
-        let (registry, gate) = (services.registry.clone(), services.gate.clone());
+        let (registry, gate) = (services.registry.clone(), node.node().gate.clone());
         let rules = vec![
             ("non_negative_amount".to_string(), "amount >= 0.0".to_string()),
             ("known_currency".to_string(), "currency in ['USD', 'EUR', 'GBP']".to_string()),

@@ -28,4 +28,4 @@ mod node;
 
 pub use config::NodeConfig;
 pub use error::NodeError;
-pub use node::{Node, NodeBuilder, Services};
+pub use node::{Node, NodeBuilder};

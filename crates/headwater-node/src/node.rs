@@ -29,37 +29,6 @@ use tokio::task::JoinHandle;
 
 use crate::{NodeConfig, NodeError};
 
-/// Every service of a running node, for tests and benchmarks that drive them in-process.
-#[derive(Debug, Clone)]
-pub struct Services {
-    /// The embedded log under everything.
-    pub log: Arc<Log>,
-    /// The Kafka front end.
-    pub broker: Arc<Broker>,
-    /// The schema registry's store.
-    pub registry: Arc<SchemaRegistry>,
-    /// The produce-time contract and quality check.
-    pub gate: Arc<ContractGate>,
-    /// Publish, read, replay and commit on people's and pipelines' behalf.
-    pub streams: Arc<StreamService>,
-    /// The pipeline engine and runtime.
-    pub pipelines: Arc<PipelineService>,
-    /// Freshness, lag and consistency.
-    pub status: Arc<StatusService>,
-    /// The tamper-evident trail of every change.
-    pub audit: Arc<AuditTrail>,
-    /// Plan and apply of domains.
-    pub domains: Arc<DomainService>,
-    /// What every domain declares and what the node has seen.
-    pub catalog: Arc<CatalogService>,
-    /// How data moves between streams, pipelines, tables and views.
-    pub lineage: Arc<LineageService>,
-    /// On a node with `[auth]`: sign-in and access decisions.
-    pub access: Option<Arc<NodeAccess>>,
-    /// `/metrics`.
-    pub metrics: Arc<NodeMetrics>,
-}
-
 /// How to start a node; [`Node::builder`] makes one with the defaults of `headwater serve`.
 #[derive(Debug, Clone)]
 pub struct NodeBuilder {
@@ -74,8 +43,14 @@ pub struct NodeBuilder {
 /// A running node: its listeners, its services, and how to stop it.
 #[derive(Debug)]
 pub struct Node {
-    /// Its services.
-    pub services: Services,
+    /// Its services, as the HTTP API serves them and tests and benchmarks drive them.
+    pub services: Api,
+    /// The embedded log under everything.
+    pub log: Arc<Log>,
+    /// The Kafka front end.
+    pub broker: Arc<Broker>,
+    /// The produce-time contract and quality check.
+    pub gate: Arc<ContractGate>,
     kafka_addr: SocketAddr,
     http_addr: SocketAddr,
     stop: watch::Sender<bool>,
@@ -124,7 +99,7 @@ impl Node {
     /// Closes the log: segments flushed and synced. Call after [`Node::stop`], once the
     /// runtime's remaining tasks are done with it.
     pub fn close(self) -> Result<(), NodeError> {
-        self.services.log.close()?;
+        self.log.close()?;
         Ok(())
     }
 
@@ -189,7 +164,7 @@ impl NodeBuilder {
             port,
             cluster_id: cluster_id(&log)?,
         };
-        let services = assemble(&log, config, identity, users)?;
+        let (services, broker, gate) = assemble(&log, config, identity, users)?;
         if let Some(dir) = &self.domains {
             apply_at_start(&services.domains, dir).await?;
         }
@@ -202,26 +177,21 @@ impl NodeBuilder {
         let until_stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let api = Api {
-            registry: services.registry.clone(),
-            domains: services.domains.clone(),
-            streams: services.streams.clone(),
-            pipelines: services.pipelines.clone(),
-            status: services.status.clone(),
-            audit: services.audit.clone(),
-            catalog: services.catalog.clone(),
-            lineage: services.lineage.clone(),
-            metrics: services.metrics.clone(),
-            access: services.access.clone(),
-        };
-        let http = tokio::spawn(api.serve(http_listener, until_stopped(stopped.clone())));
+        let http = tokio::spawn(
+            services
+                .clone()
+                .serve(http_listener, until_stopped(stopped.clone())),
+        );
         let kafka = tokio::spawn(headwater_kafka::serve(
-            services.broker.clone(),
+            broker.clone(),
             kafka_listener,
             until_stopped(stopped),
         ));
         Ok(Node {
             services,
+            log,
+            broker,
+            gate,
             kafka_addr,
             http_addr,
             stop,
@@ -231,13 +201,14 @@ impl NodeBuilder {
     }
 }
 
-/// Builds every service over `log`, in the order the module doc draws.
+/// Builds every service over `log`, in the order the module doc draws: the services, the
+/// Kafka front end and the contract gate.
 fn assemble(
     log: &Arc<Log>,
     config: &NodeConfig,
     identity: NodeIdentity,
     users: Option<headwater_auth::Users>,
-) -> Result<Services, NodeError> {
+) -> Result<(Api, Arc<Broker>, Arc<ContractGate>), NodeError> {
     let audit = Arc::new(AuditTrail::open(log)?);
     let registry = Arc::new(SchemaRegistry::open(log, audit.clone())?);
     let gate = Arc::new(ContractGate::new(registry.clone()));
@@ -314,21 +285,19 @@ fn assemble(
         status.clone(),
         pipelines.clone(),
     ));
-    Ok(Services {
-        log: log.clone(),
-        broker,
+    let services = Api {
         registry,
-        gate,
+        domains,
         streams,
         pipelines,
         status,
         audit,
-        domains,
         catalog,
         lineage,
-        access,
         metrics,
-    })
+        access,
+    };
+    Ok((services, broker, gate))
 }
 
 async fn bind(

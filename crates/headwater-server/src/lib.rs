@@ -60,34 +60,30 @@ impl Api {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let Api {
-            registry,
-            domains,
-            streams,
-            pipelines,
-            status,
-            audit,
-            catalog,
-            lineage,
-            metrics,
-            access,
-        } = self;
-        let mut api = routes::registry::router(registry)
-            .merge(routes::domains::router(domains))
-            .merge(routes::streams::router(streams))
-            .merge(routes::pipelines::router(pipelines.clone()))
-            .merge(routes::status::router(status))
-            .merge(routes::audit::router(audit))
-            .merge(routes::catalog::router(catalog))
-            .merge(routes::lineage::router(lineage))
-            .merge(routes::metrics::router(metrics));
-        let mut lookups = routes::pipelines::lookups_router(pipelines.clone());
-        if let Some(a) = &access {
+        let mut api = routes::registry::router(self.registry)
+            .merge(routes::domains::router(self.domains))
+            .merge(routes::streams::router(self.streams))
+            .merge(routes::pipelines::router(self.pipelines.clone()))
+            .merge(routes::status::router(self.status))
+            .merge(routes::audit::router(self.audit))
+            .merge(routes::catalog::router(self.catalog))
+            .merge(routes::lineage::router(self.lineage))
+            .merge(routes::metrics::router(self.metrics));
+        let mut lookups = routes::pipelines::lookups_router(self.pipelines.clone());
+        if let Some(a) = &self.access {
             let layer = axum::middleware::from_fn_with_state(a.clone(), sign_in::layer);
             // Only its own routes: everything else falls through to `api`, which checks it.
             lookups = lookups.route_layer(layer.clone());
             api = api.layer(layer);
         }
-        http::serve(pipelines, access, lookups, api, listener, shutdown).await
+        http::serve(
+            self.pipelines,
+            self.access,
+            lookups,
+            api,
+            listener,
+            shutdown,
+        )
+        .await
     }
 }

@@ -28,4 +28,4 @@ pub use node::TestNode;
 pub use process::{free_port, NodeProcess};
 pub use wait::wait_for;
 
-pub use headwater_node::{Node, NodeConfig, Services};
+pub use headwater_node::{Node, NodeConfig};

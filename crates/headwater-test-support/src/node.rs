@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use headwater_log::Log;
-use headwater_node::{Node, NodeBuilder, NodeConfig, Services};
+use headwater_node::{Node, NodeBuilder, NodeConfig};
+use headwater_server::Api;
 
 use crate::Client;
 
@@ -53,15 +54,20 @@ impl TestNode {
         Ok(TestNode {
             addr: node.kafka_addr(),
             http: node.http_addr(),
-            log: node.services.log.clone(),
+            log: node.log.clone(),
             node,
             dir,
         })
     }
 
     /// Every service of the node.
-    pub fn services(&self) -> &Services {
+    pub fn services(&self) -> &Api {
         &self.node.services
+    }
+
+    /// The node itself: its log, Kafka front end and contract gate beside its services.
+    pub fn node(&self) -> &Node {
+        &self.node
     }
 
     /// The node's data directory.

@@ -61,7 +61,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     tracing::info!("shutting down: closing segments");
-    let dir = node.services.log.dir().display().to_string();
+    let dir = node.log.dir().display().to_string();
     node.close()
         .with_context(|| format!("closing the log in {dir}"))?;
     Ok(ExitCode::SUCCESS)

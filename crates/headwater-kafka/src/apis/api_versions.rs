@@ -9,7 +9,7 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::ResponseError;
 
-use super::{Api, Call, Coded, SERVED};
+use super::{Api, Call, SERVED};
 use crate::sasl::SIGN_IN_APIS;
 
 /// ApiVersions (KIP-511 answers from v3; the connection answers a version it does not know).
@@ -18,10 +18,6 @@ impl Api for ApiVersionsRequest {
 
     async fn handle(self, call: &Call<'_>) -> Option<ApiVersionsResponse> {
         Some(response(None, call.broker.authorizer().is_some()))
-    }
-
-    fn unsupported() -> ApiVersionsResponse {
-        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
-use kafka_protocol::ResponseError;
 
-use super::{Api, Call, Coded};
+use super::{Api, Call};
 use crate::Broker;
 
 /// DescribeCluster.
@@ -16,10 +15,6 @@ impl Api for DescribeClusterRequest {
 
     async fn handle(self, call: &Call<'_>) -> Option<DescribeClusterResponse> {
         Some(describe_cluster(call.broker))
-    }
-
-    fn unsupported() -> DescribeClusterResponse {
-        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

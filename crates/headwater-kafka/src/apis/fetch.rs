@@ -11,7 +11,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 
-use super::{client_topic, Api, Call, Coded};
+use super::{client_topic, Api, Call};
 use crate::authorize::{answer_topics, Checked, Guard, Refused};
 use crate::error::log_error_code;
 use crate::Broker;
@@ -50,10 +50,6 @@ impl Api for FetchRequest {
                     )
             }));
         response
-    }
-
-    fn unsupported() -> FetchResponse {
-        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::{Api, Call, Coded};
+use super::{Api, Call};
 use crate::authorize::{Checked, Guard};
 use crate::Broker;
 
@@ -61,10 +61,6 @@ impl Api for FindCoordinatorRequest {
 
     async fn handle(self, call: &Call<'_>) -> Option<FindCoordinatorResponse> {
         Some(find_coordinator(call.broker, self, call.version))
-    }
-
-    fn unsupported() -> FindCoordinatorResponse {
-        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

@@ -4,9 +4,8 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
-use kafka_protocol::ResponseError;
 
-use super::{error_code, Api, Call, Coded};
+use super::{error_code, Api, Call};
 use crate::authorize::{Checked, Guard};
 use crate::Broker;
 
@@ -21,10 +20,6 @@ impl Api for HeartbeatRequest {
 
     async fn handle(self, call: &Call<'_>) -> Option<HeartbeatResponse> {
         Some(heartbeat(call.broker, self))
-    }
-
-    fn unsupported() -> HeartbeatResponse {
-        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
-use super::{Api, Call, Coded};
+use super::{Api, Call};
 use crate::Broker;
 
 /// InitProducerId for idempotent producers.
@@ -15,10 +15,6 @@ impl Api for InitProducerIdRequest {
 
     async fn handle(self, call: &Call<'_>) -> Option<InitProducerIdResponse> {
         Some(init_producer_id(call.broker, self))
-    }
-
-    fn unsupported() -> InitProducerIdResponse {
-        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

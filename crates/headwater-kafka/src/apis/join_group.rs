@@ -7,7 +7,7 @@ use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::ResponseError;
 
-use super::{error_code, Api, Call, Coded};
+use super::{error_code, Api, Call};
 use crate::authorize::{Checked, Guard};
 use crate::Broker;
 
@@ -25,10 +25,6 @@ impl Api for JoinGroupRequest {
 
     async fn handle(self, call: &Call<'_>) -> Option<JoinGroupResponse> {
         Some(join(call.broker, self, call.version, call.client_id, call.peer).await)
-    }
-
-    fn unsupported() -> JoinGroupResponse {
-        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

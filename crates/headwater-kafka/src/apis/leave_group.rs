@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
-use kafka_protocol::ResponseError;
 
-use super::{error_code, Api, Call, Coded};
+use super::{error_code, Api, Call};
 use crate::authorize::{Checked, Guard};
 use crate::Broker;
 
@@ -22,10 +21,6 @@ impl Api for LeaveGroupRequest {
 
     async fn handle(self, call: &Call<'_>) -> Option<LeaveGroupResponse> {
         Some(leave(call.broker, self, call.version))
-    }
-
-    fn unsupported() -> LeaveGroupResponse {
-        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

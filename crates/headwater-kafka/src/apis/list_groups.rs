@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
-use kafka_protocol::ResponseError;
 
-use super::{Api, Call, Coded};
+use super::{Api, Call};
 use crate::authorize::{Guard, Refused};
 use crate::Broker;
 
@@ -24,10 +23,6 @@ impl Api for ListGroupsRequest {
             .groups
             .retain(|g| guard.group_visible(&g.group_id.0));
         response
-    }
-
-    fn unsupported() -> ListGroupsResponse {
-        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

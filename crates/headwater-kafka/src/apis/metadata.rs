@@ -10,7 +10,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::ResponseError;
 
-use super::{client_topic, Api, Call, Coded, INTERNAL_PREFIX};
+use super::{client_topic, Api, Call, INTERNAL_PREFIX};
 use crate::authorize::{answer_topics, Checked, Guard, Refused};
 use crate::Broker;
 
@@ -54,10 +54,6 @@ impl Api for MetadataRequest {
                 .with_error_code(ResponseError::TopicAuthorizationFailed.code())
         }));
         response
-    }
-
-    fn unsupported() -> MetadataResponse {
-        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

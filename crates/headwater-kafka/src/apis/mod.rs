@@ -85,12 +85,6 @@ pub(crate) trait Api: Request<Response: Default + Send> + Send {
         let _ = (guard, refused);
         response
     }
-
-    /// The answer to a version outside `SUPPORTED_VERSIONS`: UNSUPPORTED_VERSION where the
-    /// response has a top-level error code, else an empty response.
-    fn unsupported() -> Self::Response {
-        Self::Response::default()
-    }
 }
 
 /// A response with a top-level error code: how a request refused or unsupported as a whole is
@@ -99,31 +93,6 @@ pub(crate) trait Coded: Default {
     /// The response carrying only `error`.
     fn coded(error: ResponseError) -> Self;
 }
-
-macro_rules! coded {
-    ($($response:ident),* $(,)?) => {
-        $(impl Coded for kafka_protocol::messages::$response {
-            fn coded(error: ResponseError) -> Self {
-                Self::default().with_error_code(error.code())
-            }
-        })*
-    };
-}
-
-coded!(
-    ApiVersionsResponse,
-    DescribeClusterResponse,
-    FetchResponse,
-    FindCoordinatorResponse,
-    HeartbeatResponse,
-    InitProducerIdResponse,
-    JoinGroupResponse,
-    LeaveGroupResponse,
-    ListGroupsResponse,
-    MetadataResponse,
-    OffsetFetchResponse,
-    SyncGroupResponse,
-);
 
 /// A request of an API this front end serves, as the node sends it to itself with
 /// [`Broker::request`](crate::Broker::request).
@@ -178,12 +147,38 @@ async fn serve<R: Api>(
     }
 }
 
+/// `impl Coded` for a response the list marks `coded`.
+macro_rules! coded_response {
+    ($response:ident) => {};
+    ($response:ident, coded) => {
+        impl Coded for kafka_protocol::messages::$response {
+            fn coded(error: ResponseError) -> Self {
+                Self::default().with_error_code(error.code())
+            }
+        }
+    };
+}
+
+/// The answer to a version outside an API's range: UNSUPPORTED_VERSION where its response has
+/// a top-level error code (`coded`), else an empty response.
+macro_rules! unsupported {
+    ($response:ident) => {
+        kafka_protocol::messages::$response::default()
+    };
+    ($response:ident, coded) => {
+        <kafka_protocol::messages::$response as Coded>::coded(ResponseError::UnsupportedVersion)
+    };
+}
+
 /// Derives from the one list of APIs, in its order (the order ApiVersions answers in):
-/// `SERVED`, `dispatch` and `unsupported_response`. Each entry is `Name(NameRequest)`: the
-/// API's name in `kafka-protocol` (its `ApiKey`, `RequestKind` and `ResponseKind` variant) and
-/// its request type, which implements [`Api`] in the API's module.
+/// `SERVED`, `dispatch`, `unsupported_response` and [`InProcess`]. Each entry is
+/// `Name(NameRequest => NameResponse)`: the API's name in `kafka-protocol` (its `ApiKey`,
+/// `RequestKind` and `ResponseKind` variant), its request type, which implements [`Api`] in the
+/// API's module, and its response type, marked `coded` when it has a top-level error code.
 macro_rules! apis {
-    ($($api:ident($request:ident),)*) => {
+    ($($api:ident($request:ident => $response:ident $(, $coded:ident)?),)*) => {
+        $(coded_response!($response $(, $coded)?);)*
+
         /// Every API served, with its version range, in the order ApiVersions lists them.
         pub(crate) const SERVED: &[(ApiKey, i16, i16)] = &[$((
             ApiKey::$api,
@@ -229,7 +224,7 @@ macro_rules! apis {
         /// a top-level error code.
         pub(crate) fn unsupported_response(key: ApiKey) -> ResponseKind {
             match key {
-                $(ApiKey::$api => ResponseKind::$api(<$request as Api>::unsupported()),)*
+                $(ApiKey::$api => ResponseKind::$api(unsupported!($response $(, $coded)?)),)*
                 _ => ResponseKind::ApiVersions(
                     ApiVersionsResponse::default()
                         .with_error_code(ResponseError::UnsupportedVersion.code()),
@@ -240,28 +235,28 @@ macro_rules! apis {
 }
 
 apis! {
-    Produce(ProduceRequest),
-    Fetch(FetchRequest),
-    ListOffsets(ListOffsetsRequest),
-    Metadata(MetadataRequest),
-    OffsetCommit(OffsetCommitRequest),
-    OffsetFetch(OffsetFetchRequest),
-    FindCoordinator(FindCoordinatorRequest),
-    JoinGroup(JoinGroupRequest),
-    Heartbeat(HeartbeatRequest),
-    LeaveGroup(LeaveGroupRequest),
-    SyncGroup(SyncGroupRequest),
-    DescribeGroups(DescribeGroupsRequest),
-    ListGroups(ListGroupsRequest),
-    ApiVersions(ApiVersionsRequest),
-    CreateTopics(CreateTopicsRequest),
-    DeleteTopics(DeleteTopicsRequest),
-    InitProducerId(InitProducerIdRequest),
-    DescribeConfigs(DescribeConfigsRequest),
-    CreatePartitions(CreatePartitionsRequest),
-    DeleteGroups(DeleteGroupsRequest),
-    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
-    DescribeCluster(DescribeClusterRequest),
+    Produce(ProduceRequest => ProduceResponse),
+    Fetch(FetchRequest => FetchResponse, coded),
+    ListOffsets(ListOffsetsRequest => ListOffsetsResponse),
+    Metadata(MetadataRequest => MetadataResponse, coded),
+    OffsetCommit(OffsetCommitRequest => OffsetCommitResponse),
+    OffsetFetch(OffsetFetchRequest => OffsetFetchResponse, coded),
+    FindCoordinator(FindCoordinatorRequest => FindCoordinatorResponse, coded),
+    JoinGroup(JoinGroupRequest => JoinGroupResponse, coded),
+    Heartbeat(HeartbeatRequest => HeartbeatResponse, coded),
+    LeaveGroup(LeaveGroupRequest => LeaveGroupResponse, coded),
+    SyncGroup(SyncGroupRequest => SyncGroupResponse, coded),
+    DescribeGroups(DescribeGroupsRequest => DescribeGroupsResponse),
+    ListGroups(ListGroupsRequest => ListGroupsResponse, coded),
+    ApiVersions(ApiVersionsRequest => ApiVersionsResponse, coded),
+    CreateTopics(CreateTopicsRequest => CreateTopicsResponse),
+    DeleteTopics(DeleteTopicsRequest => DeleteTopicsResponse),
+    InitProducerId(InitProducerIdRequest => InitProducerIdResponse, coded),
+    DescribeConfigs(DescribeConfigsRequest => DescribeConfigsResponse),
+    CreatePartitions(CreatePartitionsRequest => CreatePartitionsResponse),
+    DeleteGroups(DeleteGroupsRequest => DeleteGroupsResponse),
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse),
+    DescribeCluster(DescribeClusterRequest => DescribeClusterResponse, coded),
 }
 
 fn api_key_of(r: &RequestKind) -> ApiKey {

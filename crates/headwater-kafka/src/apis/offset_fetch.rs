@@ -10,7 +10,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::ResponseError;
 
-use super::{Api, Call, Coded};
+use super::{Api, Call};
 use crate::authorize::{Checked, Guard};
 use crate::groups::store::Committed;
 use crate::Broker;
@@ -58,10 +58,6 @@ impl Api for OffsetFetchRequest {
 
     async fn handle(self, call: &Call<'_>) -> Option<OffsetFetchResponse> {
         Some(offset_fetch(call.broker, self, call.version))
-    }
-
-    fn unsupported() -> OffsetFetchResponse {
-        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 

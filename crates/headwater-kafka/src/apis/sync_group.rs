@@ -4,9 +4,8 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
-use kafka_protocol::ResponseError;
 
-use super::{error_code, Api, Call, Coded};
+use super::{error_code, Api, Call};
 use crate::authorize::{Checked, Guard};
 use crate::Broker;
 
@@ -21,10 +20,6 @@ impl Api for SyncGroupRequest {
 
     async fn handle(self, call: &Call<'_>) -> Option<SyncGroupResponse> {
         Some(sync(call.broker, self).await)
-    }
-
-    fn unsupported() -> SyncGroupResponse {
-        Coded::coded(ResponseError::UnsupportedVersion)
     }
 }
 
