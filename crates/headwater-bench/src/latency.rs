@@ -17,7 +17,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-pub fn run(dir: &Path, producers: usize, per_producer: usize) -> anyhow::Result<()> {
+pub(crate) fn run(dir: &Path, producers: usize, per_producer: usize) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir_in(dir)?;
     // Baseline: append 200 bytes and fdatasync, once before and once after the produce runs so
     // a drift in the disk's speed during the run shows in both.

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use headwater_log::{FsyncPolicy, Log, LogConfig};
 
-pub fn run(
+pub(crate) fn run(
     dir: &Path,
     records: usize,
     record_bytes: usize,

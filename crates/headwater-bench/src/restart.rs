@@ -92,7 +92,7 @@ fn drop_caches() -> bool {
     std::fs::write("/proc/sys/vm/drop_caches", b"3\n").is_ok()
 }
 
-pub fn run(dir: &Path, gib: u64, bin: &Path, keep: Option<PathBuf>) -> anyhow::Result<()> {
+pub(crate) fn run(dir: &Path, gib: u64, bin: &Path, keep: Option<PathBuf>) -> anyhow::Result<()> {
     anyhow::ensure!(
         bin.exists(),
         "{} not found: run `cargo build --release` first",

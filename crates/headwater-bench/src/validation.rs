@@ -74,7 +74,7 @@ async fn produce_all(c: &mut Client, topic: &str, batches: &[Bytes]) -> anyhow::
     Ok(t.elapsed())
 }
 
-pub fn run(
+pub(crate) fn run(
     dir: &std::path::Path,
     records: usize,
     rounds: usize,

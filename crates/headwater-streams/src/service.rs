@@ -112,7 +112,7 @@ impl StreamError {
 /// message (a contract refusal names the record, the rule and the contract version).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", message.clone().unwrap_or_else(|| format!("error code {code}")))]
-pub struct PartitionRefused {
+pub(crate) struct PartitionRefused {
     /// The Kafka error code.
     pub code: i16,
     /// What the front end said, when it said something.

@@ -11,7 +11,7 @@ use crate::output::Output;
 
 /// Prints the trail, oldest first: one line per entry, or the entries as JSON lines (the form
 /// `audit verify --file` checks).
-pub fn log(
+pub(crate) fn log(
     domain: Option<&str>,
     action: Option<&str>,
     output: Output,
@@ -62,7 +62,7 @@ pub fn log(
 
 /// Checks the node's trail, or an exported one (`audit log --json` lines) with `file`; exits 1
 /// naming every problem.
-pub fn check(
+pub(crate) fn check(
     file: Option<&std::path::Path>,
     url: &str,
     output: Output,

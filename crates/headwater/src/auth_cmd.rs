@@ -8,7 +8,7 @@ use headwater_auth::{AuthConfig, NewPrincipal};
 use crate::output::Output;
 
 /// Prints a new principal's config entry and, once, its secrets.
-pub fn principal(
+pub(crate) fn principal(
     name: &str,
     groups: &[String],
     password_env: Option<&str>,

@@ -9,7 +9,7 @@ use crate::node_http;
 use crate::output::Output;
 
 /// Prints every domain with its streams, fields and pipelines; with a query, what matches it.
-pub fn catalog(query: Option<&str>, output: Output, url: &str) -> anyhow::Result<ExitCode> {
+pub(crate) fn catalog(query: Option<&str>, output: Output, url: &str) -> anyhow::Result<ExitCode> {
     let path = match query {
         Some(q) => format!("/v1/catalog?q={}", node_http::encode(q)),
         None => "/v1/catalog".to_string(),

@@ -8,7 +8,7 @@ use headwater_domains::load_dir;
 
 use crate::output::Output;
 
-pub fn run(dir: &Path, url: &str, apply: bool, output: Output) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(dir: &Path, url: &str, apply: bool, output: Output) -> anyhow::Result<ExitCode> {
     let domains = match load_dir(dir) {
         Ok(d) => d,
         Err(errors) => {

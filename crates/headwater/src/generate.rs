@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::node_http;
 
 #[derive(Debug, clap::Args)]
-pub struct GenerateArgs {
+pub(crate) struct GenerateArgs {
     /// Settled transactions to publish (refunds and clicks follow in proportion).
     #[arg(long, default_value_t = 10_000)]
     count: usize,
@@ -124,7 +124,7 @@ fn publish(url: &str, stream: &str, events: &[Value]) -> anyhow::Result<(u64, u6
     Ok((o["published"].as_u64().unwrap_or(0), refused + dead))
 }
 
-pub fn run(args: &GenerateArgs, url: &str) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &GenerateArgs, url: &str) -> anyhow::Result<ExitCode> {
     let now_ms = headwater_log::now_ms();
     let mut g = Gen {
         rng: fastrand::Rng::with_seed(args.seed),

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::node_http;
 use crate::output::LineageOutput;
 
-pub fn lineage(
+pub(crate) fn lineage(
     name: &str,
     upstream: bool,
     output: LineageOutput,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use headwater_log::inspect::{format_batch, scan_file, segment_files};
 
-pub fn inspect(path: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn inspect(path: &Path) -> anyhow::Result<ExitCode> {
     let files = segment_files(path)?;
     if files.is_empty() {
         anyhow::bail!("no segment files (*.log) under {}", path.display());
@@ -26,7 +26,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub fn verify(path: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn verify(path: &Path) -> anyhow::Result<ExitCode> {
     let files = segment_files(path)?;
     if files.is_empty() {
         anyhow::bail!("no segment files (*.log) under {}", path.display());

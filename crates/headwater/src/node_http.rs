@@ -3,7 +3,7 @@
 use anyhow::Context;
 use serde_json::Value;
 
-pub fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -12,7 +12,7 @@ pub fn agent() -> ureq::Agent {
 
 /// `Authorization: Bearer $HEADWATER_TOKEN` when the variable is set: a node with an `[auth]`
 /// config answers 401 without it.
-pub fn signed<B>(req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+pub(crate) fn signed<B>(req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
     match std::env::var("HEADWATER_TOKEN") {
         Ok(token) if !token.is_empty() => req.header("authorization", format!("Bearer {token}")),
         _ => req,
@@ -25,7 +25,12 @@ fn unreachable(url: &str) -> String {
 
 /// POSTs `body` to `url` + `path` and returns the JSON answer; a non-2xx answer is an error
 /// carrying the node's message.
-pub fn post(url: &str, path: &str, content_type: &str, body: String) -> anyhow::Result<Value> {
+pub(crate) fn post(
+    url: &str,
+    path: &str,
+    content_type: &str,
+    body: String,
+) -> anyhow::Result<Value> {
     let full = format!("{}{path}", url.trim_end_matches('/'));
     let mut resp = signed(agent().post(&full))
         .header("content-type", content_type)
@@ -50,7 +55,7 @@ pub fn post(url: &str, path: &str, content_type: &str, body: String) -> anyhow::
 }
 
 /// GETs `url` + `path` and returns the JSON answer, whatever its status.
-pub fn get_json(url: &str, path: &str) -> anyhow::Result<Value> {
+pub(crate) fn get_json(url: &str, path: &str) -> anyhow::Result<Value> {
     let full = format!("{}{path}", url.trim_end_matches('/'));
     let text = signed(agent().get(&full))
         .call()
@@ -61,7 +66,7 @@ pub fn get_json(url: &str, path: &str) -> anyhow::Result<Value> {
 }
 
 /// [`get_json`], with an answer carrying `error` (the node's refusal) turned into an error.
-pub fn get_answer(url: &str, path: &str) -> anyhow::Result<Value> {
+pub(crate) fn get_answer(url: &str, path: &str) -> anyhow::Result<Value> {
     let answer = get_json(url, path)?;
     if let Some(e) = answer.get("error").and_then(Value::as_str) {
         anyhow::bail!("{e}");
@@ -70,7 +75,7 @@ pub fn get_answer(url: &str, path: &str) -> anyhow::Result<Value> {
 }
 
 /// Opens a GET whose body is read as it arrives (server-sent events).
-pub fn stream(url: &str, path: &str) -> anyhow::Result<ureq::Body> {
+pub(crate) fn stream(url: &str, path: &str) -> anyhow::Result<ureq::Body> {
     let full = format!("{}{path}", url.trim_end_matches('/'));
     let mut resp = signed(agent().get(&full))
         .header("accept", "text/event-stream")
@@ -89,7 +94,7 @@ pub fn stream(url: &str, path: &str) -> anyhow::Result<ureq::Body> {
 }
 
 /// What to do after one server-sent event.
-pub enum Next<T> {
+pub(crate) enum Next<T> {
     /// Read the next event.
     More,
     /// Stop reading, with this result.
@@ -99,7 +104,7 @@ pub enum Next<T> {
 /// Reads server-sent events (`event:` and `data:` lines, a blank line ending each) from
 /// `reader` and hands each to `on` as (type, data) until it says `Done`; `None` when the stream
 /// ended first. `what` names the stream in errors.
-pub fn sse_events<T>(
+pub(crate) fn sse_events<T>(
     reader: impl std::io::BufRead,
     what: &str,
     mut on: impl FnMut(&str, &str) -> anyhow::Result<Next<T>>,
@@ -124,7 +129,10 @@ pub fn sse_events<T>(
 
 /// Writes a command's whole output to stdout; a reader that went away (`| head`) is not an
 /// error.
-pub fn print(text: &str, code: std::process::ExitCode) -> anyhow::Result<std::process::ExitCode> {
+pub(crate) fn print(
+    text: &str,
+    code: std::process::ExitCode,
+) -> anyhow::Result<std::process::ExitCode> {
     use std::io::Write;
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
@@ -133,7 +141,7 @@ pub fn print(text: &str, code: std::process::ExitCode) -> anyhow::Result<std::pr
 }
 
 /// Percent-encodes a query value.
-pub fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 
 /// Where the node's HTTP API is: every command but `serve`, `auth` and `log` talks to it.
 #[derive(Debug, Clone, Args)]
-pub struct NodeArgs {
+pub(crate) struct NodeArgs {
     /// The node's HTTP API.
     #[arg(long, env = "HEADWATER_URL", default_value = "http://127.0.0.1:8081")]
     pub url: String,
@@ -13,7 +13,7 @@ pub struct NodeArgs {
 
 /// How a read command prints its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum Output {
+pub(crate) enum Output {
     /// For people: lines and tables.
     #[default]
     Text,
@@ -23,7 +23,7 @@ pub enum Output {
 
 /// `--output text|json`.
 #[derive(Debug, Clone, Args)]
-pub struct OutputArgs {
+pub(crate) struct OutputArgs {
     /// How to print: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -34,7 +34,7 @@ pub struct OutputArgs {
 
 impl OutputArgs {
     /// The format asked for.
-    pub fn get(&self) -> Output {
+    pub(crate) fn get(&self) -> Output {
         if self.json {
             Output::Json
         } else {
@@ -45,7 +45,7 @@ impl OutputArgs {
 
 /// How `headwater sql` prints rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SqlOutput {
+pub(crate) enum SqlOutput {
     /// A table for people, with the row count.
     #[value(alias = "table")]
     Text,
@@ -57,7 +57,7 @@ pub enum SqlOutput {
 
 /// How `headwater lineage` prints the graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LineageOutput {
+pub(crate) enum LineageOutput {
     /// One edge per line, for people.
     Text,
     /// The node's answer: every edge as JSON.

@@ -26,7 +26,7 @@ fn csv_field(s: &str) -> String {
 }
 
 /// Runs SQL over the node's streams and tables and prints the result.
-pub fn sql(query: &str, format: SqlOutput, url: &str) -> anyhow::Result<ExitCode> {
+pub(crate) fn sql(query: &str, format: SqlOutput, url: &str) -> anyhow::Result<ExitCode> {
     let answer = node_http::post(url, "/v1/sql", "text/plain", query.to_string())?;
     let columns: Vec<String> = answer["columns"]
         .as_array()
@@ -88,7 +88,7 @@ fn pipeline_path(pipeline: &str) -> anyhow::Result<String> {
 }
 
 /// Runs a batch pipeline now, with a progress bar, and prints what it wrote.
-pub fn run(pipeline: &str, url: &str, output: Output) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(pipeline: &str, url: &str, output: Output) -> anyhow::Result<ExitCode> {
     let path = format!("{}/run", pipeline_path(pipeline)?);
     follow_progress(pipeline, &path, url, output, |r| {
         format!(
@@ -102,7 +102,7 @@ pub fn run(pipeline: &str, url: &str, output: Output) -> anyhow::Result<ExitCode
 }
 
 /// Rebuilds a table or view from its inputs, with a progress bar.
-pub fn rebuild(name: &str, url: &str, output: Output) -> anyhow::Result<ExitCode> {
+pub(crate) fn rebuild(name: &str, url: &str, output: Output) -> anyhow::Result<ExitCode> {
     let path = pipeline_path(name)?.replace("/v1/pipelines/", "/v1/rebuild/");
     follow_progress(name, &path, url, output, |r| {
         format!(
@@ -186,7 +186,7 @@ fn follow_progress(
 
 /// Prints the features of `keys` in `view` (DOMAIN.VIEW), one JSON line per key; exits 1 if
 /// any key has no events.
-pub fn view_get(view: &str, keys: &[String], url: &str) -> anyhow::Result<ExitCode> {
+pub(crate) fn view_get(view: &str, keys: &[String], url: &str) -> anyhow::Result<ExitCode> {
     let path = pipeline_path(view)?.replace("/v1/pipelines/", "/v1/views/");
     let answer = node_http::post(
         url,
@@ -214,7 +214,7 @@ pub fn view_get(view: &str, keys: &[String], url: &str) -> anyhow::Result<ExitCo
 }
 
 /// Lists served views.
-pub fn view_list(url: &str, output: Output) -> anyhow::Result<ExitCode> {
+pub(crate) fn view_list(url: &str, output: Output) -> anyhow::Result<ExitCode> {
     let list = node_http::get_json(url, "/v1/views")?;
     if output == Output::Json {
         println!("{list}");
@@ -290,7 +290,7 @@ fn state_text(p: &Value) -> String {
 }
 
 /// Lists every deployed pipeline with its state.
-pub fn list(url: &str, output: Output) -> anyhow::Result<ExitCode> {
+pub(crate) fn list(url: &str, output: Output) -> anyhow::Result<ExitCode> {
     let answer = node_http::get_answer(url, "/v1/pipelines")?;
     if output == Output::Json {
         println!("{answer}");
@@ -327,7 +327,7 @@ pub fn list(url: &str, output: Output) -> anyhow::Result<ExitCode> {
 }
 
 /// Per domain: each stream's end, freshness and subscribers with their lag; then pipelines.
-pub fn status(url: &str, output: Output) -> anyhow::Result<ExitCode> {
+pub(crate) fn status(url: &str, output: Output) -> anyhow::Result<ExitCode> {
     let streams = node_http::get_json(url, "/v1/status")?;
     let pipelines = node_http::get_json(url, "/v1/pipelines")?;
     if output == Output::Json {

@@ -10,7 +10,7 @@ use headwater_node::{Node, NodeConfig};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Where topics, segments and state live.
     #[arg(long, default_value = "./headwater-data", env = "HEADWATER_DATA_DIR")]
     data_dir: PathBuf,
@@ -28,7 +28,7 @@ pub struct ServeArgs {
     config: Option<PathBuf>,
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

@@ -35,7 +35,7 @@ fn lines_of<'a>(outcome: &'a Value, key: &str) -> impl Iterator<Item = (u64, &'a
 }
 
 /// Reads JSON lines on stdin and publishes them; prints every refused line with its number.
-pub fn publish(stream: &str, url: &str, output: Output) -> anyhow::Result<ExitCode> {
+pub(crate) fn publish(stream: &str, url: &str, output: Output) -> anyhow::Result<ExitCode> {
     let path = format!("{}/events", stream_path(stream)?);
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
@@ -103,7 +103,7 @@ pub fn publish(stream: &str, url: &str, output: Output) -> anyhow::Result<ExitCo
 }
 
 #[derive(Debug, clap::Args)]
-pub struct TailArgs {
+pub(crate) struct TailArgs {
     /// DOMAIN.STREAM, e.g. payments.transaction_settled (its dead letters: ...transaction_settled.dlq)
     stream: String,
     /// Where to start in each partition: earliest, latest or an offset.
@@ -144,7 +144,7 @@ fn query(args: &TailArgs) -> String {
 }
 
 /// Prints a stream's events as JSON lines (values decoded from Avro or JSON).
-pub fn tail(args: &TailArgs, url: &str) -> anyhow::Result<ExitCode> {
+pub(crate) fn tail(args: &TailArgs, url: &str) -> anyhow::Result<ExitCode> {
     let path = format!("{}/events?{}", stream_path(&args.stream)?, query(args));
     let body = node_http::stream(url, &path)?;
     let reader = std::io::BufReader::new(body.into_reader());
@@ -171,7 +171,7 @@ pub fn tail(args: &TailArgs, url: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// Re-submits a stream's dead letters; prints what is still invalid.
-pub fn replay(
+pub(crate) fn replay(
     stream: &str,
     from: Option<i64>,
     url: &str,

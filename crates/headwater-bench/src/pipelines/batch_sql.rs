@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::percentile;
 
-pub fn batch_sql(
+pub(crate) fn batch_sql(
     dir: &Path,
     bin: &Path,
     rows: u64,

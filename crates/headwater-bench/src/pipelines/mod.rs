@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 
 use headwater_test_support::{batch, Client, Http};
 
-pub use batch_sql::batch_sql;
-pub use stream_throughput::stream_throughput;
-pub use view_latency::view_latency;
-pub use view_lookup::view_lookup;
+pub(crate) use batch_sql::batch_sql;
+pub(crate) use stream_throughput::stream_throughput;
+pub(crate) use view_latency::view_latency;
+pub(crate) use view_lookup::view_lookup;
 
 pub(crate) fn settled(i: u64, customers: u64) -> Vec<u8> {
     let amount = (i * 7919 % 100_000) as f64 / 100.0;

@@ -69,7 +69,7 @@ fn backlog_time(http: &mut Http, name: &str, total: u64) -> anyhow::Result<Durat
     Ok(t0.elapsed())
 }
 
-pub fn stream_throughput(dir: &Path, bin: &Path, records: u64) -> anyhow::Result<()> {
+pub(crate) fn stream_throughput(dir: &Path, bin: &Path, records: u64) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir_in(dir)?;
     let domains = tmp.path().join("domains");
     domains_subset(&domains, &["payments", "marketing", "finance", "ml"], false)?;

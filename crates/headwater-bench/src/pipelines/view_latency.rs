@@ -7,7 +7,7 @@ use headwater_test_support::{batch, Client, Http, NodeProcess};
 
 use super::{percentile, runtime};
 
-pub fn view_latency(dir: &Path, bin: &Path, samples: usize) -> anyhow::Result<()> {
+pub(crate) fn view_latency(dir: &Path, bin: &Path, samples: usize) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir_in(dir)?;
     let node = NodeProcess::start(bin, tmp.path(), Some(Path::new("examples/domains")))?;
     let rt = runtime()?;

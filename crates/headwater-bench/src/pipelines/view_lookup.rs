@@ -157,7 +157,7 @@ fn load<C: Send + 'static>(
     Ok((all, rate))
 }
 
-pub fn view_lookup(
+pub(crate) fn view_lookup(
     dir: &Path,
     bin: &Path,
     customers: u64,
