@@ -24,26 +24,30 @@ pub struct KafkaMetrics {
 impl KafkaMetrics {
     /// Adds the counters to the node's `/metrics` registry.
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "headwater_produced_records",
-            "Records appended through Produce, per topic",
-            self.produced_records.clone(),
-        );
-        registry.register(
-            "headwater_produced_bytes",
-            "Bytes of record batches appended through Produce, per topic",
-            self.produced_bytes.clone(),
-        );
-        registry.register(
-            "headwater_fetched_records",
-            "Records returned by Fetch, per topic",
-            self.fetched_records.clone(),
-        );
-        registry.register(
-            "headwater_fetched_bytes",
-            "Bytes of record batches returned by Fetch, per topic",
-            self.fetched_bytes.clone(),
-        );
+        for (name, help, family) in [
+            (
+                "headwater_produced_records",
+                "Records appended through Produce, per topic",
+                &self.produced_records,
+            ),
+            (
+                "headwater_produced_bytes",
+                "Bytes of record batches appended through Produce, per topic",
+                &self.produced_bytes,
+            ),
+            (
+                "headwater_fetched_records",
+                "Records returned by Fetch, per topic",
+                &self.fetched_records,
+            ),
+            (
+                "headwater_fetched_bytes",
+                "Bytes of record batches returned by Fetch, per topic",
+                &self.fetched_bytes,
+            ),
+        ] {
+            registry.register(name, help, family.clone());
+        }
     }
 
     /// `batches` as appended (a dead-letter split keeps only the valid records).

@@ -66,8 +66,7 @@ impl Api {
             .merge(routes::pipelines::router(self.pipelines.clone()))
             .merge(routes::status::router(self.status))
             .merge(routes::audit::router(self.audit))
-            .merge(routes::catalog::router(self.catalog))
-            .merge(routes::lineage::router(self.lineage))
+            .merge(routes::catalog::router(self.catalog, self.lineage))
             .merge(routes::metrics::router(self.metrics));
         let mut lookups = routes::pipelines::lookups_router(self.pipelines.clone());
         if let Some(a) = &self.access {

@@ -5,7 +5,6 @@
 pub(crate) mod audit;
 pub(crate) mod catalog;
 pub(crate) mod domains;
-pub(crate) mod lineage;
 pub(crate) mod metrics;
 pub(crate) mod pipelines;
 pub(crate) mod registry;
