@@ -1,7 +1,7 @@
 //! The produce gate: a check a produce request passes before its batches reach the log.
 //!
 //! The front end does not know contracts; the node plugs in a gate that does (see
-//! `headwater-server`). Refused records are reported per record, as KIP-467 defines, and the
+//! `headwater-streams`). Refused records are reported per record, as KIP-467 defines, and the
 //! whole batch is refused: a batch is stored exactly as sent or not at all.
 
 use bytes::Bytes;

@@ -19,7 +19,7 @@
 //! It does not know HTTP, the Kafka protocol, the log's bytes or manifests on disk; it gets
 //! pipelines as [`headwater_domains::PipelineSpec`]s. It reads and writes streams only through
 //! the two traits, so the embedded log and a Kafka cluster are two backings of one interface;
-//! the node implements them (`NodeStreams` and `StreamService` in `headwater-server`). It opens
+//! the node implements them (`NodeStreams` and `StreamService` in `headwater-streams`). It opens
 //! no socket.
 //!
 //! ## Entry points
@@ -40,7 +40,7 @@
 //! - a new feature aggregation: `src/features.rs`.
 //!
 //! Tests are units at the bottom of each file; the supervisor's use small fakes of the two
-//! traits. Pipelines against a real node are tested in `headwater-server/tests` and
+//! traits. Pipelines against a real node are tested in `headwater-node/tests` and
 //! `tests/clients/`.
 
 mod arrow_schema;
