@@ -27,7 +27,11 @@ pub struct Change {
     pub domain: Option<String>,
     /// What it changed: a stream, a subject, a pipeline.
     pub target: String,
+    /// The target before the change, as JSON; `null` when it did not exist or the action
+    /// records only what happened (a registry event, a refusal, a run).
     pub before: Value,
+    /// The target after the change, or what happened (the registry event, a refusal's reason,
+    /// a failed run's error); `null` when it was removed or there is nothing more to say.
     pub after: Value,
 }
 
@@ -72,12 +76,18 @@ pub struct AuditEntry {
     pub seq: u64,
     /// When, in milliseconds since the Unix epoch.
     pub at_ms: i64,
+    /// Who made the change ([`Change::principal`]).
     pub principal: String,
+    /// What kind of change ([`Change::action`]).
     pub action: String,
+    /// The domain it belongs to; absent when it belongs to none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    /// What it changed ([`Change::target`]).
     pub target: String,
+    /// The target before ([`Change::before`]).
     pub before: Value,
+    /// The target after, or what happened ([`Change::after`]).
     pub after: Value,
     /// `hash` of the entry before this one; [`GENESIS`] for the first.
     pub prev: String,
@@ -178,9 +188,12 @@ impl Unreadable {
 /// What [`verify`] found wrong, naming the entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Problem {
+    /// Where the entry is: its offset in `_headwater.audit`, or its line (from 1) in an
+    /// exported file.
     pub offset: i64,
     /// The entry's sequence number, when it could be read.
     pub seq: Option<u64>,
+    /// What is wrong and what it means (modified, removed, reordered), in a sentence.
     pub problem: String,
 }
 
@@ -189,9 +202,11 @@ pub struct Problem {
 pub struct Verification {
     /// No problem found.
     pub intact: bool,
+    /// Records checked, readable or not.
     pub entries: usize,
     /// The newest entry's hash: write it down to detect a later removal of newest entries.
     pub head: String,
+    /// Every problem found, in trail order; empty when intact.
     pub problems: Vec<Problem>,
 }
 

@@ -4,11 +4,16 @@ use std::path::PathBuf;
 /// One problem in a manifest: where, what, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ManifestError {
+    /// The manifest, or the directory when the problem is the directory itself (unreadable, no
+    /// manifest in it).
     pub file: PathBuf,
     /// 1-based; 0 when the problem is the file as a whole.
     pub line: usize,
+    /// 1-based; 0 when `line` is.
     pub column: usize,
+    /// What is wrong.
     pub message: String,
+    /// How to fix it, when there is one thing to do.
     pub fix: Option<String>,
 }
 

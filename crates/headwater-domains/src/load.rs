@@ -11,18 +11,26 @@ use crate::{ManifestError, NameError};
 /// A manifest that passed every check, with its streams' contracts parsed.
 #[derive(Debug, Clone)]
 pub struct LoadedDomain {
+    /// The manifest's path.
     pub file: PathBuf,
+    /// The manifest's text as read; the node stores it with the applied domain.
     pub text: String,
+    /// The manifest as parsed.
     pub manifest: Manifest,
+    /// Every stream of the manifest by its name under `streams`, with its schema read.
     pub streams: BTreeMap<String, LoadedStream>,
 }
 
+/// One stream of a loaded manifest, with its schema file read and parsed.
 #[derive(Debug, Clone)]
 pub struct LoadedStream {
     /// `<domain>.<stream>`.
     pub topic: String,
+    /// The stream as the manifest declares it.
     pub spec: StreamSpec,
+    /// Where the schema was read: `contract.schema` taken relative to the manifest's directory.
     pub schema_file: PathBuf,
+    /// The schema file's contract, parsed in the declared format.
     pub contract: Contract,
 }
 

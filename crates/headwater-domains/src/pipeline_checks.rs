@@ -9,14 +9,22 @@ use crate::OutputError;
 /// A pipeline's one output.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output<'a> {
+    /// A stream of the pipeline's domain, by its name under `streams`.
     Stream(&'a str),
+    /// A Parquet table of the domain.
     Table {
+        /// The table's name; SQL reads it as `<domain>.<name>`.
         name: &'a str,
+        /// Columns that become hive partition directories.
         partition_by: &'a [String],
     },
+    /// A keyed feature view, served over HTTP.
     View {
+        /// The view's name.
         name: &'a str,
+        /// The record field that keys it.
         key: &'a str,
+        /// Feature name -> aggregation.
         features: &'a std::collections::BTreeMap<String, FeatureSpec>,
     },
 }

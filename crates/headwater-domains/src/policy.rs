@@ -35,6 +35,8 @@ pub struct AccessPolicy {
 }
 
 impl AccessPolicy {
+    /// The policy of the `applied` domains. `platform` lists the platform identities only to
+    /// name them in refusals; whether a principal is one is its own `platform` flag.
     pub fn new(applied: impl IntoIterator<Item = DomainSpec>, platform: Vec<String>) -> Self {
         AccessPolicy {
             domains: applied.into_iter().map(|d| (d.domain.clone(), d)).collect(),
@@ -42,6 +44,7 @@ impl AccessPolicy {
         }
     }
 
+    /// Whether `domain` is applied.
     pub fn has_domain(&self, domain: &str) -> bool {
         self.domains.contains_key(domain)
     }
@@ -91,6 +94,10 @@ impl AccessPolicy {
         Some((d, d.streams.iter().find(|s| s.topic == topic)))
     }
 
+    /// Using `topic` for `op`: producing is for the domain's owners; reading and describing
+    /// for the owners and the stream's `readers` (dead letters and undeclared topics of a
+    /// domain: its owners alone); administering for the owners, or the platform when the domain
+    /// is central. Internal topics and topics of no applied domain are the platform's.
     pub fn topic(&self, who: &Principal, op: TopicOp, topic: &str) -> Result<(), Denied> {
         if who.platform {
             return Ok(());

@@ -6,39 +6,54 @@ use serde::{Deserialize, Serialize};
 
 use crate::{LoadedDomain, OnInvalid, PipelineSpec};
 
+/// One domain as a node applies and stores it: its manifest resolved, schemas inlined.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DomainSpec {
+    /// The domain's name, the prefix of its topics.
     pub domain: String,
+    /// Principals that may change it (the manifest's `owners`).
     pub owners: Vec<String>,
     /// Central: changes need a platform principal instead of the owners.
     #[serde(default)]
     pub governance: crate::Governance,
     /// The manifest file's text, kept for the catalog and audit trail.
     pub manifest: String,
+    /// Its streams, each with its schema text.
     pub streams: Vec<StreamDef>,
     /// Pipelines by name, as the manifest declares them.
     #[serde(default)]
     pub pipelines: std::collections::BTreeMap<String, PipelineSpec>,
 }
 
+/// One stream of a [`DomainSpec`]: what the manifest declares, with the schema's text and every
+/// default filled in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamDef {
+    /// Its name under the manifest's `streams`.
     pub name: String,
+    /// `<domain>.<name>`.
     pub topic: String,
+    /// The topic's partition count.
     pub partitions: i32,
     /// Field of the record whose value is the Kafka key when the node produces on a user's
     /// behalf (`headwater publish`), so per-key order holds.
     #[serde(default)]
     pub key: Option<String>,
+    /// How long records are kept, in milliseconds; `None` keeps the node's default.
     pub retention_ms: Option<u64>,
+    /// The schema's language.
     pub format: Format,
+    /// The schema's text, read from the manifest's schema file.
     pub schema: String,
+    /// The compatibility mode of subject `<topic>-value`.
     pub compatibility: Compatibility,
+    /// What happens to an invalid record.
     pub on_invalid: OnInvalid,
     /// (rule name, CEL expression)
     pub rules: Vec<(String, String)>,
+    /// Domains that may read the stream; `*` for every domain; empty: only the owners.
     pub readers: Vec<String>,
     /// Field -> class (`pii`, ...), as the manifest classifies them.
     #[serde(default)]
@@ -76,6 +91,8 @@ impl StreamDef {
 }
 
 impl LoadedDomain {
+    /// The resolved spec `headwater apply` sends: schema texts inlined, durations in
+    /// milliseconds, manifest defaults filled in.
     pub fn spec(&self) -> DomainSpec {
         DomainSpec {
             domain: self.manifest.domain.clone(),

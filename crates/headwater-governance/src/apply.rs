@@ -88,7 +88,8 @@ pub struct DomainOutcome {
     /// Why it cannot be applied; nothing changes while there is one.
     pub errors: Vec<String>,
     /// For each stream whose schema changes fields: the change, then every reader of those
-    /// fields and whether it would break (see [`crate::impact`]).
+    /// fields and whether it would break (a pipeline judged by the columns it reads, a consumer
+    /// group or reader domain by the contract alone).
     pub impact: Vec<String>,
 }
 

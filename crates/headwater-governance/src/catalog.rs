@@ -15,30 +15,45 @@ use headwater_streams::{SchemaRegistry, StreamService};
 
 use crate::StatusService;
 
+/// One applied domain as the catalog shows it (an element of `domains` in `GET /v1/catalog`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CatalogDomain {
+    /// The domain's name.
     pub domain: String,
+    /// The manifest's description; empty when it has none.
     pub description: String,
+    /// Principals that may change the domain.
     pub owners: Vec<String>,
+    /// People to ask about the data.
     pub stewards: Vec<String>,
+    /// `self-service` or `central`.
     pub governance: Governance,
+    /// Its streams.
     pub streams: Vec<CatalogStream>,
+    /// Its pipelines, ordered by name.
     pub pipelines: Vec<CatalogPipeline>,
 }
 
+/// One stream of a domain in the catalog: what its manifest declares and what the node has seen.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CatalogStream {
     /// `<domain>.<stream>`, the topic.
     pub stream: String,
+    /// The manifest's description; empty when it has none.
     pub description: String,
+    /// The contract's schema type as Confluent's registry names it: `JSON` or `AVRO`.
     pub format: &'static str,
+    /// The declared compatibility mode (`BACKWARD`, `FULL_TRANSITIVE`, ...).
     pub compatibility: String,
     /// Registered versions of `<stream>-value`, oldest first.
     pub versions: Vec<u32>,
+    /// The contract's top-level fields, with their classification.
     pub fields: Vec<CatalogField>,
     /// Every classification its fields carry (`pii`, ...).
     pub tags: BTreeSet<String>,
+    /// The declared freshness, in milliseconds; `null` when none is declared.
     pub freshness_ms: Option<u64>,
+    /// Domains that may read it; `*` for every domain; empty: only its owners.
     pub readers: Vec<String>,
     /// Kafka client ids seen producing to it since the node started.
     pub producers_seen: Vec<String>,
@@ -46,22 +61,31 @@ pub struct CatalogStream {
     pub consumers_seen: Vec<String>,
 }
 
+/// One top-level field of a stream's contract: a JSON Schema property or an Avro record field.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CatalogField {
+    /// The field's name.
     pub name: String,
+    /// Its type as the schema writes it (`string`, `number|null`, `long`), as `type` in JSON.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The manifest's class for it (`pii`, ...); `null` when unclassified.
     pub classification: Option<String>,
 }
 
+/// One pipeline of a domain in the catalog.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CatalogPipeline {
     /// `<domain>.<pipeline>`.
     pub pipeline: String,
+    /// The manifest's description; empty when it has none.
     pub description: String,
+    /// `batch` or `streaming`.
     pub mode: headwater_domains::PipelineMode,
+    /// The streams it reads, as `<domain>.<stream>`.
     pub inputs: Vec<String>,
-    /// `stream`, `table` or `view`.
+    /// `stream`, `table` or `view` (`unknown` for an output naming no single target, which a
+    /// checked manifest never has).
     pub output_kind: &'static str,
     /// `<domain>.<name>` of what it writes.
     pub output: String,
@@ -70,9 +94,12 @@ pub struct CatalogPipeline {
 /// One search hit: what matched and why.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Match {
-    /// `domain`, `stream`, `field`, `tag`, `pipeline`, `table` or `view`.
+    /// `domain`, `stream`, `field` (also for a match on its classification), `pipeline`,
+    /// `table` or `view`.
     pub kind: &'static str,
+    /// What matched: a domain, a stream, `<stream>.<field>`, a pipeline, a table or a view.
     pub name: String,
+    /// Why it matched, in a phrase for people (`field of payments.refund_issued (string, pii)`).
     pub why: String,
 }
 

@@ -4,9 +4,9 @@
 //! the data path.
 //!
 //! - [`DomainService`]: `plan` and `apply` of resolved domain manifests, each domain on its own,
-//!   with the contract [`impact`] of a schema change on every reader and the [`exposure`] of
-//!   classified fields to domains without a grant; applied domains kept in `_headwater.domains`
-//!   ([`DomainStore`]).
+//!   with the contract impact of a schema change on every reader ([`DomainOutcome::impact`])
+//!   and the exposure of classified fields to domains without a grant; applied domains kept in
+//!   `_headwater.domains` ([`DomainStore`]).
 //! - [`NodeAccess`]: who may sign in and what each principal may do, decided from the applied
 //!   domains' owners and readers; every refusal audited and counted.
 //! - [`AuditTrail`]: every change sealed into a hash chain in `_headwater.audit`.

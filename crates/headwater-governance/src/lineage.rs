@@ -15,16 +15,22 @@ use headwater_domains::AppliedDomains;
 
 use crate::{CatalogService, PipelineService};
 
+/// A node of the lineage graph.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct GraphNode {
     /// `stream`, `field`, `pipeline`, `table`, `view`, `producer` or `group`.
     pub kind: &'static str,
+    /// A topic; a field as `<stream, table or view>.<field>`; a pipeline, table or view as
+    /// `<domain>.<name>`; a producer's Kafka client id; a consumer group id.
     pub name: String,
 }
 
+/// Data flowing from one node to another (an element of `edges` in `GET /v1/lineage`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Edge {
+    /// Where the data comes from.
     pub from: GraphNode,
+    /// Where it goes.
     pub to: GraphNode,
     /// The pipeline a column edge goes through.
     pub via: Option<String>,

@@ -59,6 +59,8 @@ impl Default for OpenLineageConfig {
     }
 }
 
+/// Builds and sends the OpenLineage events of pipeline runs. The node makes one only when
+/// `[openlineage]` names a `url` or a `file`.
 #[derive(Debug)]
 pub struct OpenLineage {
     config: OpenLineageConfig,
@@ -69,6 +71,8 @@ pub struct OpenLineage {
 }
 
 impl OpenLineage {
+    /// Events for the pipelines of `applied`, sent where `config` says; `kafka` is the
+    /// namespace of stream datasets, `kafka://<advertised host>:<port>`.
     pub fn new(config: OpenLineageConfig, applied: Arc<AppliedDomains>, kafka: String) -> Self {
         OpenLineage {
             config,

@@ -18,9 +18,14 @@ use crate::PipelineService;
 pub struct Subscriber {
     /// A consumer group id, or `<domain>.<pipeline>`.
     pub name: String,
+    /// `group` for a consumer group with committed offsets (a streaming pipeline reads as
+    /// group `_pipeline.<domain>.<name>`); `pipeline` for a batch pipeline, placed where its
+    /// table was last built from.
     pub kind: &'static str,
     /// Next offset it will process, per partition.
     pub positions: BTreeMap<i32, i64>,
+    /// Records it has not processed yet, summed over partitions (a partition it has no
+    /// position in counts from offset 0).
     pub lag_records: i64,
     /// Age of the oldest record it has not processed; 0 when caught up.
     pub lag_seconds: f64,
@@ -29,14 +34,22 @@ pub struct Subscriber {
 /// Where a stream is and who reads it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StreamStatus {
+    /// The topic, `<domain>.<stream>`.
     pub stream: String,
+    /// The domain declaring it.
     pub domain: String,
+    /// The offset the next record will get, per partition.
     pub end_offsets: BTreeMap<i32, i64>,
-    /// Timestamp of the newest record, if any.
+    /// Timestamp of the newest record, in milliseconds since the Unix epoch; `null` when the
+    /// stream is empty.
     pub newest_ms: Option<i64>,
+    /// The declared freshness, in milliseconds; `null` when none is declared.
     pub freshness_ms: Option<u64>,
-    /// False when the newest record is older than the declared freshness.
+    /// False when the newest record is older than the declared freshness, or there is none;
+    /// `null` when no freshness is declared.
     pub fresh: Option<bool>,
+    /// Every consumer group with a committed offset on the stream and every batch pipeline
+    /// reading it.
     pub subscribers: Vec<Subscriber>,
 }
 

@@ -28,6 +28,9 @@ use crate::SchemaRegistry;
 /// Quality rules of one topic: (name, CEL expression).
 type Rules = Vec<(String, String)>;
 
+/// The produce gate of validated topics: checks every record value against its topic's contract
+/// and quality rules, then refuses the batch (`reject`) or splits the invalid records off to the
+/// dead-letter stream (`dead-letter`).
 #[derive(Debug)]
 pub struct ContractGate {
     registry: Arc<SchemaRegistry>,
@@ -296,7 +299,10 @@ impl<'a> Checker<'a> {
 /// Why one record was refused.
 #[derive(Debug, Clone)]
 pub struct RecordRefusal {
+    /// `contract` for the schema, `framing` for a value missing or not framed for the topic's
+    /// subject, else the name of the quality rule that was not true.
     pub rule: String,
+    /// What is wrong with the record (the field or JSON pointer where known).
     pub message: String,
     /// The contract version checked, e.g. `payments.x-value version 3`.
     pub contract: String,

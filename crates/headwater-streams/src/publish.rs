@@ -19,13 +19,21 @@ use crate::{StreamError, StreamService};
 /// One line's fate.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LineOutcome {
+    /// The line's number in the published text, counting from the request's `first_line`
+    /// (1 unless given).
     pub line: usize,
+    /// Why the line was refused or dead-lettered: not JSON, not encodable in the contract, the
+    /// rule it breaks, or the partition's refusal.
     pub error: String,
 }
 
+/// What became of the lines of one publish (the answer to
+/// `POST /v1/streams/{domain}/{stream}/events`). Blank lines are skipped and appear nowhere.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct PublishOutcome {
+    /// The stream published to, `<domain>.<stream>`.
     pub stream: String,
+    /// Lines written to the stream itself.
     pub published: usize,
     /// Lines not stored anywhere.
     pub refused: Vec<LineOutcome>,

@@ -57,12 +57,16 @@ impl std::fmt::Display for Positions {
 /// Where reading starts in each partition that has no position yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartAt {
+    /// The oldest record still kept.
     Earliest,
+    /// The end: only records written from now on.
     Latest,
+    /// This offset, brought within what the partition holds.
     Offset(i64),
 }
 
 impl StartAt {
+    /// Reads `earliest` (or `beginning`), `latest` (or `end`), or an offset.
     pub fn parse(text: &str) -> Result<Self, PositionError> {
         match text {
             "earliest" | "beginning" => Ok(StartAt::Earliest),
@@ -80,11 +84,19 @@ impl StartAt {
 /// One record, decoded.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Event {
+    /// The partition the record is in.
     pub partition: i32,
+    /// Its offset in that partition.
     pub offset: i64,
+    /// The record's Kafka timestamp, in milliseconds since the Unix epoch.
     pub timestamp: i64,
+    /// The key as text (bytes that are not UTF-8 replaced); `null` when the record has none.
     pub key: Option<String>,
+    /// The value decoded with the contract version its framing names; an unframed value as
+    /// its JSON, or as a string when it is not JSON; `{"undecodable": why, ...}` when that
+    /// contract is unknown or cannot decode it; `null` when the record has no value.
     pub value: serde_json::Value,
+    /// The record's headers as text; absent when it has none.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
 }

@@ -29,8 +29,12 @@ pub struct SchemaRegistry {
 /// A failed change: refused by the rules, or not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
+    /// The registry's rules refuse the change (an incompatible schema, an unknown subject,
+    /// ...): the caller's to fix. Nothing changed.
     #[error(transparent)]
     Refused(#[from] RegistryError),
+    /// The event could not be appended to `_headwater.schemas`: a fault of the node. Nothing
+    /// changed.
     #[error("could not store the change: {0}")]
     Storage(#[from] LogError),
 }

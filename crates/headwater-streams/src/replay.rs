@@ -26,21 +26,31 @@ use crate::{Positions, StartAt, StreamError, StreamService};
 /// The group whose committed offsets remember how far each dead-letter stream was replayed.
 pub const REPLAY_GROUP: &str = "headwater.dlq-replay";
 
+/// A dead letter that is still invalid; it was dead-lettered again with the current reason.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StillInvalid {
     /// Offset in the dead-letter stream.
     pub offset: i64,
+    /// Why it is still invalid, as the gate says now: `rule: message (contract version)`.
     pub error: String,
 }
 
+/// What a replay of a stream's dead letters did (the answer to
+/// `POST /v1/streams/{domain}/{stream}/dlq/replay`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ReplayOutcome {
+    /// The stream replayed into, `<domain>.<stream>`.
     pub stream: String,
+    /// The stream read, `<domain>.<stream>.dlq`.
     pub dead_letter_stream: String,
     /// Dead-letter offsets read: `from` up to (not including) `to`.
     pub from: i64,
+    /// Where the dead-letter stream ended when the replay began; the next replay without a
+    /// start continues from here.
     pub to: i64,
+    /// Dead letters valid now, produced to the stream.
     pub replayed: usize,
+    /// Dead letters still invalid.
     pub still_invalid: Vec<StillInvalid>,
 }
 

@@ -28,6 +28,8 @@ pub struct Client {
 }
 
 impl Client {
+    /// Connects to the Kafka listener at `addr`, with Nagle's delay off so each request goes
+    /// out at once.
     pub async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
@@ -91,6 +93,9 @@ impl Client {
         )
     }
 
+    /// Creates topic `name` with `partitions` partitions and the topic `configs` (CreateTopics
+    /// v7, replication factor 1); returns the topic's error code, 0 when created (-1 when the
+    /// answer names no topic).
     pub async fn create_topic(
         &mut self,
         name: &str,

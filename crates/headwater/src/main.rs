@@ -86,7 +86,7 @@ enum Command {
         output: OutputArgs,
     },
     /// Where NAME's data comes from (--upstream) or goes (--downstream, the default): streams,
-    /// fields (<stream>.<field>), pipelines, tables, views, producers and consumer groups.
+    /// fields (`<stream>.<field>`), pipelines, tables, views, producers and consumer groups.
     Lineage {
         name: String,
         #[arg(long, conflicts_with = "downstream")]

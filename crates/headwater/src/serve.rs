@@ -23,7 +23,7 @@ pub(crate) struct ServeArgs {
     /// Apply the domain manifests in this directory at start (as `headwater apply` would).
     #[arg(long, env = "HEADWATER_DOMAINS")]
     domains: Option<PathBuf>,
-    /// TOML config file with [kafka], [log], [auth] and [openlineage] tables.
+    /// TOML config file with `[kafka]`, `[log]`, `[auth]` and `[openlineage]` tables.
     #[arg(long, env = "HEADWATER_CONFIG")]
     config: Option<PathBuf>,
 }
