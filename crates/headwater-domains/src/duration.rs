@@ -33,7 +33,12 @@ impl HumanDuration {
                 })
             }
         };
-        Ok(HumanDuration { millis: n * factor })
+        let millis = n
+            .checked_mul(factor)
+            .ok_or_else(|| DurationError::TooLong {
+                text: s.to_string(),
+            })?;
+        Ok(HumanDuration { millis })
     }
 }
 
@@ -69,5 +74,9 @@ mod tests {
         assert_eq!(HumanDuration::parse("5m").map(|d| d.millis), Ok(300_000));
         assert!(HumanDuration::parse("5 weeks").is_err());
         assert!(HumanDuration::parse("m").is_err());
+        assert!(matches!(
+            HumanDuration::parse("99999999999999999d"),
+            Err(DurationError::TooLong { .. })
+        ));
     }
 }

@@ -40,6 +40,12 @@ pub enum DurationError {
         /// What was written.
         text: String,
     },
+    /// More milliseconds than the node can count (about 584 million years).
+    #[error("'{text}' is longer than a duration can be; write a shorter one")]
+    TooLong {
+        /// What was written.
+        text: String,
+    },
     /// A unit other than ms, s, m, h or d.
     #[error("'{text}' has unit '{unit}'; use ms, s, m, h or d (like 30d or 5m)")]
     UnknownUnit {

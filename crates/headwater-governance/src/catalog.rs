@@ -177,7 +177,7 @@ impl CatalogService {
                 .as_ref()
                 .map(|m| m.stewards.clone())
                 .unwrap_or_default(),
-            governance: manifest.as_ref().map(|m| m.governance).unwrap_or_default(),
+            governance: spec.governance,
             streams,
             pipelines,
         }

@@ -84,7 +84,7 @@ impl OpenLineage {
 
     /// Sends `e`'s event to the configured endpoint and file; failures are logged, never
     /// returned: lineage must not stop a pipeline.
-    pub async fn emit(self: &Arc<Self>, e: &RunEvent) {
+    pub(crate) async fn emit(self: &Arc<Self>, e: &RunEvent) {
         let Some(event) = self.event(e) else {
             return;
         };
@@ -118,7 +118,7 @@ impl OpenLineage {
     }
 
     /// The RunEvent JSON of `e`; `None` if its pipeline is no longer applied.
-    pub fn event(&self, e: &RunEvent) -> Option<Value> {
+    pub(crate) fn event(&self, e: &RunEvent) -> Option<Value> {
         let applied = self.applied.all();
         let spec = applied.iter().find(|d| d.domain == e.domain)?;
         let p = spec.pipelines.get(&e.pipeline)?;

@@ -1,5 +1,6 @@
-//! The produce gate for topics with `headwater.validation=reject`: every record's value must be
-//! valid under the topic's value subject (`<topic>-value`, TopicNameStrategy).
+//! The produce gate for validated topics (`headwater.validation=reject` or `dead-letter`): every
+//! record's value must be valid under the topic's value subject (`<topic>-value`,
+//! TopicNameStrategy); an invalid one refuses the batch or goes to the dead-letter stream.
 //!
 //! A value is either Confluent-framed (magic byte 0 and a schema id that must be a version of
 //! that subject) or, on a JSON Schema subject, plain JSON checked against the latest version.
