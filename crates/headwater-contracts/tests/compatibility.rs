@@ -31,104 +31,100 @@ const AMOUNT: &str = r#"{"name":"amount","type":"double"}"#;
 const NOTE_DEFAULT: &str = r#"{"name":"note","type":["null","string"],"default":null}"#;
 const NOTE_REQUIRED: &str = r#"{"name":"note","type":"string"}"#;
 
+/// Field changes against a v1 of `id` and `amount` (for Forward, v1 also has an optional
+/// `note`): which each mode allows, as Confluent's table lists them.
 #[test]
-fn avro_backward_allows_deleting_fields_and_adding_optional_ones() {
-    let v1 = avro(&format!("{ID},{AMOUNT}"));
-    assert!(
-        ok(Compatibility::Backward, &avro(ID), &[&v1]),
-        "delete field"
-    );
-    assert!(ok(
-        Compatibility::Backward,
-        &avro(&format!("{ID},{AMOUNT},{NOTE_DEFAULT}")),
-        &[&v1]
-    ));
-    assert!(!ok(
-        Compatibility::Backward,
-        &avro(&format!("{ID},{AMOUNT},{NOTE_REQUIRED}")),
-        &[&v1]
-    ));
-}
-
-#[test]
-fn avro_forward_allows_adding_fields_and_deleting_optional_ones() {
-    let v1 = avro(&format!("{ID},{AMOUNT},{NOTE_DEFAULT}"));
-    assert!(ok(
-        Compatibility::Forward,
-        &avro(&format!(
-            "{ID},{AMOUNT},{NOTE_DEFAULT},{{\"name\":\"x\",\"type\":\"int\"}}"
-        )),
-        &[&v1]
-    ));
-    assert!(
-        ok(
-            Compatibility::Forward,
-            &avro(&format!("{ID},{AMOUNT}")),
-            &[&v1]
+fn avro_field_changes_per_mode() {
+    use Compatibility::{Backward, Forward, Full};
+    let extra_int = r#"{"name":"x","type":"int"}"#;
+    let cases: &[(Compatibility, String, bool, &str)] = &[
+        (Backward, ID.into(), true, "delete a field"),
+        (
+            Backward,
+            format!("{ID},{AMOUNT},{NOTE_DEFAULT}"),
+            true,
+            "add an optional field",
         ),
-        "delete optional"
-    );
-    assert!(
-        !ok(
-            Compatibility::Forward,
-            &avro(&format!("{ID},{NOTE_DEFAULT}")),
-            &[&v1]
+        (
+            Backward,
+            format!("{ID},{AMOUNT},{NOTE_REQUIRED}"),
+            false,
+            "add a required field",
         ),
-        "delete required amount"
-    );
+        (
+            Forward,
+            format!("{ID},{AMOUNT},{NOTE_DEFAULT},{extra_int}"),
+            true,
+            "add a field",
+        ),
+        (
+            Forward,
+            format!("{ID},{AMOUNT}"),
+            true,
+            "delete an optional field",
+        ),
+        (
+            Forward,
+            format!("{ID},{NOTE_DEFAULT}"),
+            false,
+            "delete required amount",
+        ),
+        (
+            Full,
+            format!("{ID},{AMOUNT},{NOTE_DEFAULT}"),
+            true,
+            "add an optional field",
+        ),
+        (
+            Full,
+            format!("{ID},{AMOUNT},{NOTE_REQUIRED}"),
+            false,
+            "add a required field",
+        ),
+        (
+            Full,
+            ID.into(),
+            false,
+            "delete amount, which has no default",
+        ),
+    ];
+    for (mode, new_fields, allowed, why) in cases {
+        let v1 = match mode {
+            Forward => avro(&format!("{ID},{AMOUNT},{NOTE_DEFAULT}")),
+            _ => avro(&format!("{ID},{AMOUNT}")),
+        };
+        assert_eq!(
+            ok(*mode, &avro(new_fields), &[&v1]),
+            *allowed,
+            "{mode:?}: {why}"
+        );
+    }
 }
 
 #[test]
-fn avro_full_allows_only_optional_changes() {
-    let v1 = avro(&format!("{ID},{AMOUNT}"));
-    assert!(ok(
-        Compatibility::Full,
-        &avro(&format!("{ID},{AMOUNT},{NOTE_DEFAULT}")),
-        &[&v1]
-    ));
-    assert!(!ok(
-        Compatibility::Full,
-        &avro(&format!("{ID},{AMOUNT},{NOTE_REQUIRED}")),
-        &[&v1]
-    ));
-    assert!(
-        !ok(Compatibility::Full, &avro(ID), &[&v1]),
-        "amount has no default"
-    );
-}
-
-#[test]
-fn avro_type_promotion_is_one_way() {
-    let int = avro(r#"{"name":"n","type":"int"}"#);
-    let long = avro(r#"{"name":"n","type":"long"}"#);
-    assert!(
-        ok(Compatibility::Backward, &long, &[&int]),
-        "long reads int"
-    );
-    assert!(
-        !ok(Compatibility::Backward, &int, &[&long]),
-        "int cannot read long"
-    );
-    assert!(!ok(Compatibility::Full, &long, &[&int]));
-}
-
-#[test]
-fn avro_enum_symbols_and_transitive_checks() {
-    let e = |syms: &str| {
-        avro(&format!(
-            r#"{{"name":"c","type":{{"type":"enum","name":"Currency","symbols":[{syms}]}}}}"#
+fn avro_type_promotion_and_enum_symbols_go_one_way() {
+    use Compatibility::{Backward, Full};
+    let field = |t: &str| avro(&format!(r#"{{"name":"n","type":{t}}}"#));
+    let currency = |symbols: &str| {
+        field(&format!(
+            r#"{{"type":"enum","name":"Currency","symbols":[{symbols}]}}"#
         ))
     };
-    let (two, three) = (e(r#""USD","EUR""#), e(r#""USD","EUR","GBP""#));
-    assert!(
-        ok(Compatibility::Backward, &three, &[&two]),
-        "reader gains a symbol"
-    );
-    assert!(
-        !ok(Compatibility::Backward, &two, &[&three]),
-        "reader loses GBP"
-    );
+    let (int, long) = (field(r#""int""#), field(r#""long""#));
+    let (two, three) = (currency(r#""USD","EUR""#), currency(r#""USD","EUR","GBP""#));
+    for (mode, new, old, allowed, why) in [
+        (Backward, &long, &int, true, "long reads int"),
+        (Backward, &int, &long, false, "int cannot read long"),
+        (Full, &long, &int, false, "int cannot read long"),
+        (Backward, &three, &two, true, "the reader gains a symbol"),
+        (Backward, &two, &three, false, "the reader loses GBP"),
+    ] {
+        assert_eq!(ok(mode, new, &[old]), allowed, "{mode:?}: {why}");
+    }
+}
 
+#[test]
+fn transitive_modes_check_every_earlier_version() {
     // v2 adds a field with a default, v3 drops the default: fine against v2, not against v1.
     let v1 = avro(ID);
     let v2 = avro(&format!(

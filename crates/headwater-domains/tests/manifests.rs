@@ -73,75 +73,80 @@ fn a_good_manifest_loads() {
     .is_empty());
 }
 
-#[test]
-fn unknown_key_names_line_and_nearest_key() {
-    let m = manifest("    retension: 30d\n", "finance", "amount >= 0.0");
-    let e = one_error(&load_one(&m, &[("s.json", SCHEMA)]));
-    assert!(e.contains("payments.yaml:7:"), "{e}");
-    assert!(e.contains("unknown key 'retension'"), "{e}");
-    assert!(e.contains("did you mean 'retention'?"), "{e}");
-}
+/// Files beside a manifest: (path, text).
+type Files<'a> = &'a [(&'a str, &'a str)];
 
+/// Each mistake in a stream's declaration is one error that names its place and the fix.
 #[test]
-fn missing_schema_file_is_named_at_its_key() {
-    let e = one_error(&load_one(&manifest("", "finance", "amount >= 0.0"), &[]));
-    assert!(e.contains("payments.yaml:6:7"), "{e}");
-    assert!(e.contains("s.json cannot be read"), "{e}");
-}
-
-#[test]
-fn invalid_schema_is_refused() {
-    let e = one_error(&load_one(
-        &manifest("", "finance", "amount >= 0.0"),
-        &[("s.json", r#"{"type": 7}"#)],
-    ));
-    assert!(e.contains("is invalid: invalid JSON Schema"), "{e}");
-}
-
-#[test]
-fn cel_syntax_error_names_the_rule() {
-    let e = one_error(&load_one(
-        &manifest("", "finance", "amount >= "),
-        &[("s.json", SCHEMA)],
-    ));
-    assert!(e.contains("payments.yaml:9:9"), "{e}");
-    assert!(
-        e.contains("quality rule 'non_negative' is not valid CEL"),
-        "{e}"
-    );
-}
-
-#[test]
-fn unknown_reader_domain_lists_the_known_ones() {
-    let e = one_error(&load_one(
-        &manifest("", "fnance", "amount >= 0.0"),
-        &[("s.json", SCHEMA)],
-    ));
-    assert!(e.contains("reader domain 'fnance' does not exist"), "{e}");
-    assert!(e.contains("finance, payments"), "{e}");
-}
-
-#[test]
-fn invalid_stream_name_is_refused() {
-    let m = manifest("", "finance", "amount >= 0.0").replace("settled:", "settled now:");
-    let e = one_error(&load_one(&m, &[("s.json", SCHEMA)]));
-    assert!(
-        e.contains("stream name 'settled now' is not a valid topic name"),
-        "{e}"
-    );
-}
-
-#[test]
-fn bad_compatibility_and_duration_explain_the_choices() {
-    let m = manifest("    freshness: 5 minutes\n", "finance", "amount >= 0.0");
-    let e = one_error(&load_one(&m, &[("s.json", SCHEMA)]));
-    assert!(e.contains("use ms, s, m, h or d"), "{e}");
-    let m = manifest("", "finance", "amount >= 0.0").replace(
-        "schema: s.json",
-        "schema: s.json\n      compatibility: sideways",
-    );
-    let e = one_error(&load_one(&m, &[("s.json", SCHEMA)]));
-    assert!(e.contains("compatibility 'sideways' is unknown"), "{e}");
+fn stream_mistakes_are_named_with_their_place_and_fix() {
+    let good = manifest("", "finance", "amount >= 0.0");
+    let schema = [("s.json", SCHEMA)];
+    let cases: Vec<(&str, String, Files<'_>, &[&str])> = vec![
+        (
+            "a misspelt key",
+            manifest("    retension: 30d\n", "finance", "amount >= 0.0"),
+            &schema,
+            &[
+                "payments.yaml:7:",
+                "unknown key 'retension'",
+                "did you mean 'retention'?",
+            ],
+        ),
+        (
+            "a missing schema file",
+            good.clone(),
+            &[],
+            &["payments.yaml:6:7", "s.json cannot be read"],
+        ),
+        (
+            "an invalid schema",
+            good.clone(),
+            &[("s.json", r#"{"type": 7}"#)],
+            &["is invalid: invalid JSON Schema"],
+        ),
+        (
+            "a CEL syntax error",
+            manifest("", "finance", "amount >= "),
+            &schema,
+            &[
+                "payments.yaml:9:9",
+                "quality rule 'non_negative' is not valid CEL",
+            ],
+        ),
+        (
+            "an unknown reader domain",
+            manifest("", "fnance", "amount >= 0.0"),
+            &schema,
+            &["reader domain 'fnance' does not exist", "finance, payments"],
+        ),
+        (
+            "an invalid stream name",
+            good.replace("settled:", "settled now:"),
+            &schema,
+            &["stream name 'settled now' is not a valid topic name"],
+        ),
+        (
+            "a duration without a unit we know",
+            manifest("    freshness: 5 minutes\n", "finance", "amount >= 0.0"),
+            &schema,
+            &["use ms, s, m, h or d"],
+        ),
+        (
+            "an unknown compatibility",
+            good.replace(
+                "schema: s.json",
+                "schema: s.json\n      compatibility: sideways",
+            ),
+            &schema,
+            &["compatibility 'sideways' is unknown"],
+        ),
+    ];
+    for (mistake, text, files, expected) in cases {
+        let e = one_error(&load_one(&text, files));
+        for part in expected {
+            assert!(e.contains(part), "{mistake}: {e}");
+        }
+    }
 }
 
 #[test]

@@ -43,9 +43,7 @@ async fn produce_then_fetch_returns_records_as_sent() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_long_polls_until_data_arrives() -> anyhow::Result<()> {
-    let node = TestNode::start().await?;
-    let mut c = node.client().await?;
-    c.create_topic("clicks", 1, &[]).await?;
+    let (node, mut c) = TestNode::with_topic("clicks", 1).await?;
     let mut consumer = node.client().await?;
     let waiting = tokio::spawn(async move { consumer.fetch("clicks", 0, 0, 10_000, 1).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -68,11 +66,7 @@ async fn unknown_topics_are_not_created_by_default() -> anyhow::Result<()> {
         auto_create_topics: true,
         ..Default::default()
     };
-    let node = TestNode::start_with(NodeConfig {
-        kafka,
-        ..NodeConfig::default()
-    })
-    .await?;
+    let node = node_with(kafka).await?;
     let mut c = node.client().await?;
     let (err, _) = c.produce("auto", 0, batch(&[b"x"], None), 1).await?;
     assert_eq!(err, 0);
@@ -81,9 +75,7 @@ async fn unknown_topics_are_not_created_by_default() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_resend_is_answered_not_written() -> anyhow::Result<()> {
-    let node = TestNode::start().await?;
-    let mut c = node.client().await?;
-    c.create_topic("pay", 1, &[]).await?;
+    let (_node, mut c) = TestNode::with_topic("pay", 1).await?;
     let first = batch(&[b"a", b"b"], Some((7, 0, 0)));
     assert_eq!(c.produce("pay", 0, first.clone(), -1).await?, (0, 0));
     assert_eq!(
@@ -104,9 +96,7 @@ async fn idempotent_resend_is_answered_not_written() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_batch_is_refused_and_connection_kept() -> anyhow::Result<()> {
-    let node = TestNode::start().await?;
-    let mut c = node.client().await?;
-    c.create_topic("t", 1, &[]).await?;
+    let (_node, mut c) = TestNode::with_topic("t", 1).await?;
     let mut bad = batch(&[b"hello"], None).to_vec();
     let n = bad.len();
     bad[n - 3] ^= 0x55;
@@ -122,11 +112,7 @@ async fn malformed_and_oversized_frames_close_only_their_connection() -> anyhow:
         max_request_bytes: 1 << 20,
         ..Default::default()
     };
-    let node = TestNode::start_with(NodeConfig {
-        kafka,
-        ..NodeConfig::default()
-    })
-    .await?;
+    let node = node_with(kafka).await?;
     let mut good = node.client().await?;
     good.create_topic("t", 1, &[]).await?;
 
@@ -169,30 +155,14 @@ async fn malformed_and_oversized_frames_close_only_their_connection() -> anyhow:
 async fn unsupported_versions_get_an_error_code_not_a_hangup() -> anyhow::Result<()> {
     let node = TestNode::start().await?;
     let mut c = node.client().await?;
-    // ApiVersions at a version from the future: v0 answer with UNSUPPORTED_VERSION and our list.
-    let mut frame = bytes::BytesMut::new();
-    frame.put_i32(10);
-    frame.put_i16(18);
-    frame.put_i16(99);
-    frame.put_i32(5);
-    frame.put_i16(-1);
-    c.send_raw(&frame).await?;
-    let mut resp = c.read_frame().await?;
     use bytes::Buf;
-    assert_eq!(resp.get_i32(), 5);
-    assert_eq!(resp.get_i16(), ResponseError::UnsupportedVersion.code());
-
-    // An API key nobody knows: answered with UNSUPPORTED_VERSION, connection stays open.
-    let mut frame = bytes::BytesMut::new();
-    frame.put_i32(10);
-    frame.put_i16(999);
-    frame.put_i16(0);
-    frame.put_i32(6);
-    frame.put_i16(-1);
-    c.send_raw(&frame).await?;
-    let mut resp = c.read_frame().await?;
-    assert_eq!(resp.get_i32(), 6);
-    assert_eq!(resp.get_i16(), ResponseError::UnsupportedVersion.code());
+    // ApiVersions at a version from the future, then an API key nobody knows: each answered
+    // with UNSUPPORTED_VERSION (ApiVersions with our list), and the connection stays open.
+    for (api_key, version, correlation) in [(18, 99, 5), (999, 0, 6)] {
+        let mut resp = c.send_header_only(api_key, version, correlation).await?;
+        assert_eq!(resp.get_i32(), correlation);
+        assert_eq!(resp.get_i16(), ResponseError::UnsupportedVersion.code());
+    }
 
     // Still usable, and ApiVersions lists what we implement.
     let versions = c.send(&ApiVersionsRequest::default(), 3).await?;
@@ -219,9 +189,7 @@ fn commit(group: &str, topic: &str, offset: i64) -> OffsetCommitRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_offsets_survive_restart() -> anyhow::Result<()> {
-    let node = TestNode::start().await?;
-    let mut c = node.client().await?;
-    c.create_topic("t", 1, &[]).await?;
+    let (node, mut c) = TestNode::with_topic("t", 1).await?;
     let resp = c.send(&commit("g1", "t", 42), 8).await?;
     assert_eq!(resp.topics[0].partitions[0].error_code, 0);
     drop(c);
@@ -328,9 +296,7 @@ async fn silent_member_is_expired_after_its_session_timeout() -> anyhow::Result<
 async fn fetch_respects_partition_and_response_limits() -> anyhow::Result<()> {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::FetchRequest;
-    let node = TestNode::start().await?;
-    let mut c = node.client().await?;
-    c.create_topic("limits", 2, &[]).await?;
+    let (_node, mut c) = TestNode::with_topic("limits", 2).await?;
     let big = vec![b'x'; 10_000];
     for p in 0..2 {
         for _ in 0..5 {
@@ -376,4 +342,13 @@ async fn fetch_respects_partition_and_response_limits() -> anyhow::Result<()> {
     let s = sizes(&r);
     assert!(s[0] > 10_000 && s[0] <= 15_000 && s[1] == 0, "{s:?}");
     Ok(())
+}
+
+/// A node whose Kafka front end has `kafka` for its config.
+async fn node_with(kafka: KafkaConfig) -> anyhow::Result<TestNode> {
+    TestNode::start_with(NodeConfig {
+        kafka,
+        ..NodeConfig::default()
+    })
+    .await
 }

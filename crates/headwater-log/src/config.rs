@@ -203,30 +203,16 @@ impl TopicConfig {
                 .parse::<i64>()
                 .map_err(|_| bad("expected an integer"))
         };
+        let at_least = |min: i64| match int()? {
+            v if v < min => Err(bad(&format!("must be at least {min}"))),
+            v => Ok(v as u64),
+        };
         match key {
             "retention.ms" => self.retention_ms = int()?.max(-1),
             "retention.bytes" => self.retention_bytes = int()?.max(-1),
-            "segment.bytes" => {
-                let v = int()?;
-                if v < 1024 {
-                    return Err(bad("must be at least 1024"));
-                }
-                self.segment_bytes = v as u64;
-            }
-            "segment.ms" => {
-                let v = int()?;
-                if v < 1 {
-                    return Err(bad("must be at least 1"));
-                }
-                self.segment_ms = v as u64;
-            }
-            "max.message.bytes" => {
-                let v = int()?;
-                if v < 64 {
-                    return Err(bad("must be at least 64"));
-                }
-                self.max_message_bytes = v as u64;
-            }
+            "segment.bytes" => self.segment_bytes = at_least(1024)?,
+            "segment.ms" => self.segment_ms = at_least(1)?,
+            "max.message.bytes" => self.max_message_bytes = at_least(64)?,
             "headwater.fsync" => {
                 self.fsync = FsyncPolicy::parse(value.trim())
                     .ok_or_else(|| bad("expected always, interval or never"))?;

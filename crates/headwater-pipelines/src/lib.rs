@@ -66,7 +66,7 @@ pub use features::Feature;
 pub use micro_batch::pipeline_group;
 pub use output::table::{run_table_pipeline, Progress, RunReport};
 pub use sink::{BoxFuture, Committed, ProducerId, SinkError, StreamSink};
-pub use source::{Offsets, SourceError, StreamRecord, StreamSource};
+pub use source::{Offsets, SourceError, StreamRecord, StreamRefused, StreamSource};
 pub use supervisor::{
     PipelineStatus, RunEvent, RunEventKind, State, Supervisor, ViewInfo, STUCK_AFTER,
 };

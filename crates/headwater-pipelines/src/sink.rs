@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::source::Offsets;
+use crate::source::{Offsets, StreamRefused};
 
 /// A boxed future, so [`StreamSink`] stays object safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -64,21 +64,9 @@ pub trait StreamSink: Send + Sync + std::fmt::Debug + 'static {
 /// others need a fix. Kafka error codes are kept as numbers: both backings speak them.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    /// No stream has this name.
-    #[error("stream '{stream}' does not exist; declare it in its domain's manifest and `headwater apply`")]
-    UnknownStream {
-        /// The stream named.
-        stream: String,
-    },
-    /// The backing does not let pipelines use this stream (an internal topic of the node; with
-    /// Kafka, a topic the node's principal may not write).
-    #[error("{reason}")]
-    NotAllowed {
-        /// The stream named.
-        stream: String,
-        /// The backing's reason, saying what would allow it.
-        reason: String,
-    },
+    /// The stream does not exist or the backing does not let pipelines write it.
+    #[error(transparent)]
+    Refused(#[from] StreamRefused),
     /// An output record does not fit the output stream's contract; nothing of the call was
     /// written.
     #[error("output record {index} to {stream}: {reason}")]

@@ -49,6 +49,27 @@ pub trait StreamSource: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<StreamRecord>, SourceError>;
 }
 
+/// Why a backing does not let pipelines use a stream at all, for reading
+/// ([`SourceError::Refused`]) or writing ([`SinkError::Refused`](crate::SinkError::Refused)).
+#[derive(Debug, thiserror::Error)]
+pub enum StreamRefused {
+    /// No stream has this name.
+    #[error("stream '{stream}' does not exist; declare it in its domain's manifest and `headwater apply`")]
+    UnknownStream {
+        /// The stream named.
+        stream: String,
+    },
+    /// The backing does not let pipelines use this stream (an internal topic of the node; with
+    /// Kafka, a topic the node's principal may not read or write).
+    #[error("{reason}")]
+    NotAllowed {
+        /// The stream named.
+        stream: String,
+        /// The backing's reason, saying what would allow it.
+        reason: String,
+    },
+}
+
 /// Why a [`StreamSource`] could not read.
 ///
 /// Written for both backings: the embedded log answers in-process, a Kafka cluster answers a
@@ -56,21 +77,9 @@ pub trait StreamSource: Send + Sync + std::fmt::Debug + 'static {
 /// others need a fix (a manifest, a permission, damaged data).
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    /// No stream has this name.
-    #[error("stream '{stream}' does not exist; declare it in its domain's manifest and `headwater apply`")]
-    UnknownStream {
-        /// The stream asked for.
-        stream: String,
-    },
-    /// The backing does not let pipelines read this stream (an internal topic of the node; with
-    /// Kafka, a topic the node's principal may not read).
-    #[error("{reason}")]
-    NotAllowed {
-        /// The stream asked for.
-        stream: String,
-        /// The backing's reason, saying what would allow it.
-        reason: String,
-    },
+    /// The stream does not exist or the backing does not let pipelines read it.
+    #[error(transparent)]
+    Refused(#[from] StreamRefused),
     /// A partition could not be read at an offset: damaged data, a batch that does not decode,
     /// a fetch the broker answered with an error for that partition.
     #[error("cannot read {stream} partition {partition} at offset {offset}: {reason}")]

@@ -156,19 +156,30 @@ impl ViewStore {
 
     /// Where the view's state stands; `None` before its first write.
     pub fn checkpoint(&self) -> Result<Option<ViewCheckpoint>, PipelineError> {
+        self.read_one(META, CHECKPOINT, |text| {
+            serde_json::from_str(text)
+                .map_err(|x| store_error(&self.name, format!("unreadable checkpoint: {x}")))
+        })
+    }
+
+    /// Reads `key` from `table` and decodes it; `None` when the table or the key is absent.
+    fn read_one<V: redb::Value + 'static, T>(
+        &self,
+        table: TableDefinition<'static, &str, V>,
+        key: &str,
+        decode: impl FnOnce(V::SelfType<'_>) -> Result<T, PipelineError>,
+    ) -> Result<Option<T>, PipelineError> {
         let e = |e: redb::Error| store_error(&self.name, e);
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
-        let table = match txn.open_table(META) {
+        let table = match txn.open_table(table) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(x) => return Err(e(x.into())),
         };
-        let Some(text) = table.get(CHECKPOINT).map_err(|x| e(x.into()))? else {
+        let Some(value) = table.get(key).map_err(|x| e(x.into()))? else {
             return Ok(None);
         };
-        serde_json::from_str(text.value())
-            .map(Some)
-            .map_err(|x| store_error(&self.name, format!("unreadable checkpoint: {x}")))
+        decode(value.value()).map(Some)
     }
 
     /// Ends the current generation: a writer that started before (a pipeline being replaced)
@@ -301,21 +312,16 @@ impl ViewStore {
         if let Some(s) = self.cache.read().get(key) {
             return Ok(Some(s.clone()));
         }
-        let e = |e: redb::Error| store_error(&self.name, e);
         // Under the write lock, so a write cannot land between the read and the caching.
         let _w = self.write.lock();
-        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
-        let table = match txn.open_table(STATE) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(x) => return Err(e(x.into())),
-        };
-        let Some(bytes) = table.get(key).map_err(|x| e(x.into()))? else {
+        let state = self.read_one(STATE, key, |bytes| {
+            postcard::from_bytes::<KeyState>(bytes).map_err(|x| {
+                store_error(&self.name, format!("state of key '{key}' is unreadable: {x}; rebuild the view with `headwater rebuild {}`", self.name))
+            })
+        })?;
+        let Some(state) = state else {
             return Ok(None);
         };
-        let state: KeyState = postcard::from_bytes(bytes.value()).map_err(|x| {
-            store_error(&self.name, format!("state of key '{key}' is unreadable: {x}; rebuild the view with `headwater rebuild {}`", self.name))
-        })?;
         let cached = Cached::new(state);
         self.cache.write().insert(key.to_string(), cached.clone());
         Ok(Some(cached))

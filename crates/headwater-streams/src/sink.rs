@@ -14,7 +14,9 @@ use headwater_kafka::kafka_protocol::messages::{
 };
 use headwater_kafka::kafka_protocol::protocol::StrBytes;
 use headwater_kafka::{now_ms, partition_for_key, producer_batch, Headers};
-use headwater_pipelines::{BoxFuture, Committed, Offsets, ProducerId, SinkError, StreamSink};
+use headwater_pipelines::{
+    BoxFuture, Committed, Offsets, ProducerId, SinkError, StreamRefused, StreamSink,
+};
 
 use crate::publish::{encode_value, key_of};
 use crate::service::CLIENT;
@@ -55,7 +57,9 @@ impl StreamSink for StreamService {
             if events.is_empty() {
                 return Ok(());
             }
-            let t = self.topic(topic).map_err(|e| not_served(topic, e))?;
+            let t = self
+                .topic(topic)
+                .map_err(|e| SinkError::from(refused(topic, e)))?;
             let partitions = t.partitions().len().max(1) as i32;
             let key_field = self.key_field(topic);
             let contract = self.latest_contract(topic);
@@ -126,7 +130,7 @@ impl StreamSink for StreamService {
             for t in topics {
                 let parts: Vec<i32> = self
                     .topic(t)
-                    .map_err(|e| not_served(t, e))?
+                    .map_err(|e| SinkError::from(refused(t, e)))?
                     .partitions()
                     .iter()
                     .map(|p| p.index())
@@ -220,11 +224,11 @@ impl StreamSink for StreamService {
     }
 }
 
-/// The sink's error for a stream the service does not serve to pipelines.
-fn not_served(topic: &str, e: StreamError) -> SinkError {
+/// Why the service does not serve `topic` to pipelines, for reading or writing.
+pub(crate) fn refused(topic: &str, e: StreamError) -> StreamRefused {
     match e {
-        StreamError::UnknownStream(stream) => SinkError::UnknownStream { stream },
-        other => SinkError::NotAllowed {
+        StreamError::UnknownStream(stream) => StreamRefused::UnknownStream { stream },
+        other => StreamRefused::NotAllowed {
             stream: topic.to_string(),
             reason: other.to_string(),
         },

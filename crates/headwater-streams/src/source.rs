@@ -9,6 +9,7 @@ use headwater_log::Log;
 use headwater_pipelines::{Offsets, SourceError, StreamRecord, StreamSource};
 
 use crate::read::Positions;
+use crate::sink::refused;
 use crate::{SchemaRegistry, StreamError, StreamService};
 
 /// Streams as the pipeline runtime reads them: decoded by the same code as `headwater tail`.
@@ -64,11 +65,9 @@ impl StreamSource for NodeStreams {
             .streams
             .read(topic, &mut at, Some(&Positions(end.clone())), None, max)
             .map_err(|e| match e {
-                StreamError::UnknownStream(stream) => SourceError::UnknownStream { stream },
-                e @ StreamError::InternalTopic(_) => SourceError::NotAllowed {
-                    stream: topic.to_string(),
-                    reason: e.to_string(),
-                },
+                e @ (StreamError::UnknownStream(_) | StreamError::InternalTopic(_)) => {
+                    refused(topic, e).into()
+                }
                 StreamError::Read {
                     topic,
                     partition,

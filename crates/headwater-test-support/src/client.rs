@@ -70,6 +70,24 @@ impl Client {
         R::Response::decode(&mut frame, version)
     }
 
+    /// Sends a bare v1 request header for `api_key` at `version`, built by hand so keys and
+    /// versions the codec does not know can be sent, and returns the response frame.
+    pub async fn send_header_only(
+        &mut self,
+        api_key: i16,
+        version: i16,
+        correlation_id: i32,
+    ) -> anyhow::Result<Bytes> {
+        let mut frame = BytesMut::new();
+        frame.put_i32(10);
+        frame.put_i16(api_key);
+        frame.put_i16(version);
+        frame.put_i32(correlation_id);
+        frame.put_i16(-1); // no client id
+        self.send_raw(&frame).await?;
+        self.read_frame().await
+    }
+
     /// Writes raw bytes (for malformed-frame tests).
     pub async fn send_raw(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         self.stream.write_all(bytes).await?;
@@ -228,11 +246,11 @@ impl Client {
         let resp = self.send(&req, 12).await?;
         let p = resp
             .responses
-            .first()
-            .and_then(|t| t.partitions.first())
+            .into_iter()
+            .find_map(|t| t.partitions.into_iter().next())
             .context("empty fetch response")?;
         let mut records = Vec::new();
-        if let Some(mut bytes) = p.records.clone() {
+        if let Some(mut bytes) = p.records {
             while bytes.has_remaining() {
                 records.extend(RecordBatchDecoder::decode(&mut bytes)?.records);
             }

@@ -29,6 +29,19 @@ impl TestNode {
         Self::start_with(NodeConfig::default()).await
     }
 
+    /// A node with the default config and one topic of `partitions` partitions, and a client
+    /// connected to it.
+    pub async fn with_topic(name: &str, partitions: i32) -> anyhow::Result<(Self, Client)> {
+        let node = Self::start().await?;
+        let mut client = node.client().await?;
+        let code = client.create_topic(name, partitions, &[]).await?;
+        anyhow::ensure!(
+            code == 0,
+            "creating topic {name} answered error code {code}"
+        );
+        Ok((node, client))
+    }
+
     /// A node with `config`.
     pub async fn start_with(config: NodeConfig) -> anyhow::Result<Self> {
         Self::start_in(tempfile::tempdir()?, config).await

@@ -7,6 +7,7 @@ use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use super::{error_code, Api, Call};
 use crate::authorize::{Checked, Guard};
+use crate::groups::MemberClaim;
 use crate::Broker;
 
 /// Heartbeat: a member is alive, and learns of a rebalance.
@@ -24,9 +25,10 @@ impl Api for HeartbeatRequest {
 }
 
 fn heartbeat(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatResponse {
-    HeartbeatResponse::default().with_error_code(error_code(broker.groups.heartbeat(
-        &req.group_id.0,
-        req.generation_id,
-        &req.member_id,
-    )))
+    let claim = MemberClaim {
+        group_id: &req.group_id.0,
+        member_id: &req.member_id,
+        generation: req.generation_id,
+    };
+    HeartbeatResponse::default().with_error_code(error_code(broker.groups.heartbeat(claim)))
 }

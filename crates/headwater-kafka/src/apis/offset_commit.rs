@@ -13,6 +13,7 @@ use kafka_protocol::ResponseError;
 use super::{client_topic, error_code, Api, Call};
 use crate::authorize::{Checked, Guard, Refused};
 use crate::groups::store::Committed;
+use crate::groups::MemberClaim;
 use crate::Broker;
 
 /// OffsetCommit, from members of a group or from a consumer without one (generation -1).
@@ -77,10 +78,11 @@ fn refused_topic(
 
 async fn offset_commit(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let group = req.group_id.0.to_string();
-    let group_error =
-        broker
-            .groups
-            .check_commit(&group, req.generation_id_or_member_epoch, &req.member_id);
+    let group_error = broker.groups.check_commit(MemberClaim {
+        group_id: &group,
+        member_id: &req.member_id,
+        generation: req.generation_id_or_member_epoch,
+    });
     let mut entries = Vec::new();
     let mut topics = Vec::new();
     for t in req.topics {

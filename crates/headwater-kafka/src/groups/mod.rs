@@ -44,22 +44,41 @@ impl GroupState {
     }
 }
 
+/// A member as a request names it: its group, its id and the generation it believes current.
+/// Named fields, because two ids side by side as arguments are easy to swap.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MemberClaim<'a> {
+    /// The group it claims to be in.
+    pub(crate) group_id: &'a str,
+    /// The member id the coordinator gave it.
+    pub(crate) member_id: &'a str,
+    /// The generation it joined.
+    pub(crate) generation: i32,
+}
+
 /// What a member gets back from JoinGroup.
 #[derive(Debug, Clone)]
 pub(crate) struct JoinOutcome {
+    /// Why the join failed, if it did.
     pub error: Option<ResponseError>,
+    /// The generation the member joined.
     pub generation: i32,
+    /// The group's protocol type (`consumer`) and the protocol chosen (the assignor).
     pub protocol_type: Option<String>,
     pub protocol: Option<String>,
+    /// The leader's member id, and the member's own (assigned on its first join).
     pub leader: String,
     pub member_id: String,
     /// Every member's id, instance id and subscription, for the leader only.
     pub members: Vec<(String, Option<String>, Bytes)>,
 }
 
+/// What a member gets back from SyncGroup.
 #[derive(Debug, Clone)]
 pub(crate) struct SyncOutcome {
+    /// Why the sync failed, if it did.
     pub error: Option<ResponseError>,
+    /// The member's part of the leader's assignment.
     pub assignment: Bytes,
     pub protocol_type: Option<String>,
     pub protocol: Option<String>,
@@ -538,27 +557,21 @@ impl Coordinator {
             .unwrap_or_else(|_| fail(ResponseError::RebalanceInProgress))
     }
 
-    pub(crate) fn heartbeat(
-        &self,
-        group_id: &str,
-        generation: i32,
-        member_id: &str,
-    ) -> Option<ResponseError> {
+    /// A member's heartbeat: it stays in the group, and learns of a rebalance.
+    pub(crate) fn heartbeat(&self, claim: MemberClaim<'_>) -> Option<ResponseError> {
         let mut groups = self.groups.lock();
-        let Some(g) = groups.get_mut(group_id) else {
-            return Some(ResponseError::UnknownMemberId);
-        };
-        let Some((m, state, current)) = g.member_with_state(member_id) else {
+        let member = groups
+            .get_mut(claim.group_id)
+            .and_then(|g| g.member_with_state(claim.member_id));
+        let Some((m, state, current)) = member else {
             return Some(ResponseError::UnknownMemberId);
         };
         m.last_seen = Instant::now();
         if state == GroupState::PreparingRebalance {
-            return Some(ResponseError::RebalanceInProgress);
+            Some(ResponseError::RebalanceInProgress)
+        } else {
+            (claim.generation != current).then_some(ResponseError::IllegalGeneration)
         }
-        if generation != current {
-            return Some(ResponseError::IllegalGeneration);
-        }
-        None
     }
 
     /// Removes members; returns an error per member id.
@@ -584,12 +597,12 @@ impl Coordinator {
     }
 
     /// Checks that a member may commit offsets for `generation`.
-    pub(crate) fn check_commit(
-        &self,
-        group_id: &str,
-        generation: i32,
-        member_id: &str,
-    ) -> Option<ResponseError> {
+    pub(crate) fn check_commit(&self, claim: MemberClaim<'_>) -> Option<ResponseError> {
+        let MemberClaim {
+            group_id,
+            member_id,
+            generation,
+        } = claim;
         let mut groups = self.groups.lock();
         let Some(g) = groups.get_mut(group_id) else {
             return (generation >= 0).then_some(ResponseError::IllegalGeneration);

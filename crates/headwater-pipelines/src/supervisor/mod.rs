@@ -345,7 +345,7 @@ mod tests {
 
     use super::*;
     use crate::sink::{BoxFuture, Committed, ProducerId, SinkError};
-    use crate::source::{SourceError, StreamRecord, StreamSource};
+    use crate::source::{SourceError, StreamRecord, StreamRefused, StreamSource};
     use crate::tables::Tables;
 
     /// A source with no streams.
@@ -369,9 +369,10 @@ mod tests {
             _: &Offsets,
             _: usize,
         ) -> Result<Vec<StreamRecord>, SourceError> {
-            Err(SourceError::UnknownStream {
+            Err(StreamRefused::UnknownStream {
                 stream: topic.to_string(),
-            })
+            }
+            .into())
         }
     }
 
@@ -505,15 +506,15 @@ mod tests {
     fn sync_domain_starts_and_stops_only_what_changed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = supervisor(dir.path());
-        s.sync_domain(
-            "a",
-            &pipelines(&[
-                ("same", table("t1", "SELECT 1 AS x")),
-                ("changed", table("t2", "SELECT 1 AS x")),
-                ("removed", to_stream("out")),
-                ("view", to_view("v")),
-            ]),
-        );
+        let same = ("same", table("t1", "SELECT 1 AS x"));
+        let changed = |sql| ("changed", table("t2", sql));
+        let first = [
+            same.clone(),
+            changed("SELECT 1 AS x"),
+            ("removed", to_stream("out")),
+            ("view", to_view("v")),
+        ];
+        s.sync_domain("a", &pipelines(&first));
         s.sync_domain("b", &pipelines(&[("other", table("t", "SELECT 1 AS x"))]));
         let before: Vec<_> = [
             ("a", "same"),
@@ -529,14 +530,8 @@ mod tests {
             "a view pipeline serves its view"
         );
 
-        s.sync_domain(
-            "a",
-            &pipelines(&[
-                ("same", table("t1", "SELECT 1 AS x")),
-                ("changed", table("t2", "SELECT 2 AS x")),
-                ("added", to_stream("out")),
-            ]),
-        );
+        let second = [same, changed("SELECT 2 AS x"), ("added", to_stream("out"))];
+        s.sync_domain("a", &pipelines(&second));
         assert!(Arc::ptr_eq(&before[0], &status_of(&s, "a", "same")));
         assert!(!Arc::ptr_eq(&before[1], &status_of(&s, "a", "changed")));
         assert!(Arc::ptr_eq(&before[3], &status_of(&s, "b", "other")));

@@ -6,7 +6,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -32,6 +34,19 @@ pub(crate) fn router(streams: Arc<StreamService>) -> Router {
         .with_state(streams)
 }
 
+/// The topic a `/v1/streams/{domain}/{stream}/...` path names: `<domain>.<stream>`.
+struct StreamTopic(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for StreamTopic {
+    type Rejection = PathRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path((domain, stream)) =
+            Path::<(String, String)>::from_request_parts(parts, state).await?;
+        Ok(StreamTopic(format!("{domain}.{stream}")))
+    }
+}
+
 fn failure(e: StreamError) -> Response {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     crate::error::error(status, e.to_string())
@@ -54,11 +69,10 @@ struct PublishQuery {
 
 async fn publish(
     State(s): Shared,
-    Path((domain, stream)): Path<(String, String)>,
+    StreamTopic(topic): StreamTopic,
     Query(q): Query<PublishQuery>,
     body: String,
 ) -> Response {
-    let topic = format!("{domain}.{stream}");
     match s.publish(&topic, &body, q.first_line.unwrap_or(1)).await {
         Ok(outcome) => ok(outcome),
         Err(e) => failure(e),
@@ -74,10 +88,9 @@ struct ReplayQuery {
 async fn replay(
     State(s): Shared,
     By(by): By,
-    Path((domain, stream)): Path<(String, String)>,
+    StreamTopic(topic): StreamTopic,
     Query(q): Query<ReplayQuery>,
 ) -> Response {
-    let topic = format!("{domain}.{stream}");
     match s
         .replay_dead_letters(&topic, q.from, &by.audit_name())
         .await
@@ -194,11 +207,10 @@ impl Follower {
 
 async fn follow(
     State(s): Shared,
-    Path((domain, stream)): Path<(String, String)>,
+    StreamTopic(topic): StreamTopic,
     Query(q): Query<FollowQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let topic = format!("{domain}.{stream}");
     let start = match q.from.as_deref().map(StartAt::parse).transpose() {
         Ok(s) => s.unwrap_or(StartAt::Latest),
         Err(e) => return failure(StreamError::Position(e)),
