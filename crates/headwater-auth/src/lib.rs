@@ -29,6 +29,9 @@ pub struct Users {
     by_name: HashMap<String, PrincipalConfig>,
     by_token: HashMap<[u8; 32], String>,
     platform: Vec<String>,
+    /// Keys the made-up credentials of names nobody has: derived from every secret of the
+    /// config, so it is stable across restarts and unknown to anyone without the config.
+    decoy_key: [u8; 32],
 }
 
 impl Users {
@@ -63,10 +66,43 @@ impl Users {
             }
         }
         Ok(Users {
+            decoy_key: decoy_key(config)?,
             by_name,
             by_token,
             platform: config.platform.clone(),
         })
+    }
+
+    /// The credential a name nobody has is answered with: the same salt every time for the
+    /// same name and the default iteration count, as a real credential would be, and a
+    /// password check doing the same work. So neither SCRAM's first answer nor PLAIN's time
+    /// tells which names exist.
+    fn decoy(&self, mechanism: Mechanism, user: &str) -> ScramCredential {
+        use hmac::{Hmac, Mac};
+        let derive = |what: &str| -> Vec<u8> {
+            match <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.decoy_key) {
+                Ok(mut mac) => {
+                    mac.update(mechanism.sasl_name().as_bytes());
+                    mac.update(&[0]);
+                    mac.update(what.as_bytes());
+                    mac.update(&[0]);
+                    mac.update(user.as_bytes());
+                    mac.finalize().into_bytes().to_vec()
+                }
+                // HMAC takes keys of any length.
+                Err(_) => vec![0; 32],
+            }
+        };
+        let stored = match mechanism {
+            Mechanism::Sha256 => derive("stored"),
+            Mechanism::Sha512 => [derive("stored"), derive("stored-2")].concat(),
+        };
+        ScramCredential {
+            salt: derive("salt")[..16].to_vec(),
+            iterations: config::SCRAM_ITERATIONS,
+            server_key: stored.clone(),
+            stored_key: stored,
+        }
     }
 
     /// How many principals may sign in.
@@ -106,7 +142,13 @@ impl Users {
             (Some(p), Some(c)) if c.matches_password(mechanism, password) => {
                 Ok(p.principal(&self.platform))
             }
-            _ => Err(AuthError::BadCredentials { user: user.into() }),
+            (Some(_), Some(_)) => Err(AuthError::BadCredentials { user: user.into() }),
+            _ => {
+                // The same hashing a real user's check does, so time tells nothing.
+                let decoy = self.decoy(mechanism, user);
+                let _ = decoy.matches_password(mechanism, password);
+                Err(AuthError::BadCredentials { user: user.into() })
+            }
         }
     }
 
@@ -118,13 +160,17 @@ impl Users {
         client_first: &[u8],
     ) -> Result<ScramExchange, AuthError> {
         ScramExchange::start(mechanism, client_first, |user| {
-            self.by_name.get(user).and_then(|p| {
+            let known = self.by_name.get(user).and_then(|p| {
                 let credential = match mechanism {
                     Mechanism::Sha256 => p.scram_sha_256.clone(),
                     Mechanism::Sha512 => p.scram_sha_512.clone(),
                 }?;
                 Some((p.principal(&self.platform), credential))
-            })
+            });
+            match known {
+                Some((p, c)) => (Some(p), c),
+                None => (None, self.decoy(mechanism, user)),
+            }
         })
     }
 
@@ -135,6 +181,28 @@ impl Users {
         let name = self.by_token.get(&key)?;
         self.by_name.get(name).map(|p| p.principal(&self.platform))
     }
+}
+
+/// The key of [`Users::decoy`]: a hash of every credential the config holds (random when it
+/// holds none, as then no name exists to be found).
+fn decoy_key(config: &AuthConfig) -> Result<[u8; 32], AuthError> {
+    use sha2::Digest;
+    if config.principals.is_empty() {
+        return random_bytes::<32>();
+    }
+    let mut h = sha2::Sha256::new();
+    h.update(b"headwater decoy credentials\0");
+    for p in &config.principals {
+        for c in [&p.scram_sha_256, &p.scram_sha_512].into_iter().flatten() {
+            h.update(&c.salt);
+            h.update(&c.stored_key);
+            h.update(&c.server_key);
+        }
+        if let Some(t) = &p.token_sha256 {
+            h.update(t.as_bytes());
+        }
+    }
+    Ok(h.finalize().into())
 }
 
 fn token_key(hex_text: &str) -> Result<[u8; 32], String> {
@@ -188,6 +256,29 @@ mod tests {
             users.plain(b"no separators"),
             Err(AuthError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn an_unknown_name_gets_a_stable_salt_like_a_real_one() {
+        let (users, _) = users();
+        let first = |user: &str| {
+            let message = format!("n,,n={user},r=abc");
+            let exchange = users
+                .scram(Mechanism::Sha256, message.as_bytes())
+                .expect("a first message");
+            let text = String::from_utf8_lossy(exchange.server_first()).into_owned();
+            let mut parts = text.split(',').skip(1);
+            (
+                parts.next().unwrap_or_default().to_string(),
+                parts.next().unwrap_or_default().to_string(),
+            )
+        };
+        let (salt, iterations) = first("nobody");
+        assert_eq!(first("nobody"), (salt.clone(), iterations.clone()), "stable");
+        assert_ne!(first("somebody-else").0, salt, "per name");
+        let (real_salt, real_iterations) = first("finance-svc");
+        assert_eq!(real_iterations, iterations);
+        assert_eq!(real_salt.len(), salt.len());
     }
 
     #[test]

@@ -159,10 +159,12 @@ fn unescape_name(name: &str) -> Result<String, AuthError> {
 }
 
 impl ScramExchange {
+    /// `lookup` gives a name's principal and credential, or for a name nobody has no
+    /// principal and a made-up credential that answers like a real one.
     pub(crate) fn start(
         mechanism: Mechanism,
         client_first: &[u8],
-        lookup: impl FnOnce(&str) -> Option<(Principal, ScramCredential)>,
+        lookup: impl FnOnce(&str) -> (Option<Principal>, ScramCredential),
     ) -> Result<ScramExchange, AuthError> {
         let nonce = B64.encode(crate::random_bytes::<18>()?);
         Self::start_with_nonce(mechanism, client_first, &nonce, lookup)
@@ -172,7 +174,7 @@ impl ScramExchange {
         mechanism: Mechanism,
         client_first: &[u8],
         server_nonce: &str,
-        lookup: impl FnOnce(&str) -> Option<(Principal, ScramCredential)>,
+        lookup: impl FnOnce(&str) -> (Option<Principal>, ScramCredential),
     ) -> Result<ScramExchange, AuthError> {
         let text = std::str::from_utf8(client_first)
             .map_err(|_| AuthError::Malformed("the first SCRAM message is not UTF-8".into()))?;
@@ -207,18 +209,7 @@ impl ScramExchange {
                 )));
             }
         }
-        let (principal, credential) = match lookup(&user) {
-            Some((p, c)) => (Some(p), c),
-            None => (
-                None,
-                ScramCredential {
-                    salt: crate::random_bytes::<16>()?.to_vec(),
-                    iterations: crate::config::SCRAM_ITERATIONS,
-                    stored_key: crate::random_bytes::<32>()?.to_vec(),
-                    server_key: Vec::new(),
-                },
-            ),
-        };
+        let (principal, credential) = lookup(&user);
         let nonce = format!("{client_nonce}{server_nonce}");
         let server_first = format!(
             "r={nonce},s={},i={}",
@@ -318,13 +309,20 @@ mod tests {
         )
     }
 
+    fn decoy() -> ScramCredential {
+        ScramCredential::derive(Mechanism::Sha256, b"", b"salt", 4096)
+    }
+
     #[test]
     fn rfc7677_example_exchange() {
         let exchange = ScramExchange::start_with_nonce(
             Mechanism::Sha256,
             b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
             "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
-            |_| Some(pencil(Mechanism::Sha256)),
+            |_| {
+                let (p, c) = pencil(Mechanism::Sha256);
+                (Some(p), c)
+            },
         )
         .expect("first");
         assert_eq!(
@@ -367,7 +365,8 @@ mod tests {
     fn sha512_exchange_accepts_the_password_only() {
         for (password, ok) in [(&b"pencil"[..], true), (&b"crayon"[..], false)] {
             let exchange = ScramExchange::start(Mechanism::Sha512, b"n,,n=user,r=abc", |_| {
-                Some(pencil(Mechanism::Sha512))
+                let (p, c) = pencil(Mechanism::Sha512);
+                (Some(p), c)
             })
             .expect("first");
             let server_first = String::from_utf8(exchange.server_first().to_vec()).expect("utf8");
@@ -379,7 +378,8 @@ mod tests {
     #[test]
     fn unknown_users_fail_only_at_the_proof() {
         let exchange =
-            ScramExchange::start(Mechanism::Sha256, b"n,,n=ghost,r=abc", |_| None).expect("first");
+            ScramExchange::start(Mechanism::Sha256, b"n,,n=ghost,r=abc", |_| (None, decoy()))
+                .expect("first");
         let server_first = String::from_utf8(exchange.server_first().to_vec()).expect("utf8");
         let last = client_final(Mechanism::Sha256, b"pencil", "n=ghost,r=abc", &server_first);
         assert!(matches!(
@@ -398,7 +398,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    ScramExchange::start(Mechanism::Sha256, bad, |_| None),
+                    ScramExchange::start(Mechanism::Sha256, bad, |_| (None, decoy())),
                     Err(AuthError::Malformed(_))
                 ),
                 "{}",

@@ -73,16 +73,30 @@ pub enum OutputError {
     SeveralTargets,
 }
 
-/// Why a name (of a domain, stream or pipeline) is not allowed.
+/// Why a name (of a domain, stream, pipeline, table or view) is not allowed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     /// An empty name.
     #[error("it is empty")]
     Empty,
+    /// A first character other than a letter or a digit.
+    #[error("it starts with '{found}'; start it with a letter or a digit (names starting with '_' are the node's own)")]
+    Start {
+        /// The first character.
+        found: char,
+    },
     /// A character outside the allowed set.
     #[error("character '{found}' is not allowed (use ASCII letters, digits, '_' and '-')")]
     Character {
         /// The first character not allowed.
         found: char,
+    },
+    /// A name longer than topic names leave room for.
+    #[error("it is {length} characters long; keep it to {max}")]
+    TooLong {
+        /// The name's length.
+        length: usize,
+        /// The longest allowed.
+        max: usize,
     },
 }

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 
 use headwater_contracts::Contract;
 
+use crate::files::{resolve, Bundle, Dir, Files};
 use crate::manifest::{Manifest, StreamSpec};
-use crate::{ManifestError, NameError};
+use crate::names::check_name;
+use crate::ManifestError;
 
 /// A manifest that passed every check, with its streams' contracts parsed.
 #[derive(Debug, Clone)]
@@ -32,43 +34,6 @@ pub struct LoadedStream {
     pub schema_file: PathBuf,
     /// The schema file's contract, parsed in the declared format.
     pub contract: Contract,
-}
-
-const MAX_TOPIC: usize = 249;
-
-/// Manifests of `dir`: `*.yaml` / `*.yml` files in it, and `domain.yaml` in its subdirectories.
-fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>, ManifestError> {
-    let whole = |message: String| ManifestError {
-        file: dir.to_path_buf(),
-        line: 0,
-        column: 0,
-        message,
-        fix: None,
-    };
-    let is_yaml = |p: &Path| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
-    let mut out = Vec::new();
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| whole(format!("cannot read the manifest directory: {e}")))?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_file() && is_yaml(&path) {
-            out.push(path);
-        } else if path.is_dir() {
-            for name in ["domain.yaml", "domain.yml"] {
-                if path.join(name).is_file() {
-                    out.push(path.join(name));
-                }
-            }
-        }
-    }
-    out.sort();
-    if out.is_empty() {
-        return Err(ManifestError {
-            fix: Some("add one <domain>.yaml per domain (see docs/manifests.md)".into()),
-            ..whole("no manifests found (*.yaml, or */domain.yaml)".into())
-        });
-    }
-    Ok(out)
 }
 
 /// 1-based line and column of the first line at or after `from` whose text, trimmed, starts
@@ -165,25 +130,25 @@ fn parse_error(file: &Path, e: &serde_yaml::Error) -> ManifestError {
     err(file, pos, msg, None)
 }
 
-fn valid_name(name: &str, allow_dot: bool) -> Result<(), NameError> {
-    if name.is_empty() {
-        return Err(NameError::Empty);
-    }
-    if let Some(found) = name.chars().find(|c| {
-        !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-' || (allow_dot && *c == '.'))
-    }) {
-        return Err(NameError::Character { found });
-    }
-    Ok(())
-}
-
 /// Loads and checks every manifest in `dir`. On any problem, returns all problems found.
 pub fn load_dir(dir: &Path) -> Result<Vec<LoadedDomain>, Vec<ManifestError>> {
-    let files = manifest_files(dir).map_err(|e| vec![e])?;
+    load(&Dir::new(dir))
+}
+
+/// Loads and checks every manifest of a bundle a client sent, exactly as [`load_dir`] checks
+/// a directory; a bundle whose paths point outside itself is refused whole.
+pub fn load_bundle(bundle: &Bundle) -> Result<Vec<LoadedDomain>, Vec<ManifestError>> {
+    bundle.check().map_err(|e| vec![e])?;
+    load(bundle)
+}
+
+/// Loads and checks every manifest `files` holds.
+pub(crate) fn load(files: &dyn Files) -> Result<Vec<LoadedDomain>, Vec<ManifestError>> {
+    let manifests = files.manifests().map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     let mut parsed = Vec::new();
-    for file in files {
-        let text = match std::fs::read_to_string(&file) {
+    for file in manifests {
+        let text = match files.read(&file) {
             Ok(t) => t,
             Err(e) => {
                 errors.push(err(&file, (0, 0), format!("cannot read: {e}"), None));
@@ -197,12 +162,12 @@ pub fn load_dir(dir: &Path) -> Result<Vec<LoadedDomain>, Vec<ManifestError>> {
     }
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for (file, text, m) in &parsed {
-        if let Err(why) = valid_name(&m.domain, false) {
+        if let Err(why) = check_name(&m.domain) {
             errors.push(err(
                 file,
                 locate(text, &["domain"]),
                 format!("invalid domain name '{}': {why}", m.domain),
-                Some("domain names become topic prefixes; dots are not allowed".into()),
+                Some("domain names become topic prefixes and directory names: use letters, digits, '_' and '-'".into()),
             ));
         }
         if let Some(first) = seen.insert(m.domain.clone(), file.clone()) {
@@ -239,19 +204,12 @@ pub fn load_dir(dir: &Path) -> Result<Vec<LoadedDomain>, Vec<ManifestError>> {
                 locate(&text, &path)
             };
             let topic = format!("{}.{}", m.domain, name);
-            if let Err(why) = valid_name(name, false) {
+            if let Err(why) = check_name(name) {
                 errors.push(err(
                     &file,
                     at(&[]),
                     format!("stream name '{name}' is not a valid topic name: {why}"),
                     Some("rename the stream".into()),
-                ));
-            } else if topic.len() > MAX_TOPIC {
-                errors.push(err(
-                    &file,
-                    at(&[]),
-                    format!("topic '{topic}' is longer than {MAX_TOPIC} characters"),
-                    Some("shorten the stream name".into()),
                 ));
             }
             if !(1..=10_000).contains(&spec.partitions) {
@@ -338,9 +296,20 @@ pub fn load_dir(dir: &Path) -> Result<Vec<LoadedDomain>, Vec<ManifestError>> {
                     ));
                 }
             }
-            let schema_file = base.join(&spec.contract.schema);
             let pos = at(&["contract", "schema"]);
-            let text_of_schema = match std::fs::read_to_string(&schema_file) {
+            let Some(schema_file) = resolve(files.root(), &base, &spec.contract.schema) else {
+                errors.push(err(
+                    &file,
+                    pos,
+                    format!(
+                        "stream '{name}': schema file {} is outside the manifest directory",
+                        spec.contract.schema
+                    ),
+                    Some("keep schema files in the manifest directory, with paths relative to the manifest".into()),
+                ));
+                continue;
+            };
+            let text_of_schema = match files.read(&schema_file) {
                 Ok(t) => t,
                 Err(e) => {
                     errors.push(err(
@@ -387,7 +356,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<LoadedDomain>, Vec<ManifestError>> {
                 }
                 locate(&text, &path)
             };
-            if let Err(why) = valid_name(name, false) {
+            if let Err(why) = check_name(name) {
                 errors.push(err(
                     &file,
                     at(""),

@@ -88,6 +88,20 @@ pub(crate) fn check(spec: &PipelineSpec, own_streams: &[&str]) -> Vec<Problem> {
             return out;
         }
     };
+    let named = match &target {
+        Output::Table { name, .. } => Some(("table", name)),
+        Output::View { name, .. } => Some(("view", name)),
+        Output::Stream(_) => None,
+    };
+    if let Some((kind, name)) = named {
+        if let Err(why) = crate::names::check_name(name) {
+            out.push((
+                "output",
+                format!("{kind} name '{name}' is not valid: {why}"),
+                format!("rename the {kind}; its name becomes a directory under the node's data dir"),
+            ));
+        }
+    }
     match (&target, spec.mode) {
         (Output::Table { .. }, PipelineMode::Batch)
         | (Output::Stream(_) | Output::View { .. }, PipelineMode::Streaming) => {}

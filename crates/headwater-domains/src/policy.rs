@@ -141,6 +141,27 @@ impl AccessPolicy {
         }
     }
 
+    /// Changing `key` of `topic` outside its manifest (over Kafka): refused for the settings
+    /// a declared stream's manifest sets (`partitions`, `retention.ms`, and
+    /// `headwater.validation` from `quality.on_invalid`), whoever asks: `headwater apply` would
+    /// set them back, and a gate switched off where the manifest says records are validated
+    /// breaks the stream's promise to its readers.
+    pub fn setting(&self, topic: &str, key: &str) -> Result<(), Denied> {
+        let field = match key {
+            "partitions" => "partitions",
+            "retention.ms" => "retention",
+            "headwater.validation" => "quality.on_invalid",
+            _ => return Ok(()),
+        };
+        match self.locate(topic) {
+            Some((d, Some(s))) => deny(format!(
+                "{key} of {topic} is set by domain {}'s manifest (`{field}` of stream {}); change it there and run `headwater apply`",
+                d.domain, s.name
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn reads(&self, who: &Principal, s: &StreamDef) -> bool {
         s.readers.iter().any(|r| {
             r == "*"

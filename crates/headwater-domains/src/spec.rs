@@ -66,6 +66,52 @@ pub struct StreamDef {
     pub freshness_ms: Option<u64>,
 }
 
+impl DomainSpec {
+    /// What makes this spec unsafe to apply, whoever built it: a name outside the grammar
+    /// ([`check_name`](crate::check_name)), a stream whose topic is not `<domain>.<name>`, a
+    /// stream declared twice, a table or view named outside the grammar. A spec the loader built
+    /// has none; a node checks every spec it applies all the same.
+    pub fn problems(&self) -> Vec<String> {
+        use crate::names::check_name;
+        let mut out = Vec::new();
+        if let Err(why) = check_name(&self.domain) {
+            out.push(format!("invalid domain name '{}': {why}", self.domain));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for s in &self.streams {
+            if let Err(why) = check_name(&s.name) {
+                out.push(format!("invalid stream name '{}': {why}", s.name));
+            }
+            let topic = format!("{}.{}", self.domain, s.name);
+            if s.topic != topic {
+                out.push(format!(
+                    "stream '{}' claims topic '{}'; a stream of domain {} is topic '{topic}'",
+                    s.name, s.topic, self.domain
+                ));
+            }
+            if !names.insert(&s.name) {
+                out.push(format!("stream '{}' is declared twice", s.name));
+            }
+        }
+        for (name, p) in &self.pipelines {
+            if let Err(why) = check_name(name) {
+                out.push(format!("invalid pipeline name '{name}': {why}"));
+            }
+            let target = match p.output.target() {
+                Ok(crate::Output::Table { name, .. }) => Some(("table", name)),
+                Ok(crate::Output::View { name, .. }) => Some(("view", name)),
+                _ => None,
+            };
+            if let Some((kind, target)) = target {
+                if let Err(why) = check_name(target) {
+                    out.push(format!("pipeline '{name}': invalid {kind} name '{target}': {why}"));
+                }
+            }
+        }
+        out
+    }
+}
+
 impl StreamDef {
     /// Stream `name` of `domain` with `schema` and every manifest default: one partition,
     /// BACKWARD, records refused when invalid, no rules, readers, classes or SLA. For code that

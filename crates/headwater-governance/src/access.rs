@@ -5,7 +5,9 @@
 //! Kafka requests are checked through [`headwater_kafka::Authorizer`], which this implements; HTTP
 //! requests by the server's sign-in layer, which asks [`NodeAccess`] the same questions.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use headwater_auth::{Denied, Principal, TopicOp, Users};
 use headwater_domains::audit::Change;
@@ -16,6 +18,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serde_json::{json, Value};
 
+use crate::sign_in_failures::{kept_name, source_of, SignInFailures, Verdict};
 use crate::AuditTrail;
 
 /// Refusals and failed sign-ins counted for `/metrics`, by what was refused: the label set
@@ -50,13 +53,14 @@ impl Outcome {
 /// Access control of one node: its principals and the policy derived from the applied domains.
 #[derive(Debug)]
 pub struct NodeAccess {
-    users: Users,
+    users: Arc<Users>,
     platform: Vec<String>,
     applied: Arc<AppliedDomains>,
     /// The policy of the applied set at a version of it; rebuilt when the set changes.
     policy: RwLock<(u64, Arc<AccessPolicy>)>,
     audit: Arc<AuditTrail>,
     counts: RefusalCounts,
+    failures: SignInFailures,
 }
 
 impl NodeAccess {
@@ -74,16 +78,23 @@ impl NodeAccess {
         Arc::new(NodeAccess {
             policy: RwLock::new((version, policy)),
             applied,
-            users,
+            users: Arc::new(users),
             platform,
             audit,
             counts,
+            failures: SignInFailures::default(),
         })
     }
 
     /// The principals that may sign in.
-    pub fn users(&self) -> &Users {
+    pub fn users(&self) -> &Arc<Users> {
         &self.users
+    }
+
+    /// How long sign-ins from `source` as `user` are refused unchecked, after that name failed
+    /// there too often.
+    pub fn sign_in_cool_down(&self, source: Option<IpAddr>, user: &str) -> Option<Duration> {
+        self.failures.cool_down(source, user, Instant::now())
     }
 
     /// The decisions over the domains applied now.
@@ -105,12 +116,7 @@ impl NodeAccess {
     /// Counts and audits one refusal: `what` was refused (an action, or for a failed sign-in
     /// its mechanism) on `target`, and why.
     fn record(&self, principal: String, outcome: Outcome, what: &str, target: &str, why: &str) {
-        self.counts
-            .get_or_create(&RefusalLabel {
-                outcome: outcome.action().to_string(),
-                action: what.to_string(),
-            })
-            .inc();
+        self.count(outcome, what);
         let after = match outcome {
             Outcome::Refused => json!({ "action": what, "why": why }),
             Outcome::SignInFailed => json!({ "mechanism": what, "why": why }),
@@ -137,38 +143,69 @@ impl NodeAccess {
         }
     }
 
+    fn count(&self, outcome: Outcome, what: &str) {
+        self.counts
+            .get_or_create(&RefusalLabel {
+                outcome: outcome.action().to_string(),
+                action: what.to_string(),
+            })
+            .inc();
+    }
+
     /// Records (logs, counts, audits) a refusal told to `who`: `action` on `target`, and why.
     pub fn record_refusal(&self, who: &Principal, action: &str, target: &str, why: &str) {
         tracing::info!(principal = %who.audit_name(), action, target, "refused: {why}");
         self.record(who.audit_name(), Outcome::Refused, action, target, why);
     }
 
-    /// Records a request refused before anyone signed in (no credentials at all).
-    pub fn record_anonymous_refusal(&self, action: &str, target: &str, why: &str) {
-        self.record(
-            crate::audit::ANONYMOUS.into(),
-            Outcome::Refused,
-            action,
-            target,
-            why,
-        );
+    /// Records a request from `source` refused before anyone signed in (no credentials at
+    /// all): counted, and audited as failed sign-ins are, sampled per address.
+    pub fn record_anonymous_refusal(
+        &self,
+        action: &str,
+        source: Option<IpAddr>,
+        target: &str,
+        why: &str,
+    ) {
+        self.record_unsigned(crate::audit::ANONYMOUS, Outcome::Refused, action, source, target, why);
     }
 
-    /// Records a failed sign-in by `who` (as the audit trail names the claimed identity) with
-    /// `mechanism`, from `target` (a peer or a path).
-    pub fn record_sign_in_failure(&self, who: &str, mechanism: &str, target: &str, why: &str) {
-        self.record(
-            who.to_string(),
-            Outcome::SignInFailed,
-            mechanism,
-            target,
-            why,
-        );
+    /// Records a failed sign-in from `source` by `who` (as the audit trail names the claimed
+    /// identity, cut short when long) with `mechanism`, at `target` (a peer or a path): always
+    /// counted, audited once a minute per address with the number it stands for.
+    pub fn record_sign_in_failure(
+        &self,
+        who: &str,
+        mechanism: &str,
+        source: Option<IpAddr>,
+        target: &str,
+        why: &str,
+    ) {
+        self.record_unsigned(who, Outcome::SignInFailed, mechanism, source, target, why);
+    }
+
+    fn record_unsigned(
+        &self,
+        who: &str,
+        outcome: Outcome,
+        what: &str,
+        source: Option<IpAddr>,
+        target: &str,
+        why: &str,
+    ) {
+        match self.failures.failed(source, who, Instant::now()) {
+            Verdict::Audit { failures: 1 } => self.record(kept_name(who), outcome, what, target, why),
+            Verdict::Audit { failures } => {
+                let why = format!("{why} ({failures} failures from this address in the last minute or so, audited once)");
+                self.record(kept_name(who), outcome, what, target, &why)
+            }
+            Verdict::Quiet => self.count(outcome, what),
+        }
     }
 }
 
 impl headwater_kafka::Authorizer for NodeAccess {
-    fn users(&self) -> &Users {
+    fn users(&self) -> &Arc<Users> {
         &self.users
     }
 
@@ -184,6 +221,10 @@ impl headwater_kafka::Authorizer for NodeAccess {
         self.policy().platform_only(who, what)
     }
 
+    fn setting(&self, topic: &str, key: &str) -> Result<(), Denied> {
+        self.policy().setting(topic, key)
+    }
+
     fn refused(&self, who: &Principal, action: &str, target: &str, why: &Denied) {
         self.record_refusal(who, action, target, &why.reason);
     }
@@ -192,8 +233,13 @@ impl headwater_kafka::Authorizer for NodeAccess {
         self.record_sign_in_failure(
             &format!("user:{user}"),
             mechanism,
+            source_of(peer),
             &format!("kafka:{peer}"),
             why,
         );
+    }
+
+    fn sign_in_cool_down(&self, user: &str, peer: &str) -> Option<Duration> {
+        NodeAccess::sign_in_cool_down(self, source_of(peer), &format!("user:{user}"))
     }
 }

@@ -30,13 +30,25 @@ pub struct DomainStore {
 
 impl DomainStore {
     /// Replays the applied domains from `log`. A record that does not read as a spec (written
-    /// by a newer node, say) is skipped.
+    /// by a newer node, say) is skipped, and so is a spec that breaks the rules every applied
+    /// spec now meets (stored by a node from before those rules): it is logged, not served.
     pub fn open(log: &Arc<Log>) -> Result<Self, LogError> {
         let topic = InternalTopic::open(log, DOMAINS_TOPIC)?;
         let mut specs = BTreeMap::new();
         topic.replay(|_, value| {
-            if let Some(spec) = value.and_then(|v| serde_json::from_slice::<DomainSpec>(v).ok()) {
+            let Some(spec) = value.and_then(|v| serde_json::from_slice::<DomainSpec>(v).ok())
+            else {
+                return;
+            };
+            let problems = spec.problems();
+            if problems.is_empty() {
                 specs.insert(spec.domain.clone(), spec);
+            } else {
+                tracing::error!(
+                    domain = %spec.domain,
+                    "an applied domain in {DOMAINS_TOPIC} is not served: {}; apply its manifest again",
+                    problems.join("; ")
+                );
             }
         })?;
         tracing::info!(domains = specs.len(), "replayed applied domains");
@@ -135,7 +147,7 @@ fn applied_changes(
         domain,
         &spec.domain,
         before.map_or(Value::Null, |b| json!({ "manifest": b.manifest })),
-        json!({ "manifest": spec.manifest, "changes": changes }),
+        json!({ "manifest": spec.manifest, "applied": spec, "changes": changes }),
     )];
     for s in &spec.streams {
         let was = before.and_then(|b| b.streams.iter().find(|o| o.name == s.name));
@@ -184,7 +196,8 @@ fn applied_changes(
 
 impl DomainService {
     /// Plan/apply over `store`, changing and consulting `to`. The applied domains' quality
-    /// rules take effect, their subjects are marked as theirs and their pipelines start.
+    /// rules take effect and their subjects are marked as theirs; their pipelines start with
+    /// [`DomainService::start_pipelines`].
     pub fn new(store: DomainStore, to: ApplyTo) -> Self {
         for spec in store.applied.all() {
             for s in &spec.streams {
@@ -192,12 +205,20 @@ impl DomainService {
                 to.registry
                     .set_owner(&format!("{}-value", s.topic), &spec.domain);
             }
-            to.pipelines.deploy(&spec.domain, &spec.pipelines);
         }
         DomainService {
             store,
             to,
             writer: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Starts every applied domain's pipelines that applied state admits (readers and grants
+    /// checked again); the rest are logged and left stopped.
+    pub async fn start_pipelines(&self) {
+        let applied = self.store.applied.all();
+        for spec in &applied {
+            self.to.pipelines.deploy(spec, &applied).await;
         }
     }
 
@@ -356,6 +377,11 @@ impl DomainService {
             errors: Vec::new(),
             impact: Vec::new(),
         };
+        let problems = spec.problems();
+        if !problems.is_empty() {
+            out.errors = problems;
+            return (out, Vec::new());
+        }
         if self.store.applied.is_applied(spec) {
             out.unchanged = true;
             return (out, Vec::new());
@@ -432,66 +458,124 @@ impl DomainService {
         Some((access, who, why))
     }
 
+    /// Plans `specs` in rounds, each against the applied domains plus the specs accepted in
+    /// earlier rounds, until a round accepts no more. A domain reading another's new stream is
+    /// so accepted once that domain is, whatever the order of the request, while a refused spec
+    /// never becomes known to another: only what is applied, or would be, decides readers and
+    /// grants. Returns the accepted specs' indexes, in the order they can be applied.
+    async fn acceptance_order(&self, specs: &[DomainSpec], by: &Actor) -> Vec<usize> {
+        let mut accepted: Vec<usize> = Vec::new();
+        loop {
+            let before = accepted.len();
+            for (i, spec) in specs.iter().enumerate() {
+                if accepted.contains(&i) {
+                    continue;
+                }
+                let mut planned: Vec<DomainSpec> =
+                    accepted.iter().map(|&a| specs[a].clone()).collect();
+                planned.push(spec.clone());
+                let known = self.store.applied.with(&planned);
+                let (out, _) = self.plan_full(spec, &known, by).await;
+                if out.errors.is_empty() {
+                    accepted.push(i);
+                }
+            }
+            if accepted.len() == before {
+                return accepted;
+            }
+        }
+    }
+
     /// What applying each of `specs` would change, and why it may not, as `by` asks it.
     pub async fn plan(&self, specs: &[DomainSpec], by: &Actor) -> Vec<DomainOutcome> {
-        let known = self.store.applied.with(specs);
+        let accepted = self.acceptance_order(specs, by).await;
+        let known: Vec<DomainSpec> = accepted.iter().map(|&i| specs[i].clone()).collect();
         let mut out = Vec::new();
-        for s in specs {
-            out.push(self.plan_full(s, &known, by).await.0);
+        for (i, spec) in specs.iter().enumerate() {
+            // A refused spec is planned against what would be applied without it, to say why.
+            let mut planned = known.clone();
+            if !accepted.contains(&i) {
+                planned.push(spec.clone());
+            }
+            let known = self.store.applied.with(&planned);
+            out.push(self.plan_full(spec, &known, by).await.0);
         }
         out
     }
 
     /// Applies each of `specs` on behalf of `by`: a domain whose plan has an error, or that
-    /// `by` may not change, is left as it was.
+    /// `by` may not change, is left as it was. Domains are applied in an order where each comes
+    /// after those it reads; outcomes come back in the request's order.
     pub async fn apply(&self, specs: &[DomainSpec], by: &Actor) -> Vec<DomainOutcome> {
         let _one_at_a_time = self.writer.lock().await;
-        let principal = by.audit_name();
-        let known = self.store.applied.with(specs);
-        let mut outcomes = Vec::new();
-        for spec in specs {
-            let (mut out, plans) = self.plan_full(spec, &known, by).await;
-            if let (false, Some((access, who, why))) = (out.unchanged, self.refused(spec, by)) {
-                access.record_refusal(who, "apply", &spec.domain, &why);
-            } else if let (false, false, true, Some(who)) = (
-                out.unchanged,
-                out.errors.is_empty(),
-                self.to.access.is_some(),
-                by.principal(),
-            ) {
-                // Refused for what it would do (a pii field exposed, SQL that does not plan):
-                // an attempted change, on the record with its reasons.
-                let after = serde_json::json!({ "errors": out.errors });
-                let change = Change::new(
-                    &who.audit_name(),
-                    "apply.refused",
-                    Some(&spec.domain),
-                    &spec.domain,
-                    serde_json::Value::Null,
-                    after,
-                );
-                self.to.audit.record(change).await;
-            }
-            if out.unchanged || !out.errors.is_empty() {
-                outcomes.push(out);
-                continue;
-            }
-            let before = self.store.applied.get(&spec.domain);
-            if let Err(e) = self.execute(spec, plans, &principal).await {
-                out.errors
-                    .push(format!("applying stopped: {e}; run apply again to finish"));
-                outcomes.push(out);
-                continue;
-            }
-            out.applied = true;
-            self.to.pipelines.deploy(&spec.domain, &spec.pipelines);
-            for change in applied_changes(&principal, before.as_ref(), spec, &out.changes) {
-                self.to.audit.record(change).await;
-            }
-            tracing::info!(domain = %spec.domain, changes = out.changes.len(), "applied domain");
-            outcomes.push(out);
+        let accepted = self.acceptance_order(specs, by).await;
+        let refused = (0..specs.len()).filter(|i| !accepted.contains(i));
+        let mut outcomes: Vec<(usize, DomainOutcome)> = Vec::new();
+        for i in accepted.iter().copied().chain(refused) {
+            outcomes.push((i, self.apply_one(&specs[i], by).await));
         }
-        outcomes
+        outcomes.sort_by_key(|(i, _)| *i);
+        outcomes.into_iter().map(|(_, o)| o).collect()
+    }
+
+    /// Plans `spec` against the applied domains (with it in place of its applied version) and
+    /// applies it if nothing stands in the way.
+    async fn apply_one(&self, spec: &DomainSpec, by: &Actor) -> DomainOutcome {
+        let principal = by.audit_name();
+        let known = self.store.applied.with(std::slice::from_ref(spec));
+        let (mut out, plans) = self.plan_full(spec, &known, by).await;
+        if let (false, Some((access, who, why))) = (out.unchanged, self.refused(spec, by)) {
+            access.record_refusal(who, "apply", &spec.domain, &why);
+        } else if let (false, false, true, Some(who)) = (
+            out.unchanged,
+            out.errors.is_empty(),
+            self.to.access.is_some(),
+            by.principal(),
+        ) {
+            // Refused for what it would do (a pii field exposed, SQL that does not plan):
+            // an attempted change, on the record with its reasons.
+            let after = serde_json::json!({ "errors": out.errors });
+            let change = Change::new(
+                &who.audit_name(),
+                "apply.refused",
+                Some(&spec.domain),
+                &spec.domain,
+                serde_json::Value::Null,
+                after,
+            );
+            self.to.audit.record(change).await;
+        }
+        if out.unchanged || !out.errors.is_empty() {
+            return out;
+        }
+        let before = self.store.applied.get(&spec.domain);
+        if let Err(e) = self.execute(spec, plans, &principal).await {
+            out.errors
+                .push(format!("applying stopped: {e}; run apply again to finish"));
+            return out;
+        }
+        out.applied = true;
+        let applied = self.store.applied.all();
+        for refusal in self.to.pipelines.deploy(spec, &applied).await {
+            out.notes.push(format!("not running: {refusal}"));
+        }
+        // Readers and grants of this domain's streams may have changed under the pipelines of
+        // others that read them: those are checked again (and stopped if no longer admitted).
+        let topics: Vec<&str> = spec.streams.iter().map(|s| s.topic.as_str()).collect();
+        for other in applied.iter().filter(|d| d.domain != spec.domain) {
+            let reads = other
+                .pipelines
+                .values()
+                .any(|p| p.inputs.iter().any(|i| topics.contains(&i.as_str())));
+            if reads {
+                self.to.pipelines.deploy(other, &applied).await;
+            }
+        }
+        for change in applied_changes(&principal, before.as_ref(), spec, &out.changes) {
+            self.to.audit.record(change).await;
+        }
+        tracing::info!(domain = %spec.domain, changes = out.changes.len(), "applied domain");
+        out
     }
 
     async fn execute(

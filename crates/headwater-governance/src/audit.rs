@@ -6,6 +6,7 @@
 //! not undo it.
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -74,28 +75,63 @@ impl AuditTrail {
     /// Every stored record in order, read back as an entry or as why it cannot be.
     pub fn stored(&self) -> Result<Vec<Stored>, LogError> {
         let mut out = Vec::new();
-        self.topic.scan(|read| match read {
-            Scanned::Record { offset, value, .. } => out.push(Stored {
+        self.read_from(0, |stored| {
+            out.push(stored);
+            ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+
+    /// Up to `limit` of the records after offset `after` (from the first without it) that
+    /// `keep` keeps, in order, and the cursor to pass as `after` for the next page (`None`
+    /// once the trail is read to its end). Reads no further than the page needs, so a long
+    /// trail is never held in memory whole.
+    pub fn page(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+        keep: impl Fn(&Stored) -> bool,
+    ) -> Result<(Vec<Stored>, Option<i64>), LogError> {
+        let mut out = Vec::new();
+        let mut next = None;
+        self.read_from(after.map_or(0, |a| a.saturating_add(1)), |stored| {
+            if out.len() == limit {
+                next = out.last().map(|s: &Stored| s.offset);
+                return ControlFlow::Break(());
+            }
+            if keep(&stored) {
+                out.push(stored);
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok((out, next))
+    }
+
+    /// Reads the records from offset `from` as [`Stored`], until `f` says to stop.
+    fn read_from(
+        &self,
+        from: i64,
+        mut f: impl FnMut(Stored) -> ControlFlow<()>,
+    ) -> Result<(), LogError> {
+        self.topic.scan_from(from, |read| match read {
+            Scanned::Record { offset, value, .. } => f(Stored {
                 offset,
                 entry: value.ok_or(Unreadable::NoValue).and_then(|v| {
                     serde_json::from_slice::<AuditEntry>(&v)
                         .map_err(|e| Unreadable::not_an_entry(&e))
                 }),
             }),
-            Scanned::Broken { first, last, error } => {
-                for offset in first..=last {
-                    out.push(Stored {
-                        offset,
-                        entry: Err(Unreadable::BrokenBatch {
-                            first,
-                            last,
-                            reason: error.clone(),
-                        }),
-                    });
-                }
-            }
-        })?;
-        Ok(out)
+            Scanned::Broken { first, last, error } => (first..=last).try_for_each(|offset| {
+                f(Stored {
+                    offset,
+                    entry: Err(Unreadable::BrokenBatch {
+                        first,
+                        last,
+                        reason: error.clone(),
+                    }),
+                })
+            }),
+        })
     }
 
     /// The whole chain checked (see [`headwater_domains::audit::verify`]).

@@ -31,6 +31,7 @@ mod impact;
 pub mod lineage;
 mod openlineage;
 mod pipelines;
+mod sign_in_failures;
 mod status;
 
 pub use access::{NodeAccess, RefusalCounts, RefusalLabel};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use headwater_contracts::Contract;
 use headwater_domains::{refuse_input, DomainSpec, Output, PipelineSpec};
-use headwater_pipelines::{Engine, StreamSink, StreamSource, Supervisor, Tables};
+use headwater_pipelines::{Engine, SqlLimits, StreamSink, StreamSource, Supervisor, Tables};
 
 /// The pipelines of one node.
 #[derive(Debug)]
@@ -19,18 +19,20 @@ pub struct PipelineService {
 
 impl PipelineService {
     /// Finishes table swaps a crash interrupted in `data_dir`, then runs pipelines reading
-    /// `source` and writing `sink`; streaming pipelines wake on `appended`.
+    /// `source` and writing `sink`; streaming pipelines wake on `appended`. Ad-hoc queries run
+    /// within `sql`.
     pub fn new(
         source: Arc<dyn StreamSource>,
         sink: Arc<dyn StreamSink>,
         appended: Arc<tokio::sync::Notify>,
         data_dir: &Path,
+        sql: SqlLimits,
     ) -> Self {
         let tables = Tables::new(data_dir);
         for done in tables.recover() {
             tracing::warn!("tables: {done}");
         }
-        let engine = Arc::new(Engine::new(source, tables));
+        let engine = Arc::new(Engine::new(source, tables).with_limits(sql));
         PipelineService {
             supervisor: Supervisor::new(engine.clone(), sink, appended, data_dir),
             engine,
@@ -67,17 +69,7 @@ impl PipelineService {
                 }
                 Some(_) => {}
             }
-            for input in &p.inputs {
-                let readers = known
-                    .iter()
-                    .flat_map(|d| &d.streams)
-                    .find(|s| s.topic == *input)
-                    .map(|s| s.readers.as_slice());
-                if let Some(why) = refuse_input(&spec.domain, input, readers) {
-                    errors.push(format!("pipeline {full}: {why}"));
-                }
-            }
-            errors.extend(crate::exposure::refusals(self, spec, name, p, known).await);
+            errors.extend(self.admission(spec, name, p, known).await);
             let contracts = input_contracts(known, &p.inputs);
             // The columns a view's key and features may name: the SQL's result, or the inputs'.
             let mut columns: Option<Vec<String>> = None;
@@ -168,9 +160,50 @@ impl PipelineService {
         }
     }
 
-    /// Runs `domain`'s declared pipelines; touches no other domain's.
-    pub fn deploy(&self, domain: &str, pipelines: &BTreeMap<String, PipelineSpec>) {
-        self.supervisor.sync_domain(domain, pipelines);
+    /// Why pipeline `name` of `spec` may not run where `known` are the domains: an input its
+    /// domain is not a reader of, or a classified field it exposes without the grant.
+    async fn admission(
+        &self,
+        spec: &DomainSpec,
+        name: &str,
+        p: &PipelineSpec,
+        known: &[DomainSpec],
+    ) -> Vec<String> {
+        let mut refusals = Vec::new();
+        for input in &p.inputs {
+            let readers = known
+                .iter()
+                .flat_map(|d| &d.streams)
+                .find(|s| s.topic == *input)
+                .map(|s| s.readers.as_slice());
+            if let Some(why) = refuse_input(&spec.domain, input, readers) {
+                refusals.push(format!("pipeline {}.{name}: {why}", spec.domain));
+            }
+        }
+        refusals.extend(crate::exposure::refusals(self, spec, name, p, known).await);
+        refusals
+    }
+
+    /// Runs those of `spec`'s pipelines that `applied` (the applied domains) admits, and stops
+    /// the rest; touches no other domain's. Plan refuses a pipeline that would not be admitted,
+    /// but readers and grants are checked again here, against applied state only, each time
+    /// a domain's pipelines are (re)started. Returns why each one not run was refused.
+    pub async fn deploy(&self, spec: &DomainSpec, applied: &[DomainSpec]) -> Vec<String> {
+        let mut admitted = BTreeMap::new();
+        let mut refused = Vec::new();
+        for (name, p) in &spec.pipelines {
+            let why = self.admission(spec, name, p, applied).await;
+            if why.is_empty() {
+                admitted.insert(name.clone(), p.clone());
+            } else {
+                for w in &why {
+                    tracing::error!("not running: {w}");
+                }
+                refused.extend(why);
+            }
+        }
+        self.supervisor.sync_domain(&spec.domain, &admitted);
+        refused
     }
 }
 

@@ -15,6 +15,8 @@
 //! one caller's request and reports every refusal that reaches the client to
 //! [`Authorizer::refused`] for the audit trail, and the typed [`Refused`] parts.
 
+use std::sync::Arc;
+
 use headwater_auth::{Denied, Principal, TopicOp, Users};
 use kafka_protocol::messages::{GroupId, TopicName};
 use kafka_protocol::protocol::{Request, StrBytes};
@@ -25,7 +27,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 /// not sign in and every request is allowed.
 pub trait Authorizer: Send + Sync + std::fmt::Debug {
     /// The principals that may sign in, and how.
-    fn users(&self) -> &Users;
+    fn users(&self) -> &Arc<Users>;
     /// Whether `who` may do `op` on `topic`.
     fn topic(&self, who: &Principal, op: TopicOp, topic: &str) -> Result<(), Denied>;
     /// Whether `who` may use the consumer group `group` (join it, commit and read its offsets,
@@ -33,10 +35,16 @@ pub trait Authorizer: Send + Sync + std::fmt::Debug {
     fn group(&self, who: &Principal, group: &str) -> Result<(), Denied>;
     /// Whether `who` may make a node-wide change (broker configs); `what` names it.
     fn node_wide(&self, who: &Principal, what: &str) -> Result<(), Denied>;
+    /// Whether `key` of `topic` (a topic config, or `partitions`) may change over Kafka at all:
+    /// not where a manifest sets it.
+    fn setting(&self, topic: &str, key: &str) -> Result<(), Denied>;
     /// A refusal the client was told about: `action` on `target`, and why.
     fn refused(&self, who: &Principal, action: &str, target: &str, why: &Denied);
     /// A failed sign-in: the user name the client gave, its mechanism and address.
     fn sign_in_failed(&self, user: &str, mechanism: &str, peer: &str, why: &str);
+    /// How long sign-ins as `user` from `peer` (`host:port`) are refused without checking
+    /// them, after too many failed; `None` when they are checked.
+    fn sign_in_cool_down(&self, user: &str, peer: &str) -> Option<std::time::Duration>;
 }
 
 /// A part of a request refused before it was handled, answered in its response afterwards.
@@ -171,6 +179,32 @@ impl<'a> Guard<'a> {
         self.authorizer
             .node_wide(self.who, what)
             .inspect_err(|why| self.authorizer.refused(self.who, "administer", what, why))
+    }
+
+    /// Whether `who` may administer the topic `name` and change each of `keys` of it (topic
+    /// configs, or `partitions`), which a manifest may set instead; a refusal is recorded and
+    /// added to `refused`.
+    pub(crate) fn keep_settings<'k>(
+        &self,
+        name: &TopicName,
+        mut keys: impl Iterator<Item = &'k str>,
+        refused: &mut Vec<Refused>,
+    ) -> bool {
+        if !self.keep_topic(TopicOp::Administer, name, Vec::new(), refused) {
+            return false;
+        }
+        let governed = keys.find_map(|key| self.authorizer.setting(&name.0, key).err());
+        let Some(why) = governed else {
+            return true;
+        };
+        self.authorizer
+            .refused(self.who, TopicOp::Administer.verb(), &name.0, &why);
+        refused.push(Refused::Topic {
+            name: name.clone(),
+            partitions: Vec::new(),
+            why,
+        });
+        false
     }
 
     /// Whether `topic` may be seen in a listing; no refusal is recorded.

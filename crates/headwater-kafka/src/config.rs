@@ -18,6 +18,16 @@ pub struct KafkaConfig {
     pub min_session_timeout_ms: i32,
     /// Largest consumer session timeout a group member may ask for.
     pub max_session_timeout_ms: i32,
+    /// Connections served at once; one more is closed as soon as it is accepted. 4096: far
+    /// more than the clients of one node, far fewer than its file descriptors.
+    pub max_connections: usize,
+    /// On a node with `[auth]`, how long a connection has to sign in before it is closed, in
+    /// milliseconds. Ten seconds: a client signs in within a few round trips; a stranger who
+    /// connects and says nothing holds no slot for longer.
+    pub sign_in_timeout_ms: u64,
+    /// A connection that sends no request for this long is closed, in milliseconds (Kafka's
+    /// `connections.max.idle.ms`, ten minutes). Clients reconnect when they need to.
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for KafkaConfig {
@@ -29,6 +39,9 @@ impl Default for KafkaConfig {
             advertised_addr: None,
             min_session_timeout_ms: 1_000,
             max_session_timeout_ms: 300_000,
+            max_connections: 4096,
+            sign_in_timeout_ms: 10_000,
+            idle_timeout_ms: 600_000,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! implement is answered with UNSUPPORTED_VERSION and the connection stays open.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -30,6 +31,14 @@ pub async fn serve_connection(broker: Arc<Broker>, stream: TcpStream) {
         Err(ConnectionError::Io(e)) => {
             tracing::debug!(%peer, error = %e, "connection ended")
         }
+        Err(e @ ConnectionError::Idle { .. }) => {
+            broker.metrics().connection_closed("idle");
+            tracing::debug!(%peer, "closing connection: {e}")
+        }
+        Err(e @ ConnectionError::SignInTimeout { .. }) => {
+            broker.metrics().connection_closed("sign_in_timeout");
+            tracing::info!(%peer, "closing connection: {e}")
+        }
         Err(e) => tracing::warn!(%peer, "closing connection: {e}"),
     }
 }
@@ -39,12 +48,34 @@ async fn run(broker: &Arc<Broker>, stream: TcpStream, peer: &str) -> Result<(), 
     let mut rd = BufReader::with_capacity(256 * 1024, rd);
     let max = broker.config.max_request_bytes;
     let mut session = crate::sasl::Session::default();
+    let config = &broker.config;
+    let sign_in_by = broker
+        .authorizer()
+        .map(|_| Instant::now() + Duration::from_millis(config.sign_in_timeout_ms));
+    let idle = Duration::from_millis(config.idle_timeout_ms);
     loop {
+        // The next request must start before the connection counts as idle, and, until the
+        // client has signed in, before its sign-in deadline.
+        let (wait, closed) = match sign_in_by.filter(|_| session.who.is_none()) {
+            Some(by) => (
+                by.saturating_duration_since(Instant::now()).min(idle),
+                ConnectionError::SignInTimeout {
+                    limit_ms: config.sign_in_timeout_ms,
+                },
+            ),
+            None => (
+                idle,
+                ConnectionError::Idle {
+                    limit_ms: config.idle_timeout_ms,
+                },
+            ),
+        };
         let mut len = [0u8; 4];
-        match rd.read_exact(&mut len).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(e.into()),
+        match tokio::time::timeout(wait, rd.read_exact(&mut len)).await {
+            Err(_) => return Err(closed),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(e)) => return Err(e.into()),
         }
         let size = i64::from(i32::from_be_bytes(len));
         // Before signing in, a frame is at most what a sign-in needs (Kafka's
@@ -63,7 +94,7 @@ async fn run(broker: &Arc<Broker>, stream: TcpStream, peer: &str) -> Result<(), 
         rd.read_exact(&mut frame).await?;
         let answer = if session.raw_tokens {
             // After a v0 SaslHandshake the client sends bare SASL tokens, answered bare.
-            crate::sasl::raw_token(broker, &mut session, frame.freeze(), peer)
+            crate::sasl::raw_token(broker, &mut session, frame.freeze(), peer).await
         } else {
             handle_frame(broker, frame.freeze(), peer, &mut session).await?
         };
@@ -143,12 +174,9 @@ async fn handle_frame(
             return encode_response(api_key, version, correlation_id, &answer).map(Some);
         }
         (Some(authorizer), RequestKind::SaslAuthenticate(req)) => {
-            let answer = ResponseKind::SaslAuthenticate(crate::sasl::authenticate(
-                &**authorizer,
-                session,
-                req,
-                peer,
-            ));
+            let answer = ResponseKind::SaslAuthenticate(
+                crate::sasl::authenticate(&**authorizer, session, req, peer).await,
+            );
             return encode_response(api_key, version, correlation_id, &answer).map(Some);
         }
         (Some(_), _) if session.who.is_none() && api_key != ApiKey::ApiVersions => {

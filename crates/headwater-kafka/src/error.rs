@@ -43,6 +43,18 @@ pub enum ConnectionError {
         /// The codec's message.
         reason: String,
     },
+    /// No sign-in within `[kafka] sign_in_timeout_ms` of connecting.
+    #[error("not signed in within {limit_ms} ms of connecting ([kafka] sign_in_timeout_ms); sign in right after connecting")]
+    SignInTimeout {
+        /// The limit.
+        limit_ms: u64,
+    },
+    /// No request for `[kafka] idle_timeout_ms`.
+    #[error("idle for {limit_ms} ms ([kafka] idle_timeout_ms)")]
+    Idle {
+        /// The limit.
+        limit_ms: u64,
+    },
     /// A request other than ApiVersions or sign-in before the client signed in.
     #[error("{api} request before signing in: this node requires SASL; set security.protocol=SASL_PLAINTEXT with sasl.mechanism PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 and the principal's username and password")]
     Unauthenticated {

@@ -4,6 +4,7 @@
 //! Each is one partition synced on every append (`headwater.fsync=always`): an acknowledged
 //! change survives a crash. Its owner replays it whole at start.
 
+use std::ops::ControlFlow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -89,7 +90,20 @@ impl InternalTopic {
     /// Reads every record in order, with its offset; a batch that does not decode (its CRC
     /// fails, say) is reported with the offsets it covers and reading goes on after it.
     pub fn scan(&self, mut f: impl FnMut(Scanned)) -> Result<(), LogError> {
-        let mut offset = self.partition.start_offset();
+        self.scan_from(self.partition.start_offset(), |read| {
+            f(read);
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// Reads the records from offset `from` on, as [`InternalTopic::scan`] does, until `f`
+    /// says to stop.
+    pub fn scan_from(
+        &self,
+        from: i64,
+        mut f: impl FnMut(Scanned) -> ControlFlow<()>,
+    ) -> Result<(), LogError> {
+        let mut offset = from.max(self.partition.start_offset());
         let end = self.partition.end_offset();
         while offset < end {
             let data = self.partition.read(offset, 1 << 20)?;
@@ -107,20 +121,29 @@ impl InternalTopic {
                 match RecordBatchDecoder::decode(&mut bytes) {
                     Ok(set) => {
                         for r in set.records {
-                            if r.offset >= offset {
-                                f(Scanned::Record {
-                                    offset: r.offset,
-                                    key: r.key,
-                                    value: r.value,
-                                });
+                            if r.offset < offset {
+                                continue;
+                            }
+                            let read = Scanned::Record {
+                                offset: r.offset,
+                                key: r.key,
+                                value: r.value,
+                            };
+                            if f(read).is_break() {
+                                return Ok(());
                             }
                         }
                     }
-                    Err(e) => f(Scanned::Broken {
-                        first: span.base_offset,
-                        last: span.last_offset(),
-                        error: e.to_string(),
-                    }),
+                    Err(e) => {
+                        let read = Scanned::Broken {
+                            first: span.base_offset,
+                            last: span.last_offset(),
+                            error: e.to_string(),
+                        };
+                        if f(read).is_break() {
+                            return Ok(());
+                        }
+                    }
                 }
                 offset = offset.max(span.next_offset());
             }

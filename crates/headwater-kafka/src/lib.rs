@@ -64,12 +64,23 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let slots = Arc::new(tokio::sync::Semaphore::new(broker.config.max_connections));
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(serve_connection(broker.clone(), stream));
+                Ok((stream, peer)) => {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        broker.metrics().connection_closed("connection_limit");
+                        tracing::warn!(%peer, limit = broker.config.max_connections, "closing a new connection: the node serves [kafka] max_connections already");
+                        drop(stream);
+                        continue;
+                    };
+                    let broker = broker.clone();
+                    tokio::spawn(async move {
+                        serve_connection(broker, stream).await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: keep serving existing connections.

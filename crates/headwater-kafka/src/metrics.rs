@@ -12,13 +12,22 @@ pub struct TopicLabel {
     pub topic: String,
 }
 
-/// Per-topic counters, updated once per partition of a request (never per record).
+/// The label of connections the node closed: `connection_limit`, `sign_in_timeout`, `idle`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why it was closed.
+    pub reason: String,
+}
+
+/// Per-topic counters, updated once per partition of a request (never per record), and the
+/// connections the node's limits closed.
 #[derive(Debug, Clone, Default)]
 pub struct KafkaMetrics {
     produced_records: Family<TopicLabel, Counter>,
     produced_bytes: Family<TopicLabel, Counter>,
     fetched_records: Family<TopicLabel, Counter>,
     fetched_bytes: Family<TopicLabel, Counter>,
+    connections_closed: Family<ReasonLabel, Counter>,
 }
 
 impl KafkaMetrics {
@@ -48,6 +57,20 @@ impl KafkaMetrics {
         ] {
             registry.register(name, help, family.clone());
         }
+        registry.register(
+            "headwater_kafka_connections_refused",
+            "Kafka connections the node closed by its limits, by reason (connection_limit, sign_in_timeout, idle)",
+            self.connections_closed.clone(),
+        );
+    }
+
+    /// A connection closed by a limit.
+    pub(crate) fn connection_closed(&self, reason: &str) {
+        self.connections_closed
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// `batches` as appended (a dead-letter split keeps only the valid records).

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use headwater_auth::{AuthError, Mechanism, Principal, ScramExchange};
+use headwater_auth::{AuthError, Mechanism, Principal, ScramExchange, Users};
 use kafka_protocol::messages::{
     ApiKey, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
     SaslHandshakeResponse,
@@ -85,7 +85,23 @@ pub(crate) fn handshake(
         .with_mechanisms(offered)
 }
 
-pub(crate) fn authenticate(
+/// Password checks running at once. A PLAIN check is 4096 PBKDF2 rounds: they run on the
+/// blocking pool, two at a time, so a burst of sign-ins waits its turn here and never holds the
+/// workers that serve signed-in clients.
+static PASSWORD_CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// Checks a PLAIN message off the async workers.
+async fn check_plain(users: Arc<Users>, message: Bytes) -> Result<Principal, AuthError> {
+    let _turn = PASSWORD_CHECKS
+        .acquire()
+        .await
+        .map_err(|_| AuthError::Malformed("the node is shutting down".into()))?;
+    tokio::task::spawn_blocking(move || users.plain(&message))
+        .await
+        .unwrap_or_else(|e| Err(AuthError::Malformed(format!("the password check failed: {e}"))))
+}
+
+pub(crate) async fn authenticate(
     authorizer: &dyn Authorizer,
     session: &mut Session,
     req: SaslAuthenticateRequest,
@@ -112,10 +128,28 @@ pub(crate) fn authenticate(
             "this connection has already signed in".into(),
         );
     }
+    // The name a password is about to be checked for: PLAIN's, or SCRAM's at its proof.
+    let claimed = match (chosen, &session.scram) {
+        (Chosen::Plain, _) => Some(plain_user(&req.auth_bytes)),
+        (Chosen::Scram(_), Some(exchange)) => Some(exchange.user().to_string()),
+        (Chosen::Scram(_), None) => None,
+    };
+    if let Some(user) = claimed {
+        if let Some(wait) = authorizer.sign_in_cool_down(&user, peer) {
+            // Not checked, so not hashed; counted like any failure.
+            let why = format!(
+                "too many failed sign-ins as '{user}' from this address; try again in {} s",
+                wait.as_secs().max(1)
+            );
+            authorizer.sign_in_failed(&user, chosen.name(), peer, &why);
+            session.scram = None;
+            return refuse(session, ResponseError::SaslAuthenticationFailed, why);
+        }
+    }
     let users = authorizer.users();
     let step: Result<(Option<Principal>, Bytes), (String, AuthError)> = match chosen {
-        Chosen::Plain => users
-            .plain(&req.auth_bytes)
+        Chosen::Plain => check_plain(users.clone(), req.auth_bytes.clone())
+            .await
             .map(|p| (Some(p), Bytes::new()))
             .map_err(|e| (plain_user(&req.auth_bytes), e)),
         Chosen::Scram(m) => match session.scram.take() {
@@ -168,7 +202,7 @@ fn plain_user(message: &[u8]) -> String {
 
 /// One bare SASL token after a v0 handshake: answered with the bare reply (size-prefixed); a
 /// failure closes the connection with no reply, as Kafka does for this framing.
-pub(crate) fn raw_token(
+pub(crate) async fn raw_token(
     broker: &crate::Broker,
     session: &mut Session,
     token: Bytes,
@@ -176,7 +210,7 @@ pub(crate) fn raw_token(
 ) -> Option<Bytes> {
     let authorizer = broker.authorizer()?;
     let req = SaslAuthenticateRequest::default().with_auth_bytes(token);
-    let answer = authenticate(&**authorizer, session, req, peer);
+    let answer = authenticate(&**authorizer, session, req, peer).await;
     if session.who.is_some() && session.scram.is_none() {
         session.raw_tokens = false;
     }

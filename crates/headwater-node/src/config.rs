@@ -4,11 +4,23 @@
 //! [kafka]
 //! auto_create_topics = false
 //! max_request_bytes = 104857600
+//! max_connections = 4096
+//! sign_in_timeout_ms = 10000      # with [auth]: a connection signs in within this
+//! idle_timeout_ms = 600000
+//!
+//! [http]
+//! max_connections = 4096
+//! header_read_timeout_ms = 10000
+//! max_event_streams = 256
 //!
 //! [log]
 //! fsync = "interval"          # always | interval | never
 //! fsync_interval_ms = 1000
 //! segment_bytes = 1073741824
+//!
+//! [sql]                       # each ad-hoc query of /v1/sql
+//! max_memory_bytes = 536870912
+//! timeout_ms = 60000
 //!
 //! [openlineage]
 //! url = "http://127.0.0.1:5000/api/v1/lineage"
@@ -41,6 +53,10 @@ pub struct NodeConfig {
     pub kafka: KafkaConfig,
     /// The embedded log (`[log]`).
     pub log: LogConfig,
+    /// The HTTP port's limits (`[http]`).
+    pub http: headwater_server::HttpConfig,
+    /// Bounds on each ad-hoc query of `/v1/sql` (`[sql]`).
+    pub sql: headwater_pipelines::SqlLimits,
     /// Where pipeline runs' OpenLineage events go; none by default.
     pub openlineage: OpenLineageConfig,
     /// Principals and platform identities. Absent: the node runs open (and says so at start),

@@ -165,6 +165,7 @@ impl NodeBuilder {
             cluster_id: cluster_id(&log)?,
         };
         let (services, broker, gate) = assemble(&log, config, identity, users)?;
+        services.domains.start_pipelines().await;
         if let Some(dir) = &self.domains {
             apply_at_start(&services.domains, dir).await?;
         }
@@ -235,6 +236,7 @@ fn assemble(
         streams.clone(),
         log.appended().clone(),
         log.dir(),
+        config.sql,
     ));
     let openlineage =
         (config.openlineage.url.is_some() || config.openlineage.file.is_some()).then(|| {
@@ -296,6 +298,7 @@ fn assemble(
         lineage,
         metrics,
         access,
+        http: config.http,
     };
     Ok((services, broker, gate))
 }

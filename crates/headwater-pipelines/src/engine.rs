@@ -7,14 +7,19 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+
+use serde::Deserialize;
 
 use crate::source::{Offsets, StreamSource};
 use crate::tables::Tables;
@@ -32,12 +37,79 @@ pub struct Loaded {
     pub total: u64,
 }
 
+/// Bounds on one ad-hoc query (`[sql]` in the node's config): users share the node, so one
+/// query may not take all of its memory or run forever. Pipelines' own SQL is not bounded by
+/// these: its owners sized it in their manifest, and its runs are supervised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqlLimits {
+    /// Memory one query's operators and loaded streams may hold, in bytes. 512 MiB: room for
+    /// sorting and grouping a few million rows while leaving most of a small node free.
+    pub max_memory_bytes: u64,
+    /// How long one query may run, in milliseconds, loading its inputs included. One minute:
+    /// longer work belongs in a batch pipeline writing a table.
+    pub timeout_ms: u64,
+}
+
+impl Default for SqlLimits {
+    fn default() -> Self {
+        SqlLimits {
+            max_memory_bytes: 512 << 20,
+            timeout_ms: 60_000,
+        }
+    }
+}
+
+/// One bounded query's deadline and runtime (whose memory pool caps what its operators hold).
+struct Bounds {
+    limits: SqlLimits,
+    deadline: Instant,
+    runtime: Arc<RuntimeEnv>,
+}
+
+impl Bounds {
+    fn new(limits: SqlLimits) -> Result<Bounds, PipelineError> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(usize::try_from(limits.max_memory_bytes).unwrap_or(usize::MAX), 1.0)
+            // Nothing spills to disk: a user's query writes no files on the node.
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
+            .build_arc()?;
+        Ok(Bounds {
+            limits,
+            deadline: Instant::now() + Duration::from_millis(limits.timeout_ms),
+            runtime,
+        })
+    }
+
+    fn timed_out(&self) -> PipelineError {
+        PipelineError::TimedOut {
+            limit_ms: self.limits.timeout_ms,
+        }
+    }
+
+    /// DataFusion's "resources exhausted" as the limit the user ran into.
+    fn explain(&self, e: PipelineError) -> PipelineError {
+        match e {
+            PipelineError::DataFusion {
+                source: datafusion::error::DataFusionError::ResourcesExhausted(detail),
+            } => PipelineError::OutOfMemory {
+                limit_bytes: self.limits.max_memory_bytes,
+                detail,
+            },
+            other => other,
+        }
+    }
+}
+
 /// Runs SQL over the node's streams (through a [`StreamSource`]) and its [`Tables`].
 #[derive(Debug, Clone)]
 pub struct Engine {
     source: Arc<dyn StreamSource>,
     tables: Tables,
     functions: Functions,
+    limits: SqlLimits,
 }
 
 /// SQL functions the embedding application adds to every query and pipeline.
@@ -84,7 +156,13 @@ impl Engine {
             source,
             tables,
             functions: Functions::default(),
+            limits: SqlLimits::default(),
         }
+    }
+
+    /// The same engine with `limits` on each ad-hoc [`Engine::query`].
+    pub fn with_limits(self, limits: SqlLimits) -> Self {
+        Engine { limits, ..self }
     }
 
     /// The functions every query and pipeline gets; add to them here.
@@ -103,11 +181,18 @@ impl Engine {
     }
 
     fn session(&self) -> SessionContext {
-        let ctx = SessionContext::new_with_config(
-            SessionConfig::new()
-                .with_information_schema(true)
-                .with_default_catalog_and_schema("datafusion", "public"),
-        );
+        self.session_on(None)
+    }
+
+    /// A session on `runtime` (a bounded query's), or on DataFusion's default runtime.
+    fn session_on(&self, runtime: Option<Arc<RuntimeEnv>>) -> SessionContext {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("datafusion", "public");
+        let ctx = match runtime {
+            Some(runtime) => SessionContext::new_with_config_rt(config, runtime),
+            None => SessionContext::new_with_config(config),
+        };
         self.functions.register(&ctx);
         ctx
     }
@@ -118,6 +203,7 @@ impl Engine {
         let ctx = self.session();
         let state = ctx.state();
         let statement = state.sql_to_statement(sql, &Default::default())?;
+        crate::read_only::check(&statement)?;
         let mut out = Vec::new();
         for r in state.resolve_table_references(&statement)? {
             let (Some(domain), name) = (r.schema(), r.table()) else {
@@ -159,7 +245,19 @@ impl Engine {
         inputs: &[Input],
         progress: &(dyn Fn(Loaded) + Send + Sync),
     ) -> Result<SessionContext, PipelineError> {
-        let ctx = self.session();
+        self.session_within(inputs, progress, None).await
+    }
+
+    /// [`Engine::session_with`], within `bounds` when given: loading stops at the deadline,
+    /// and the streams loaded count against the memory limit.
+    async fn session_within(
+        &self,
+        inputs: &[Input],
+        progress: &(dyn Fn(Loaded) + Send + Sync),
+        bounds: Option<&Bounds>,
+    ) -> Result<SessionContext, PipelineError> {
+        let ctx = self.session_on(bounds.map(|b| b.runtime.clone()));
+        let mut held: u64 = 0;
         let total: u64 = inputs
             .iter()
             .map(|i| match i {
@@ -178,7 +276,17 @@ impl Engine {
             match input {
                 Input::Stream { topic, end } => {
                     let schema = table_schema(self.source.contract(topic).as_ref());
-                    let batches = self.load_stream(topic, end, &schema, &mut loaded, progress)?;
+                    let batches = self.load_stream(topic, end, &schema, &mut loaded, progress, bounds)?;
+                    held += batches
+                        .iter()
+                        .map(|b| b.get_array_memory_size() as u64)
+                        .sum::<u64>();
+                    if let Some(b) = bounds.filter(|b| held > b.limits.max_memory_bytes) {
+                        return Err(PipelineError::OutOfMemory {
+                            limit_bytes: b.limits.max_memory_bytes,
+                            detail: format!("loading {topic} took {held} bytes"),
+                        });
+                    }
                     let (domain, name) = topic.split_once('.').unwrap_or(("public", topic));
                     register_schema(&ctx, domain);
                     let parts = spread(batches, ctx.copied_config().target_partitions());
@@ -220,10 +328,15 @@ impl Engine {
         schema: &SchemaRef,
         loaded: &mut Loaded,
         progress: &(dyn Fn(Loaded) + Send + Sync),
+        bounds: Option<&Bounds>,
     ) -> Result<Vec<RecordBatch>, PipelineError> {
         let mut positions = self.source.start_offsets(topic).unwrap_or_default();
         let mut out = Vec::new();
         loop {
+            // Reading is synchronous: the deadline is checked between chunks, not by a timer.
+            if let Some(b) = bounds.filter(|b| Instant::now() >= b.deadline) {
+                return Err(b.timed_out());
+            }
             let before = positions.clone();
             let records = self
                 .source
@@ -245,13 +358,21 @@ impl Engine {
         }
     }
 
-    /// Runs a query over streams (as they are now) and tables.
+    /// Runs a read-only query over streams (as they are now) and tables, within the engine's
+    /// [`SqlLimits`].
     pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), PipelineError> {
-        let inputs = self.inputs_of(sql)?;
-        let ctx = self.session_with(&inputs, &|_| {}).await?;
-        let df = ctx.sql(sql).await?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        Ok((schema, df.collect().await?))
+        let bounds = Bounds::new(self.limits)?;
+        let run = async {
+            let inputs = self.inputs_of(sql)?;
+            let ctx = self.session_within(&inputs, &|_| {}, Some(&bounds)).await?;
+            let df = crate::read_only::sql(&ctx, sql).await?;
+            let schema = Arc::new(df.schema().as_arrow().clone());
+            Ok((schema, df.collect().await?))
+        };
+        match tokio::time::timeout_at(bounds.deadline.into(), run).await {
+            Ok(result) => result.map_err(|e| bounds.explain(e)),
+            Err(_) => Err(bounds.timed_out()),
+        }
     }
 
     /// Plans `sql` over empty tables of its inputs' schemas: a wrong column or function is found
@@ -325,7 +446,7 @@ impl Engine {
                 Arc::new(MemTable::try_new(schema, vec![vec![]])?),
             )?;
         }
-        let df = ctx.sql(sql).await?;
+        let df = crate::read_only::sql(&ctx, sql).await?;
         Ok(df.logical_plan().clone())
     }
 }

@@ -21,6 +21,26 @@ pub enum PipelineError {
         /// The table as the SQL names it.
         table: String,
     },
+    /// SQL that would do more than read: the node runs queries only.
+    #[error("SQL: {kind} is refused; only read-only queries run here (SELECT, WITH, VALUES, SHOW, EXPLAIN): nothing may be written, created, dropped or set through SQL")]
+    NotAQuery {
+        /// The statement's kind (`COPY`, `CREATE TABLE`, `SET`).
+        kind: String,
+    },
+    /// A query used more memory than the node lets one query use.
+    #[error("SQL: the query needs more memory than the {limit_bytes} bytes a query may use ([sql] max_memory_bytes): {detail}; filter or aggregate more before sorting or grouping")]
+    OutOfMemory {
+        /// The limit.
+        limit_bytes: u64,
+        /// What DataFusion could not fit.
+        detail: String,
+    },
+    /// A query ran past the node's time limit and was stopped.
+    #[error("SQL: the query ran past the time limit of {limit_ms} ms ([sql] timeout_ms) and was stopped; narrow it with filters or LIMIT")]
+    TimedOut {
+        /// The limit.
+        limit_ms: u64,
+    },
     /// The SQL names something that is neither a stream nor a table.
     #[error("SQL: '{name}' is neither a stream nor a table; list them with `headwater sql \"SHOW TABLES\"` or check the name")]
     UnknownTable {

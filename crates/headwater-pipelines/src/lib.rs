@@ -50,6 +50,7 @@ mod features;
 mod lineage;
 mod micro_batch;
 mod output;
+mod read_only;
 mod rows;
 mod sink;
 mod sketch;
@@ -60,7 +61,7 @@ mod tables;
 mod view_store;
 
 pub use arrow_schema::{table_schema, META_COLUMNS};
-pub use engine::{Engine, Functions, Input, Loaded};
+pub use engine::{Engine, Functions, Input, Loaded, SqlLimits};
 pub use error::{Fault, PipelineError};
 pub use features::Feature;
 pub use micro_batch::pipeline_group;

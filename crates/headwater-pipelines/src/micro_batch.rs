@@ -192,7 +192,10 @@ pub(crate) async fn transform_with(
         let mem = MemTable::try_new(schema, vec![batches])?;
         session.register_table(TableReference::partial(domain, table), Arc::new(mem))?;
     }
-    let batches = session.sql(sql).await?.collect().await?;
+    let batches = crate::read_only::sql(&session, sql)
+        .await?
+        .collect()
+        .await?;
     let mut buf = Vec::new();
     let mut writer = WriterBuilder::new().build::<_, JsonArray>(&mut buf);
     for b in &batches {

@@ -13,26 +13,34 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::net::SocketAddr;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use futures_util::future::{ready, Either, Ready};
 use futures_util::StreamExt;
 use tower_service::Service;
 
 use headwater_governance::{NodeAccess, PipelineService};
 
+use crate::limits::HttpLimits;
+
 /// Serves `lookups` on a dedicated thread and hands every other request to `api` on the
 /// current runtime, until `shutdown` resolves.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve(
     pipelines: Arc<PipelineService>,
     access: Option<Arc<NodeAccess>>,
     lookups: Router,
     api: Router,
     listener: tokio::net::TcpListener,
+    limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let front = Front {
@@ -42,6 +50,7 @@ pub(crate) async fn serve(
             api,
             workers: tokio::runtime::Handle::current(),
         }),
+        peer: None,
     };
     let listener = listener.into_std()?;
     let (done, finished) = tokio::sync::oneshot::channel();
@@ -53,17 +62,9 @@ pub(crate) async fn serve(
                 .build()
                 .and_then(|rt| {
                     rt.block_on(async move {
-                        // Answers go out as soon as they are written, as Redis does: Nagle's
-                        // algorithm would hold a small answer back while the previous one is
-                        // unacknowledged.
-                        let listener = tokio::net::TcpListener::from_std(listener)?.tap_io(|s| {
-                            if let Err(e) = s.set_nodelay(true) {
-                                tracing::debug!("TCP_NODELAY not set on an HTTP connection: {e}");
-                            }
-                        });
-                        axum::serve(listener, MakeFront(front))
-                            .with_graceful_shutdown(shutdown)
-                            .await
+                        let listener = tokio::net::TcpListener::from_std(listener)?;
+                        accept(listener, front, limits, shutdown).await;
+                        Ok(())
                     })
                 });
             let _ = done.send(served);
@@ -71,6 +72,60 @@ pub(crate) async fn serve(
     finished
         .await
         .unwrap_or_else(|_| Err(std::io::Error::other("the HTTP thread stopped")))
+}
+
+/// Accepts connections and serves each with `front` under `limits` until `shutdown`; then
+/// lets the requests under way finish for a moment (event streams never do, so not longer).
+async fn accept(
+    listener: tokio::net::TcpListener,
+    front: Front,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving what is open.
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(slot) = limits.connection() else {
+            tracing::warn!(%peer, limit = limits.config.max_connections, "closing a new HTTP connection: the node serves [http] max_connections already");
+            continue;
+        };
+        // Answers go out as soon as they are written, as Redis does: Nagle's algorithm would
+        // hold a small answer back while the previous one is unacknowledged.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY not set on an HTTP connection: {e}");
+        }
+        let front = Front {
+            peer: Some(peer),
+            ..front.clone()
+        };
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let mut front = front.clone();
+            front.call(req.map(Body::new))
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, "HTTP connection ended: {e}");
+            }
+            drop(slot);
+        });
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), graceful.shutdown()).await;
 }
 
 /// The HTTP thread's service: a single-key lookup is answered straight from the request's
@@ -83,6 +138,9 @@ struct Front {
     /// With auth, a lookup is signed in and checked here too.
     access: Option<Arc<NodeAccess>>,
     rest: Router,
+    /// The connection's peer, given to every request on a node with auth (as axum's
+    /// `ConnectInfo`).
+    peer: Option<SocketAddr>,
 }
 
 impl Service<Request<Body>> for Front {
@@ -95,7 +153,12 @@ impl Service<Request<Body>> for Front {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        // Only sign-in needs the peer (to count failures per address); a node without auth
+        // spares the lookups the allocation.
+        if let (Some(peer), Some(_)) = (self.peer, &self.access) {
+            req.extensions_mut().insert(ConnectInfo(peer));
+        }
         if req.method() == Method::GET {
             if let Some((domain, view, key)) = key_lookup(req.uri().path()) {
                 if let Some(Err(refused)) = self
@@ -124,23 +187,6 @@ fn key_lookup(path: &str) -> Option<(&str, &str, &str)> {
     let (domain, view, key) = (parts.next()?, parts.next()?, parts.next()?);
     let plain = parts.next().is_none() && ![domain, view, key].iter().any(|p| p.is_empty());
     plain.then_some((domain, view, key))
-}
-
-/// Hands each accepted connection a clone of the front service.
-struct MakeFront(Front);
-
-impl<'a, L: axum::serve::Listener> Service<axum::serve::IncomingStream<'a, L>> for MakeFront {
-    type Response = Front;
-    type Error = Infallible;
-    type Future = Ready<Result<Front, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: axum::serve::IncomingStream<'a, L>) -> Self::Future {
-        ready(Ok(self.0.clone()))
-    }
 }
 
 /// Runs a request on the worker runtime.

@@ -14,6 +14,7 @@
 
 mod error;
 mod http;
+mod limits;
 mod routes;
 mod sign_in;
 
@@ -25,6 +26,7 @@ use headwater_governance::{
 };
 use headwater_streams::{SchemaRegistry, StreamService};
 
+pub use limits::{HttpConfig, HttpRefusals, ReasonLabel};
 pub use routes::metrics::NodeMetrics;
 
 /// The services a node's HTTP API serves.
@@ -50,6 +52,8 @@ pub struct Api {
     pub metrics: Arc<NodeMetrics>,
     /// On a node with auth: every request signs in with a bearer token and is checked.
     pub access: Option<Arc<NodeAccess>>,
+    /// The port's limits (`[http]`).
+    pub http: HttpConfig,
 }
 
 impl Api {
@@ -60,9 +64,10 @@ impl Api {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let limits = limits::HttpLimits::new(self.http, self.metrics.http_refusals().clone());
         let mut api = routes::registry::router(self.registry)
             .merge(routes::domains::router(self.domains))
-            .merge(routes::streams::router(self.streams))
+            .merge(routes::streams::router(self.streams, limits.clone()))
             .merge(routes::pipelines::router(self.pipelines.clone()))
             .merge(routes::status::router(self.status))
             .merge(routes::audit::router(self.audit))
@@ -81,6 +86,7 @@ impl Api {
             lookups,
             api,
             listener,
+            limits,
             shutdown,
         )
         .await

@@ -4,9 +4,10 @@
 //!
 //! The decisions are [`NodeAccess`]'s, the same ones Kafka requests get.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
@@ -72,6 +73,7 @@ pub(crate) fn forbid(
 fn authenticate(
     access: &NodeAccess,
     authorization: Option<&[u8]>,
+    source: Option<IpAddr>,
     target: &str,
 ) -> Result<Principal, Denial> {
     let token = authorization
@@ -89,12 +91,18 @@ fn authenticate(
     match token {
         None => {
             let why = "this node requires a bearer token: send `Authorization: Bearer <token>` (the CLI reads HEADWATER_TOKEN); `headwater auth principal` issues one";
-            access.record_anonymous_refusal("http", target, why);
+            access.record_anonymous_refusal("http", source, target, why);
             Err(Box::new(refused(why)))
         }
         Some(token) => access.users().bearer(token).ok_or_else(|| {
             let why = "the bearer token is not one this node issued; check HEADWATER_TOKEN or issue a new one with `headwater auth principal`";
-            access.record_sign_in_failure(headwater_governance::ANONYMOUS, "bearer", target, why);
+            access.record_sign_in_failure(
+                headwater_governance::ANONYMOUS,
+                "bearer",
+                source,
+                target,
+                why,
+            );
             Box::new(refused(why))
         }),
     }
@@ -123,16 +131,13 @@ fn authorize(
         (_, ["v1", "views", domain, _, ..]) => ("read view", *domain, policy.operate(who, domain)),
         ("GET", ["v1", "streams", d, s, "events"]) => {
             let topic = format!("{d}.{s}");
-            let group = query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("group="))
-                .map(percent_decode);
-            let checked = policy
-                .topic(who, TopicOp::Consume, &topic)
-                .and_then(|()| match &group {
-                    Some(g) => policy.group(who, g),
-                    None => Ok(()),
-                });
+            // Every `group` the handler could see, decoded as its query extractor decodes
+            // keys and values (`%67roup=` is `group=`).
+            let checked = policy.topic(who, TopicOp::Consume, &topic).and_then(|()| {
+                form_urlencoded::parse(query.as_bytes())
+                    .filter(|(key, _)| key == "group")
+                    .try_for_each(|(_, group)| policy.group(who, &group))
+            });
             return checked.map_err(|why| refuse("consume", &topic, why));
         }
         ("POST", ["v1", "streams", d, s, "events"]) => {
@@ -164,11 +169,16 @@ fn authorize(
 /// The principal a request is from, or the answer refusing it before it reaches its handler.
 pub(crate) fn check_request(access: &NodeAccess, req: &Request) -> Result<Principal, Denial> {
     let path = req.uri().path();
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let who = authenticate(
         access,
         req.headers()
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes()),
+        source,
         path,
     )?;
     authorize(

@@ -24,40 +24,53 @@ pub(crate) fn log(
     if let Some(a) = action {
         query.push(format!("action={}", node_http::encode(a)));
     }
-    let path = format!("/v1/audit?{}", query.join("&"));
-    let answer = node_http::get_answer(url, &path)?;
-    let entries: Vec<AuditEntry> = serde_json::from_value(answer["entries"].clone())
-        .context("the node's audit entries are not in the expected form")?;
     let mut out = std::io::stdout().lock();
-    for e in &entries {
-        let written = if output == Output::Json {
-            writeln!(out, "{}", serde_json::to_string(e)?)
-        } else {
-            writeln!(
-                out,
-                "#{:<5} {}  {:<22} {:<10} {:<44} by {}",
-                e.seq,
-                crate::generate::chrono_like(e.at_ms),
-                e.action,
-                e.domain.as_deref().unwrap_or("-"),
-                e.target,
-                e.principal
-            )
-        };
-        match written {
-            // `headwater audit log | head` stops reading: not an error.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
-            other => other?,
+    let mut after: Option<i64> = None;
+    // Page by page, so neither the node nor this command holds a long trail at once.
+    loop {
+        let mut page = query.clone();
+        if let Some(a) = after {
+            page.push(format!("after={a}"));
+        }
+        let path = format!("/v1/audit?{}", page.join("&"));
+        let answer = node_http::get_answer(url, &path)?;
+        let entries: Vec<AuditEntry> = serde_json::from_value(answer["entries"].clone())
+            .context("the node's audit entries are not in the expected form")?;
+        for e in &entries {
+            let written = if output == Output::Json {
+                writeln!(out, "{}", serde_json::to_string(e)?)
+            } else {
+                writeln!(
+                    out,
+                    "#{:<5} {}  {:<22} {:<10} {:<44} by {}",
+                    e.seq,
+                    crate::generate::chrono_like(e.at_ms),
+                    e.action,
+                    e.domain.as_deref().unwrap_or("-"),
+                    e.target,
+                    e.principal
+                )
+            };
+            match written {
+                // `headwater audit log | head` stops reading: not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    return Ok(ExitCode::SUCCESS)
+                }
+                other => other?,
+            }
+        }
+        for b in answer["unreadable"].as_array().into_iter().flatten() {
+            eprintln!(
+                "offset {}: {}",
+                b["offset"],
+                b["problem"].as_str().unwrap_or_default()
+            );
+        }
+        match answer["next"].as_i64() {
+            Some(next) => after = Some(next),
+            None => return Ok(ExitCode::SUCCESS),
         }
     }
-    for b in answer["unreadable"].as_array().into_iter().flatten() {
-        eprintln!(
-            "offset {}: {}",
-            b["offset"],
-            b["problem"].as_str().unwrap_or_default()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Checks the node's trail, or an exported one (`audit log --json` lines) with `file`; exits 1

@@ -1,16 +1,19 @@
-//! `headwater plan DIR` and `headwater apply DIR`: check the manifests locally, then ask the
-//! node (over its HTTP API) what would change, or change it.
+//! `headwater plan DIR` and `headwater apply DIR`: check the manifests locally, then send them
+//! (the manifests and the schema files they name) to the node, which checks them again and
+//! says what would change, or changes it.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use headwater_domains::load_dir;
+use headwater_domains::Bundle;
 
 use crate::output::Output;
 
 pub(crate) fn run(dir: &Path, url: &str, apply: bool, output: Output) -> anyhow::Result<ExitCode> {
-    let domains = match load_dir(dir) {
-        Ok(d) => d,
+    // Checked here first, so mistakes are told without a round trip; the node parses and
+    // checks the same files again itself.
+    let bundle = match Bundle::from_dir(dir) {
+        Ok(b) => b,
         Err(errors) => {
             for e in &errors {
                 eprintln!("error: {e}");
@@ -22,7 +25,6 @@ pub(crate) fn run(dir: &Path, url: &str, apply: bool, output: Output) -> anyhow:
             return Ok(ExitCode::from(1));
         }
     };
-    let specs: Vec<_> = domains.iter().map(|d| d.spec()).collect();
     let path = if apply {
         "/v1/domains/apply"
     } else {
@@ -32,7 +34,7 @@ pub(crate) fn run(dir: &Path, url: &str, apply: bool, output: Output) -> anyhow:
         url,
         path,
         "application/json",
-        serde_json::to_string(&specs)?,
+        serde_json::to_string(&bundle)?,
     )?;
     let failed = outcomes
         .as_array()

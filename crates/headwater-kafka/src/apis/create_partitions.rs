@@ -3,7 +3,6 @@
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use headwater_auth::TopicOp;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -19,8 +18,9 @@ impl Api for CreatePartitionsRequest {
     const SUPPORTED_VERSIONS: RangeInclusive<i16> = 0..=3;
 
     fn authorize(mut self, guard: &Guard<'_>) -> Checked<Self> {
-        let refused = guard.keep_topics(TopicOp::Administer, &mut self.topics, |t| {
-            (&t.name, Vec::new())
+        let mut refused = Vec::new();
+        self.topics.retain(|t| {
+            guard.keep_settings(&t.name, std::iter::once("partitions"), &mut refused)
         });
         Checked::Handle(self, refused)
     }

@@ -4,7 +4,6 @@
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use headwater_auth::TopicOp;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, TopicName,
@@ -28,7 +27,8 @@ impl Api for IncrementalAlterConfigsRequest {
         self.resources.retain(|res| {
             if res.resource_type == TOPIC_RESOURCE {
                 let name = TopicName(res.resource_name.clone());
-                return guard.keep_topic(TopicOp::Administer, &name, Vec::new(), &mut refused);
+                let keys = res.configs.iter().map(|c| &*c.name);
+                return guard.keep_settings(&name, keys, &mut refused);
             }
             let what = format!("broker config {}", &*res.resource_name);
             match guard.node_wide(&what) {

@@ -2,7 +2,9 @@
 //! [`Authorizer`], then `merge` into the response a handler would have given.
 
 use headwater_auth::{AuthConfig, Denied, Principal, TopicOp, Users};
-use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest, GroupId,
@@ -20,14 +22,16 @@ use crate::authorize::{Authorizer, Checked, Guard};
 /// remembers each refusal it is told about.
 #[derive(Debug)]
 struct Fixed {
-    users: Users,
+    users: std::sync::Arc<Users>,
     refused: Mutex<Vec<(String, String, String)>>,
 }
 
 impl Fixed {
     fn new() -> Self {
         Fixed {
-            users: Users::new(&AuthConfig::default()).expect("an empty config is valid"),
+            users: std::sync::Arc::new(
+                Users::new(&AuthConfig::default()).expect("an empty config is valid"),
+            ),
             refused: Mutex::new(Vec::new()),
         }
     }
@@ -42,7 +46,7 @@ fn decide(name: &str) -> Result<(), Denied> {
 }
 
 impl Authorizer for Fixed {
-    fn users(&self) -> &Users {
+    fn users(&self) -> &std::sync::Arc<Users> {
         &self.users
     }
     fn topic(&self, _: &Principal, _: TopicOp, topic: &str) -> Result<(), Denied> {
@@ -56,12 +60,21 @@ impl Authorizer for Fixed {
             "only a platform principal may change {what}"
         )))
     }
+    fn setting(&self, topic: &str, key: &str) -> Result<(), Denied> {
+        match key {
+            "headwater.validation" => Err(Denied::new(format!("{key} of {topic} is the manifest's"))),
+            _ => Ok(()),
+        }
+    }
     fn refused(&self, _: &Principal, action: &str, target: &str, why: &Denied) {
         self.refused
             .lock()
             .push((action.into(), target.into(), why.reason.clone()));
     }
     fn sign_in_failed(&self, _: &str, _: &str, _: &str, _: &str) {}
+    fn sign_in_cool_down(&self, _: &str, _: &str) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 fn who() -> Principal {
@@ -188,6 +201,35 @@ fn a_refused_broker_config_is_a_cluster_refusal_after_the_topics() {
     let recorded = fixed.refused.lock().clone();
     assert_eq!(recorded[0].0, "administer");
     assert_eq!(recorded[0].1, "broker config 1");
+}
+
+#[test]
+fn a_setting_the_manifest_governs_is_refused_even_to_the_topics_administrator() {
+    let fixed = Fixed::new();
+    let who = who();
+    let guard = Guard::new(&fixed, &who, 1);
+    let alter = |key: &'static str| {
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(name("orders"))
+            .with_configs(vec![AlterableConfig::default().with_name(name(key))])
+    };
+    let request = IncrementalAlterConfigsRequest::default()
+        .with_resources(vec![alter("headwater.validation"), alter("cleanup.policy")]);
+    let Checked::Handle(request, refused) = request.authorize(&guard) else {
+        panic!("never refused whole");
+    };
+    assert_eq!(request.resources.len(), 1, "the other setting goes through");
+    let merged = IncrementalAlterConfigsRequest::merge(
+        &guard,
+        IncrementalAlterConfigsResponse::default(),
+        refused,
+    );
+    assert_eq!(
+        merged.responses[0].error_message.as_deref(),
+        Some("headwater.validation of orders is the manifest's")
+    );
+    assert_eq!(fixed.refused.lock().len(), 1, "the refusal is recorded");
 }
 
 #[test]

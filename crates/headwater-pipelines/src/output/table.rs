@@ -100,7 +100,7 @@ pub async fn run_table_pipeline(
     // Records actually read: offsets of records that went to a dead-letter stream hold none.
     let records = read.load(std::sync::atomic::Ordering::Relaxed);
     progress(Progress::Querying);
-    let df = ctx.sql(sql).await?;
+    let df = crate::read_only::sql(&ctx, sql).await?;
     let schema = df.schema().as_arrow().clone();
     let mut partition_types = Vec::new();
     for col in &partition_by {

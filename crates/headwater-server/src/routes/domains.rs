@@ -1,4 +1,4 @@
-//! `/v1/domains`: the applied domains, and plan/apply of resolved manifests.
+//! `/v1/domains`: the applied domains, and plan/apply of manifest bundles.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use headwater_domains::{load_bundle, Bundle, DomainSpec};
 use headwater_governance::DomainService;
 use serde_json::json;
 
@@ -23,16 +24,31 @@ pub(crate) fn router(domains: Arc<DomainService>) -> Router {
         .with_state(domains)
 }
 
-fn specs(body: &str) -> Result<Vec<headwater_domains::DomainSpec>, ApiError> {
-    serde_json::from_str(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "the body must be a JSON list of resolved domains (as `headwater plan` sends): {e}"
-            ),
+/// The domains a plan/apply body holds: a manifest bundle (`{"files": {path: text}}`, as
+/// `headwater plan|apply DIR` sends), parsed and checked here like a directory. Specs a client
+/// resolved itself are not taken: the node derives every spec from the manifests.
+fn specs(body: &str) -> Result<Vec<DomainSpec>, ApiError> {
+    let unprocessable = |message: String, code: u32| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message).with_code(code)
+    };
+    let bundle: Bundle = serde_json::from_str(body).map_err(|e| {
+        unprocessable(
+            format!("the body must be a manifest bundle, {{\"files\": {{\"<path>\": \"<text>\"}}}}, as `headwater plan|apply DIR` sends it (resolved domain specs are not taken): {e}"),
+            42200,
         )
-        .with_code(42200)
-    })
+    })?;
+    let loaded = load_bundle(&bundle).map_err(|errors| {
+        let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        unprocessable(
+            format!(
+                "{} problem(s) in the manifests, nothing was planned or applied:\n{}",
+                listed.len(),
+                listed.join("\n")
+            ),
+            42201,
+        )
+    })?;
+    Ok(loaded.iter().map(|d| d.spec()).collect())
 }
 
 async fn list_domains(State(d): State<Arc<DomainService>>) -> Response {

@@ -21,6 +21,7 @@ use headwater_streams::ContractGate;
 #[derive(Debug)]
 pub struct NodeMetrics {
     counters: Registry,
+    http_refusals: crate::HttpRefusals,
     status: Arc<StatusService>,
     pipelines: Arc<PipelineService>,
 }
@@ -67,11 +68,23 @@ impl NodeMetrics {
             "Requests refused by access control (outcome access.refused) and failed sign-ins (auth.failed), by what was refused",
             refusals.clone(),
         );
+        let http_refusals = crate::HttpRefusals::default();
+        counters.register(
+            "headwater_http_refused",
+            "HTTP connections and event streams refused by the [http] limits, by reason (connection_limit, event_stream_limit)",
+            http_refusals.clone(),
+        );
         NodeMetrics {
             counters,
+            http_refusals,
             status,
             pipelines,
         }
+    }
+
+    /// The counter of what the HTTP port's limits refused.
+    pub fn http_refusals(&self) -> &crate::HttpRefusals {
+        &self.http_refusals
     }
 
     /// The exposition of every metric.

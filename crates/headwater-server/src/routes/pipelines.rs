@@ -146,7 +146,13 @@ async fn sql(State(p): Shared, caller: Option<Extension<Caller>>, body: String) 
             .to_string(),
         _ => body,
     };
-    if let (Some(caller), Ok(inputs)) = (caller, p.engine().inputs_of(&text)) {
+    // Checked before anything runs: the statement only reads, and the caller may read every
+    // stream and table it names.
+    let inputs = match p.engine().inputs_of(&text) {
+        Ok(inputs) => inputs,
+        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    };
+    if let Some(caller) = caller {
         for input in inputs {
             let checked = match &input {
                 headwater_pipelines::Input::Stream { topic, .. } => {

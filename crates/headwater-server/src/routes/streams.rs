@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Extension, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -20,17 +20,19 @@ use serde_json::json;
 
 use headwater_streams::{Positions, StartAt, StreamError, StreamService};
 
-use crate::sign_in::By;
+use crate::limits::HttpLimits;
+use crate::sign_in::{By, Caller};
 
 type Shared = State<Arc<StreamService>>;
 
-pub(crate) fn router(streams: Arc<StreamService>) -> Router {
+pub(crate) fn router(streams: Arc<StreamService>, limits: HttpLimits) -> Router {
     Router::new()
         .route(
             "/v1/streams/{domain}/{stream}/events",
             get(follow).post(publish),
         )
         .route("/v1/streams/{domain}/{stream}/dlq/replay", post(replay))
+        .layer(Extension(limits))
         .with_state(streams)
 }
 
@@ -117,6 +119,8 @@ struct FollowQuery {
 
 /// What one follower has read so far.
 struct Follower {
+    /// Its place among the node's open event streams, given back when it ends.
+    _slot: tokio::sync::OwnedSemaphorePermit,
     service: Arc<StreamService>,
     topic: String,
     positions: Positions,
@@ -209,8 +213,17 @@ async fn follow(
     State(s): Shared,
     StreamTopic(topic): StreamTopic,
     Query(q): Query<FollowQuery>,
+    caller: Option<Extension<Caller>>,
+    Extension(limits): Extension<HttpLimits>,
     headers: HeaderMap,
 ) -> Response {
+    // The group's offsets are read and committed in-process, where no Kafka ACL applies: the
+    // caller's right to the group is checked here, on the group as this handler reads it.
+    if let (Some(caller), Some(group)) = (&caller, &q.group) {
+        if let Err(refused) = caller.check("consume", group, |policy, who| policy.group(who, group)) {
+            return *refused;
+        }
+    }
     let start = match q.from.as_deref().map(StartAt::parse).transpose() {
         Ok(s) => s.unwrap_or(StartAt::Latest),
         Err(e) => return failure(StreamError::Position(e)),
@@ -244,7 +257,17 @@ async fn follow(
     } else {
         None
     };
+    let Some(slot) = limits.event_stream() else {
+        return crate::error::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "this node has {} event streams open already ([http] max_event_streams); try again later, or read with a Kafka consumer",
+                limits.config.max_event_streams
+            ),
+        );
+    };
     let follower = Follower {
+        _slot: slot,
         service: s,
         topic,
         positions,
