@@ -274,7 +274,11 @@ mod tests {
             )
         };
         let (salt, iterations) = first("nobody");
-        assert_eq!(first("nobody"), (salt.clone(), iterations.clone()), "stable");
+        assert_eq!(
+            first("nobody"),
+            (salt.clone(), iterations.clone()),
+            "stable"
+        );
         assert_ne!(first("somebody-else").0, salt, "per name");
         let (real_salt, real_iterations) = first("finance-svc");
         assert_eq!(real_iterations, iterations);

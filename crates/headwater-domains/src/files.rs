@@ -43,7 +43,9 @@ fn no_manifests(place: &Path) -> ManifestError {
 pub(crate) fn resolve(root: &Path, base: &Path, relative: &str) -> Option<PathBuf> {
     let mut parts: Vec<String> = Vec::new();
     let from_root = base.strip_prefix(root).ok()?;
-    let steps = from_root.components().chain(Path::new(relative).components());
+    let steps = from_root
+        .components()
+        .chain(Path::new(relative).components());
     for c in steps {
         match c {
             Component::Normal(p) => parts.push(p.to_str()?.to_string()),
@@ -54,7 +56,11 @@ pub(crate) fn resolve(root: &Path, base: &Path, relative: &str) -> Option<PathBu
             Component::RootDir | Component::Prefix(_) => return None,
         }
     }
-    Some(parts.iter().fold(root.to_path_buf(), |p, part| p.join(part)))
+    Some(
+        parts
+            .iter()
+            .fold(root.to_path_buf(), |p, part| p.join(part)),
+    )
 }
 
 /// A directory of manifests on disk. Remembers what it read, so the same files can be sent
@@ -245,7 +251,14 @@ mod tests {
 
     #[test]
     fn bundle_paths_must_be_plain_and_relative() {
-        for bad in ["/etc/x.yaml", "../x.yaml", "a/../x.yaml", "a//x.yaml", "./x.yaml", "a\\x"] {
+        for bad in [
+            "/etc/x.yaml",
+            "../x.yaml",
+            "a/../x.yaml",
+            "a//x.yaml",
+            "./x.yaml",
+            "a\\x",
+        ] {
             let b = Bundle {
                 files: [(bad.to_string(), String::new())].into(),
             };

@@ -29,11 +29,11 @@ pub use duration::HumanDuration;
 pub use error::{DurationError, ManifestError, NameError, OutputError};
 pub use files::{Bundle, MAX_BUNDLE_FILES};
 pub use load::{load_bundle, load_dir, LoadedDomain, LoadedStream};
-pub use names::{check_name, MAX_NAME};
 pub use manifest::{
     Aggregation, ContractSpec, FeatureSpec, Governance, Manifest, OnInvalid, OutputSpec,
     PipelineMode, PipelineSpec, QualityRule, QualitySpec, StreamSpec, WindowSpec,
 };
+pub use names::{check_name, MAX_NAME};
 pub use pipeline_checks::{refuse_input, Output};
 pub use policy::{AccessPolicy, Denied, TopicOp};
 pub use spec::{DomainSpec, StreamDef};

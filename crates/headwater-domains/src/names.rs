@@ -42,12 +42,28 @@ mod tests {
     #[test]
     fn names_the_node_keeps_or_that_reach_elsewhere_are_refused() {
         for bad in [
-            "", "_pipeline", "_headwater", "-x", "a.b", "..", "../x", "a/b", "a\\b", "ä", "a b",
+            "",
+            "_pipeline",
+            "_headwater",
+            "-x",
+            "a.b",
+            "..",
+            "../x",
+            "a/b",
+            "a\\b",
+            "ä",
+            "a b",
         ] {
             assert!(check_name(bad).is_err(), "{bad:?} accepted");
         }
         assert!(check_name(&"x".repeat(MAX_NAME + 1)).is_err());
-        for good in ["payments", "transaction_settled", "ml-features", "v2", "a_b-c"] {
+        for good in [
+            "payments",
+            "transaction_settled",
+            "ml-features",
+            "v2",
+            "a_b-c",
+        ] {
             assert_eq!(check_name(good), Ok(()), "{good}");
         }
     }

@@ -98,7 +98,9 @@ pub(crate) fn check(spec: &PipelineSpec, own_streams: &[&str]) -> Vec<Problem> {
             out.push((
                 "output",
                 format!("{kind} name '{name}' is not valid: {why}"),
-                format!("rename the {kind}; its name becomes a directory under the node's data dir"),
+                format!(
+                    "rename the {kind}; its name becomes a directory under the node's data dir"
+                ),
             ));
         }
     }

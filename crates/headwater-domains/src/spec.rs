@@ -104,7 +104,9 @@ impl DomainSpec {
             };
             if let Some((kind, target)) = target {
                 if let Err(why) = check_name(target) {
-                    out.push(format!("pipeline '{name}': invalid {kind} name '{target}': {why}"));
+                    out.push(format!(
+                        "pipeline '{name}': invalid {kind} name '{target}': {why}"
+                    ));
                 }
             }
         }

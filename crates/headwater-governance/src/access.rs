@@ -116,11 +116,27 @@ impl NodeAccess {
     /// Counts and audits one refusal: `what` was refused (an action, or for a failed sign-in
     /// its mechanism) on `target`, and why.
     fn record(&self, principal: String, outcome: Outcome, what: &str, target: &str, why: &str) {
+        self.record_counted(principal, outcome, what, target, why, None);
+    }
+
+    /// [`NodeAccess::record`] of an entry that stands for `count` refusals (sampled ones).
+    fn record_counted(
+        &self,
+        principal: String,
+        outcome: Outcome,
+        what: &str,
+        target: &str,
+        why: &str,
+        count: Option<u64>,
+    ) {
         self.count(outcome, what);
-        let after = match outcome {
+        let mut after = match outcome {
             Outcome::Refused => json!({ "action": what, "why": why }),
             Outcome::SignInFailed => json!({ "mechanism": what, "why": why }),
         };
+        if let Some(count) = count {
+            after["count"] = json!(count);
+        }
         let action = outcome.action();
         let domain = target
             .split('.')
@@ -167,7 +183,14 @@ impl NodeAccess {
         target: &str,
         why: &str,
     ) {
-        self.record_unsigned(crate::audit::ANONYMOUS, Outcome::Refused, action, source, target, why);
+        self.record_unsigned(
+            crate::audit::ANONYMOUS,
+            Outcome::Refused,
+            action,
+            source,
+            target,
+            why,
+        );
     }
 
     /// Records a failed sign-in from `source` by `who` (as the audit trail names the claimed
@@ -194,10 +217,9 @@ impl NodeAccess {
         why: &str,
     ) {
         match self.failures.failed(source, who, Instant::now()) {
-            Verdict::Audit { failures: 1 } => self.record(kept_name(who), outcome, what, target, why),
+            // `count`: the failures from this address this entry stands for, itself included.
             Verdict::Audit { failures } => {
-                let why = format!("{why} ({failures} failures from this address in the last minute or so, audited once)");
-                self.record(kept_name(who), outcome, what, target, &why)
+                self.record_counted(kept_name(who), outcome, what, target, why, Some(failures))
             }
             Verdict::Quiet => self.count(outcome, what),
         }

@@ -1,6 +1,8 @@
 //! Failed sign-ins by source address. A stranger can fail to sign in as often as it likes, so
-//! each failure is counted but only the first of each minute from an address is audited
-//! (carrying how many were not), the names it claims are cut short, and a user name that keeps
+//! each failure is counted but only the 1st, 10th, 100th, ... of each minute from an address is
+//! audited, each entry carrying how many failures it stands for (so the counts add up to every
+//! failure, the ones after the last entry of a minute carried by the next minute's first), the
+//! names it claims are cut short, and a user name that keeps
 //! failing from one address is refused there without its password being checked until its
 //! minute is over: a burst of bad sign-ins can neither fill the audit trail nor keep the node
 //! hashing passwords for one guessed account. The cool-down is per address and name, not per
@@ -14,13 +16,13 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 /// How long failures are counted together.
-pub const WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 /// Failures of one name from one address in a window after which its sign-ins there are
 /// refused unchecked until the window ends. Ten: more than a person mistyping, far fewer
 /// than a guesser needs.
-pub const FAILURES_BEFORE_COOL_DOWN: u64 = 10;
+pub(crate) const FAILURES_BEFORE_COOL_DOWN: u64 = 10;
 /// The longest claimed name kept in the audit trail, in bytes.
-pub const MAX_NAME_KEPT: usize = 256;
+pub(crate) const MAX_NAME_KEPT: usize = 256;
 /// Windows remembered at once; expired ones are forgotten first beyond this.
 const MAX_WINDOWS: usize = 10_000;
 
@@ -28,6 +30,8 @@ const MAX_WINDOWS: usize = 10_000;
 struct Window {
     started: Instant,
     failures: u64,
+    /// `failures` when the last entry was audited.
+    audited_through: u64,
 }
 
 /// Failures counted per key in windows of [`WINDOW`].
@@ -45,9 +49,9 @@ impl<K: Hash + Eq> Default for Windows<K> {
 }
 
 impl<K: Hash + Eq> Windows<K> {
-    /// Counts a failure of `key`; returns how many failures it is the first of in its window
-    /// (itself and those of the key's last window after the first), or `None` when it is not
-    /// the first.
+    /// Counts a failure of `key`; when it is to be audited (the 1st, 10th, 100th, ... of its
+    /// window), returns how many failures it stands for: itself and those since the last
+    /// audited one, in this window or the key's last.
     fn fail(&self, key: K, now: Instant) -> Option<u64> {
         let mut by_key = self.by_key.lock();
         if by_key.len() >= MAX_WINDOWS && !by_key.contains_key(&key) {
@@ -60,17 +64,25 @@ impl<K: Hash + Eq> Windows<K> {
         let window = by_key.entry(key).or_insert(Window {
             started: now,
             failures: 0,
+            audited_through: 0,
         });
         if now.duration_since(window.started) >= WINDOW {
-            let unaudited = window.failures.saturating_sub(1);
+            let unaudited = window.failures - window.audited_through;
             *window = Window {
                 started: now,
                 failures: 1,
+                audited_through: 1,
             };
             return Some(unaudited + 1);
         }
         window.failures += 1;
-        (window.failures == 1).then_some(1)
+        let milestone = window.failures == 10u64.pow(window.failures.ilog10());
+        if !milestone {
+            return None;
+        }
+        let since = window.failures - window.audited_through;
+        window.audited_through = window.failures;
+        Some(since)
     }
 
     /// The rest of `key`'s window, if it failed too often in it.
@@ -78,8 +90,7 @@ impl<K: Hash + Eq> Windows<K> {
         let by_key = self.by_key.lock();
         let window = by_key.get(key)?;
         let elapsed = now.duration_since(window.started);
-        (window.failures >= FAILURES_BEFORE_COOL_DOWN && elapsed < WINDOW)
-            .then(|| WINDOW - elapsed)
+        (window.failures >= FAILURES_BEFORE_COOL_DOWN && elapsed < WINDOW).then(|| WINDOW - elapsed)
     }
 }
 
@@ -94,8 +105,8 @@ pub(crate) struct SignInFailures {
 /// What to do with one failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Audit it, as standing for `failures` failures (itself and those of the address's last
-    /// window that were not audited).
+    /// Audit it, as standing for `failures` failures (itself and those from the address since
+    /// the last one audited).
     Audit { failures: u64 },
     /// Count it only.
     Quiet,
@@ -155,15 +166,26 @@ mod tests {
         let f = SignInFailures::default();
         let (a, b) = (source_of("10.0.0.1:5000"), source_of("10.0.0.2:6000"));
         let t0 = Instant::now();
-        assert_eq!(f.failed(a, "x", t0), Verdict::Audit { failures: 1 });
-        for i in 0..299 {
-            assert_eq!(f.failed(a, &format!("user{i}"), t0), Verdict::Quiet);
-        }
-        assert_eq!(f.failed(b, "x", t0), Verdict::Audit { failures: 1 }, "another address");
+        let audited: Vec<u64> = (0..300)
+            .filter_map(|i| match f.failed(a, &format!("user{i}"), t0) {
+                Verdict::Audit { failures } => Some(failures),
+                Verdict::Quiet => None,
+            })
+            .collect();
+        assert_eq!(
+            audited,
+            [1, 9, 90],
+            "the 1st, 10th and 100th, with what each stands for"
+        );
+        assert_eq!(
+            f.failed(b, "x", t0),
+            Verdict::Audit { failures: 1 },
+            "another address"
+        );
         assert_eq!(
             f.failed(a, "x", t0 + WINDOW),
-            Verdict::Audit { failures: 300 },
-            "the next window's first carries the 299 unaudited"
+            Verdict::Audit { failures: 201 },
+            "the next window's first carries the 200 after the 100th"
         );
     }
 
@@ -184,7 +206,11 @@ mod tests {
         );
         assert_eq!(f.cool_down(a, "bob", later), None, "another name");
         assert_eq!(f.cool_down(b, "alice", later), None, "another address");
-        assert_eq!(f.cool_down(a, "alice", t0 + WINDOW), None, "the window is over");
+        assert_eq!(
+            f.cool_down(a, "alice", t0 + WINDOW),
+            None,
+            "the window is over"
+        );
     }
 
     #[test]

@@ -108,6 +108,22 @@ async fn run(broker: &Arc<Broker>, stream: TcpStream, peer: &str) -> Result<(), 
     }
 }
 
+/// Serves one request frame (without its size prefix) as a new connection that has not signed
+/// in would, and returns the response frame to send, if any: the decoder and the dispatcher
+/// without a socket, for fuzzing.
+pub async fn serve_frame(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+) -> Result<Option<Bytes>, ConnectionError> {
+    if frame.len() < 8 {
+        return Err(ConnectionError::FrameTooShort {
+            size: frame.len() as i64,
+        });
+    }
+    let mut session = crate::sasl::Session::default();
+    handle_frame(broker, frame, "in-process", &mut session).await
+}
+
 fn be_i16(b: &[u8]) -> i16 {
     i16::from_be_bytes([b[0], b[1]])
 }

@@ -4,8 +4,8 @@
 //! Each is one partition synced on every append (`headwater.fsync=always`): an acknowledged
 //! change survives a crash. Its owner replays it whole at start.
 
-use std::ops::ControlFlow;
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use bytes::Bytes;

@@ -45,7 +45,7 @@ pub use authorize::Authorizer;
 pub use broker::AdminChange;
 pub use broker::{Broker, Checks, NodeIdentity};
 pub use config::KafkaConfig;
-pub use connection::serve_connection;
+pub use connection::{serve_connection, serve_frame};
 pub use error::ConnectionError;
 pub use gate::{GateVerdict, ProduceGate};
 /// Encoding of the batches the node produces itself, re-exported for the node's producers (the

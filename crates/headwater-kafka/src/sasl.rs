@@ -98,7 +98,11 @@ async fn check_plain(users: Arc<Users>, message: Bytes) -> Result<Principal, Aut
         .map_err(|_| AuthError::Malformed("the node is shutting down".into()))?;
     tokio::task::spawn_blocking(move || users.plain(&message))
         .await
-        .unwrap_or_else(|e| Err(AuthError::Malformed(format!("the password check failed: {e}"))))
+        .unwrap_or_else(|e| {
+            Err(AuthError::Malformed(format!(
+                "the password check failed: {e}"
+            )))
+        })
 }
 
 pub(crate) async fn authenticate(

@@ -70,7 +70,10 @@ struct Bounds {
 impl Bounds {
     fn new(limits: SqlLimits) -> Result<Bounds, PipelineError> {
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(usize::try_from(limits.max_memory_bytes).unwrap_or(usize::MAX), 1.0)
+            .with_memory_limit(
+                usize::try_from(limits.max_memory_bytes).unwrap_or(usize::MAX),
+                1.0,
+            )
             // Nothing spills to disk: a user's query writes no files on the node.
             .with_disk_manager_builder(
                 DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
@@ -91,14 +94,21 @@ impl Bounds {
 
     /// DataFusion's "resources exhausted" as the limit the user ran into.
     fn explain(&self, e: PipelineError) -> PipelineError {
-        match e {
-            PipelineError::DataFusion {
-                source: datafusion::error::DataFusionError::ResourcesExhausted(detail),
-            } => PipelineError::OutOfMemory {
+        use datafusion::error::DataFusionError;
+        let exhausted = match &e {
+            // DataFusion wraps it as it crosses operators and tasks; the root says what ran out.
+            PipelineError::DataFusion { source } => match source.find_root() {
+                DataFusionError::ResourcesExhausted(detail) => Some(detail.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        match exhausted {
+            Some(detail) => PipelineError::OutOfMemory {
                 limit_bytes: self.limits.max_memory_bytes,
                 detail,
             },
-            other => other,
+            None => e,
         }
     }
 }
@@ -276,7 +286,8 @@ impl Engine {
             match input {
                 Input::Stream { topic, end } => {
                     let schema = table_schema(self.source.contract(topic).as_ref());
-                    let batches = self.load_stream(topic, end, &schema, &mut loaded, progress, bounds)?;
+                    let batches =
+                        self.load_stream(topic, end, &schema, &mut loaded, progress, bounds)?;
                     held += batches
                         .iter()
                         .map(|b| b.get_array_memory_size() as u64)
@@ -367,7 +378,7 @@ impl Engine {
             let ctx = self.session_within(&inputs, &|_| {}, Some(&bounds)).await?;
             let df = crate::read_only::sql(&ctx, sql).await?;
             let schema = Arc::new(df.schema().as_arrow().clone());
-            Ok((schema, df.collect().await?))
+            Ok::<_, PipelineError>((schema, df.collect().await?))
         };
         match tokio::time::timeout_at(bounds.deadline.into(), run).await {
             Ok(result) => result.map_err(|e| bounds.explain(e)),

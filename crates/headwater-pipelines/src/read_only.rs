@@ -88,7 +88,10 @@ mod tests {
         for (refused, kind) in [
             ("COPY (SELECT 1) TO '/tmp/x.csv'", "COPY"),
             ("CREATE TABLE t AS SELECT 1", "CREATE TABLE"),
-            ("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/'", "CREATE EXTERNAL TABLE"),
+            (
+                "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/'",
+                "CREATE EXTERNAL TABLE",
+            ),
             ("INSERT INTO t VALUES (1)", "INSERT INTO"),
             ("DROP TABLE t", "DROP TABLE"),
             ("SET datafusion.execution.batch_size = 1", "SET"),

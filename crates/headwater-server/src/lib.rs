@@ -28,6 +28,7 @@ use headwater_streams::{SchemaRegistry, StreamService};
 
 pub use limits::{HttpConfig, HttpRefusals, ReasonLabel};
 pub use routes::metrics::NodeMetrics;
+pub use routes::openapi::OPENAPI;
 
 /// The services a node's HTTP API serves.
 #[derive(Debug, Clone)]
@@ -72,7 +73,8 @@ impl Api {
             .merge(routes::status::router(self.status))
             .merge(routes::audit::router(self.audit))
             .merge(routes::catalog::router(self.catalog, self.lineage))
-            .merge(routes::metrics::router(self.metrics));
+            .merge(routes::metrics::router(self.metrics))
+            .merge(routes::openapi::router());
         let mut lookups = routes::pipelines::lookups_router(self.pipelines.clone());
         if let Some(a) = &self.access {
             let layer = axum::middleware::from_fn_with_state(a.clone(), sign_in::layer);

@@ -19,9 +19,8 @@ impl Api for CreatePartitionsRequest {
 
     fn authorize(mut self, guard: &Guard<'_>) -> Checked<Self> {
         let mut refused = Vec::new();
-        self.topics.retain(|t| {
-            guard.keep_settings(&t.name, std::iter::once("partitions"), &mut refused)
-        });
+        self.topics
+            .retain(|t| guard.keep_settings(&t.name, std::iter::once("partitions"), &mut refused));
         Checked::Handle(self, refused)
     }
 

@@ -62,7 +62,9 @@ impl Authorizer for Fixed {
     }
     fn setting(&self, topic: &str, key: &str) -> Result<(), Denied> {
         match key {
-            "headwater.validation" => Err(Denied::new(format!("{key} of {topic} is the manifest's"))),
+            "headwater.validation" => {
+                Err(Denied::new(format!("{key} of {topic} is the manifest's")))
+            }
             _ => Ok(()),
         }
     }

@@ -6,6 +6,7 @@ pub(crate) mod audit;
 pub(crate) mod catalog;
 pub(crate) mod domains;
 pub(crate) mod metrics;
+pub(crate) mod openapi;
 pub(crate) mod pipelines;
 pub(crate) mod registry;
 pub(crate) mod status;

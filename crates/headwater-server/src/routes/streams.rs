@@ -220,7 +220,8 @@ async fn follow(
     // The group's offsets are read and committed in-process, where no Kafka ACL applies: the
     // caller's right to the group is checked here, on the group as this handler reads it.
     if let (Some(caller), Some(group)) = (&caller, &q.group) {
-        if let Err(refused) = caller.check("consume", group, |policy, who| policy.group(who, group)) {
+        if let Err(refused) = caller.check("consume", group, |policy, who| policy.group(who, group))
+        {
             return *refused;
         }
     }
