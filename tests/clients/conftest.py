@@ -8,7 +8,9 @@ fails, the log of every node it started is attached to the failure report.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -84,6 +86,84 @@ def node_cli(node, *args: str, stdin: Optional[str] = None,
     """Run `headwater ARGS... --url <node's HTTP API>`, with `stdin` as input."""
     return subprocess.run([str(require_binary()), *args, "--url", node.http_url], input=stdin,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def principal(name: str, *groups: str) -> dict:
+    """A new principal as `headwater auth principal` makes it: its `config` block, `password`
+    and `token`, and its `name`."""
+    args = ["auth", "principal", name, "--output", "json"]
+    for g in groups:
+        args += ["--group", g]
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    made = json.loads(r.stdout)
+    made["name"] = name
+    return made
+
+
+KCAT = shutil.which("kcat") or shutil.which("kafkacat")
+
+
+def kcat_args(who, mechanism: str = "SCRAM-SHA-256", password: Optional[str] = None) -> list:
+    """kcat's `-X` options to sign in as `who` (with `password` instead of its own, if given)."""
+    return ["-X", "security.protocol=SASL_PLAINTEXT", "-X", f"sasl.mechanism={mechanism}",
+            "-X", f"sasl.username={who['name']}",
+            "-X", f"sasl.password={password or who['password']}"]
+
+
+def kcat_on(node, *args, input_text: Optional[str] = None,
+            timeout: float = 30) -> subprocess.CompletedProcess:
+    """kcat against `node`'s Kafka port (`-m 10`: waits at most 10 s for messages)."""
+    return subprocess.run([KCAT, "-b", node.bootstrap, "-m", "10", *args], input=input_text,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def cli_as(node, who, *args, stdin: Optional[str] = None,
+           timeout: float = 120.0) -> subprocess.CompletedProcess:
+    """`node_cli` signed in as principal `who` (its bearer token in HEADWATER_TOKEN), or with
+    no token when `who` is None."""
+    env = dict(os.environ, HEADWATER_TOKEN=who["token"] if who else "")
+    return subprocess.run([str(require_binary()), *args, "--url", node.http_url], input=stdin,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def audit(node, platform) -> list:
+    """Every audit entry, read as `platform` with `headwater audit log`."""
+    r = cli_as(node, platform, "audit", "log", "--output", "json")
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+
+def wait_for_audit(node, platform, match, timeout: float = 10) -> list:
+    """The audit entries `match` keeps, once there is one (the trail is written
+    asynchronously); empty after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = [e for e in audit(node, platform) if match(e)]
+        if entries or time.monotonic() > deadline:
+            return entries
+        time.sleep(0.2)
+
+
+def first_message(consumer, timeout: float = 20, decode=lambda value: value):
+    """The first record's value (through `decode`) or the first error a consumer reports
+    (partition EOFs aside); None if neither comes within `timeout` seconds. Closes the
+    consumer."""
+    from confluent_kafka import KafkaError
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            m = consumer.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                return m.error()
+            return decode(m.value())
+        return None
+    finally:
+        consumer.close()
 
 
 class NodeStartError(RuntimeError):

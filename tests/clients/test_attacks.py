@@ -57,10 +57,10 @@ from confluent_kafka import (ConsumerGroupTopicPartitions, Consumer, KafkaError,
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    NewPartitions, ResourceType)
 
-from conftest import REPO_ROOT, require_binary, run_cli
+from conftest import (KCAT, REPO_ROOT, audit, cli_as, first_message, kcat_args, kcat_on,
+                      principal, wait_for_audit)
 
 EXAMPLES = REPO_ROOT / "examples" / "domains"
-KCAT = shutil.which("kcat") or shutil.which("kafkacat")
 
 SETTLED = "payments.transaction_settled"
 SETTLED_DLQ = "payments.transaction_settled.dlq"
@@ -80,26 +80,15 @@ LIVE_S = 20  # generous bound for "still answering" / "closed by the node"
 # principals and nodes
 
 
-def make_principal(name, *groups):
-    args = ["auth", "principal", name, "--output", "json"]
-    for g in groups:
-        args += ["--group", g]
-    r = run_cli(*args)
-    assert r.returncode == 0, r.stderr
-    made = json.loads(r.stdout)
-    made["name"] = name
-    return made
-
-
 @pytest.fixture(scope="module")
 def people():
     """Every principal the attacks use; made once (each is a PBKDF2 derivation)."""
     return {
-        "platform": make_principal("platform"),
-        "pay": make_principal("pay-svc", "team:payments"),
-        "fin": make_principal("fin-svc", "team:finance-eng"),
-        "growth": make_principal("growth-svc", "team:growth"),
-        "mallory": make_principal("mallory", "team:mallory"),
+        "platform": principal("platform"),
+        "pay": principal("pay-svc", "team:payments"),
+        "fin": principal("fin-svc", "team:finance-eng"),
+        "growth": principal("growth-svc", "team:growth"),
+        "mallory": principal("mallory", "team:mallory"),
     }
 
 
@@ -119,12 +108,6 @@ def start_secured(make_node, people, extra_config="", apply_examples=True):
 @pytest.fixture
 def secured(make_node, people):
     return start_secured(make_node, people), people
-
-
-def cli_as(node, who, *args, stdin=None, timeout=120):
-    env = dict(os.environ, HEADWATER_TOKEN=who["token"] if who else "")
-    return subprocess.run([str(require_binary()), *args, "--url", node.http_url], input=stdin,
-                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,21 +187,6 @@ def sql(node, who, text, timeout=120):
 # audit
 
 
-def audit(node, platform):
-    r = cli_as(node, platform, "audit", "log", "--output", "json")
-    assert r.returncode == 0, r.stderr
-    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
-
-
-def wait_for_audit(node, platform, match, timeout=10):
-    deadline = time.monotonic() + timeout
-    while True:
-        entries = [e for e in audit(node, platform) if match(e)]
-        if entries or time.monotonic() > deadline:
-            return entries
-        time.sleep(0.3)
-
-
 def refusals_of(node, platform, who, target, settle=1.0):
     """The access.refused entries naming `who` and `target` (after `settle` s for the trail's
     asynchronous writes)."""
@@ -261,36 +229,6 @@ def kp(cls, node, who, mechanism="SCRAM-SHA-256", password=None, *args, **extra)
     conf["bootstrap_servers"] = node.bootstrap
     conf.update(extra)
     return cls(*args, **conf)
-
-
-def kcat_args(who, mechanism="SCRAM-SHA-256", password=None):
-    return ["-X", "security.protocol=SASL_PLAINTEXT", "-X", f"sasl.mechanism={mechanism}",
-            "-X", f"sasl.username={who['name']}",
-            "-X", f"sasl.password={password or who['password']}"]
-
-
-def kcat(node, *args, input_text=None, timeout=30):
-    return subprocess.run([KCAT, "-b", node.bootstrap, "-m", "10", *args], input=input_text,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def first_error(consumer, timeout=20):
-    """The first error a consumer reports (partition EOFs aside), or the first record's value,
-    or None; closes the consumer."""
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            m = consumer.poll(0.5)
-            if m is None:
-                continue
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    continue
-                return m.error()
-            return m.value()
-        return None
-    finally:
-        consumer.close()
 
 
 def topic_state(node, platform, topic):
@@ -932,6 +870,15 @@ def test_audit_pages_with_a_limit_and_a_cursor(secured):
 # F6: connection limits and deadlines
 
 
+def assert_serving_with_refusals_counted(node, people, at_least):
+    """The node still answers a signed-in admin client, and `/metrics` counts at least
+    `at_least` connections its limits closed."""
+    admin = admin_as(node, people["platform"])
+    assert admin.list_topics(timeout=LIVE_S).topics is not None
+    counters = refused_connection_counters(node, people["platform"])
+    assert any(v >= at_least for v in counters.values()), counters
+
+
 def test_a_kafka_connection_that_never_signs_in_is_closed(make_node, people):
     node = start_secured(make_node, people, "[kafka]\nsign_in_timeout_ms = 1000\n",
                          apply_examples=False)
@@ -944,10 +891,7 @@ def test_a_kafka_connection_that_never_signs_in_is_closed(make_node, people):
     finally:
         silent.close()
         asked.close()
-    admin = admin_as(node, people["platform"])
-    assert admin.list_topics(timeout=LIVE_S).topics is not None
-    counters = refused_connection_counters(node, people["platform"])
-    assert any(v >= 2 for v in counters.values()), counters
+    assert_serving_with_refusals_counted(node, people, at_least=2)
 
 
 def test_a_signed_in_kafka_connection_left_idle_is_closed(make_node, people):
@@ -983,10 +927,7 @@ def test_kafka_connections_over_the_limit_are_closed(make_node, people):
         for s in first + extra:
             s.close()
     time.sleep(1)
-    admin = admin_as(node, people["platform"])
-    assert admin.list_topics(timeout=LIVE_S).topics is not None
-    counters = refused_connection_counters(node, people["platform"])
-    assert any(v >= 3 for v in counters.values()), counters
+    assert_serving_with_refusals_counted(node, people, at_least=3)
 
 
 def test_an_http_request_with_an_unfinished_header_is_closed(make_node, people):
@@ -1207,7 +1148,7 @@ def read_with(client, node, who, topic, group=None):
                       "group.id": group or f"{DOMAIN_OF[who['name']]}.reader",
                       "auto.offset.reset": "earliest"})
         c.subscribe([topic])
-        got = first_error(c)
+        got = first_message(c)
         assert isinstance(got, KafkaError), f"read {got!r}"
         return f"{got.name()}: {got.str()}"
     if client == "kafka-python":
@@ -1233,12 +1174,12 @@ def read_with(client, node, who, topic, group=None):
             c.close()
     if client == "kcat":
         extra = ["-G", group, topic] if group else ["-C", "-t", topic]
-        r = kcat(node, *kcat_args(who, "SCRAM-SHA-512"), *extra, "-e", "-o", "beginning",
+        r = kcat_on(node, *kcat_args(who, "SCRAM-SHA-512"), *extra, "-e", "-o", "beginning",
                  timeout=40)
         assert r.returncode != 0 or not r.stdout.strip(), r.stdout
         return r.stderr
     domain, stream = topic.split(".", 1)
-    q = f"?follow=false&from=earliest" + (f"&group={group}" if group else "")
+    q = "?follow=false&from=earliest" + (f"&group={group}" if group else "")
     status, body = curl(node, f"/v1/streams/{domain}/{stream}/events{q}", token=who["token"])
     assert status == 403, (status, body)
     return body
@@ -1349,7 +1290,7 @@ def test_internal_topics_are_the_platforms(secured, client, action):
         finally:
             p.close(timeout=5)
     else:
-        r = kcat(node, *kcat_args(pay, "SCRAM-SHA-256"), "-P", "-t", AUDIT_TOPIC,
+        r = kcat_on(node, *kcat_args(pay, "SCRAM-SHA-256"), "-P", "-t", AUDIT_TOPIC,
                  input_text=forged + "\n")
         assert "authorization failed" in r.stderr.lower(), r.stderr
     assert refusals_of(node, platform, pay, AUDIT_TOPIC)

@@ -18,9 +18,10 @@ use parking_lot::Mutex;
 /// How long failures are counted together.
 pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 /// Failures of one name from one address in a window after which its sign-ins there are
-/// refused unchecked until the window ends. Ten: more than a person mistyping, far fewer
+/// refused unchecked until the window ends. Thirty: more than a misconfigured client retries in
+/// a minute (librdkafka reconnects within a second at first, backing off to ten), far fewer
 /// than a guesser needs.
-pub(crate) const FAILURES_BEFORE_COOL_DOWN: u64 = 10;
+pub(crate) const FAILURES_BEFORE_COOL_DOWN: u64 = 30;
 /// The longest claimed name kept in the audit trail, in bytes.
 pub(crate) const MAX_NAME_KEPT: usize = 256;
 /// Windows remembered at once; expired ones are forgotten first beyond this.

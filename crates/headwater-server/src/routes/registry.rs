@@ -430,11 +430,19 @@ struct ConfigBody {
 fn parse_level(body: &str) -> Result<Compatibility, Response> {
     let b: ConfigBody =
         serde_json::from_str(body).map_err(|_| refused(RegistryError::InvalidCompatibility))?;
-    b.compatibility
-        .or(b.compatibility_level)
-        .as_deref()
-        .and_then(Compatibility::parse)
-        .ok_or_else(|| refused(RegistryError::InvalidCompatibility))
+    // Either spelling, or both when they agree: a level that does not parse is refused even
+    // beside one that does, so a typo is never silently ignored.
+    let given = [b.compatibility.as_deref(), b.compatibility_level.as_deref()];
+    let parsed: Option<Vec<Compatibility>> = given
+        .into_iter()
+        .flatten()
+        .map(Compatibility::parse)
+        .collect();
+    match parsed.as_deref() {
+        Some([level]) => Ok(*level),
+        Some([a, b]) if a == b => Ok(*a),
+        _ => Err(refused(RegistryError::InvalidCompatibility)),
+    }
 }
 
 /// A registry setting read and changed over HTTP: the compatibility level (`/config`) or the
