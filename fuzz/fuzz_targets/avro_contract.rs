@@ -1,5 +1,6 @@
 //! A record's bytes against Avro contracts: the one-pass check may never accept what
-//! `apache-avro`'s full decode refuses.
+//! `apache-avro`'s full decode refuses. (Not its JSON form: a float NaN is valid Avro with no
+//! JSON form, and records are checked as Avro.)
 #![no_main]
 
 use std::sync::OnceLock;
@@ -13,23 +14,24 @@ const SCHEMAS: &[&str] = &[
     r#"{"type":"record","name":"Batch","fields":[{"name":"items","type":{"type":"array","items":"int"}},{"name":"attrs","type":{"type":"map","values":"string"}},{"name":"digest","type":{"type":"fixed","name":"Digest","size":4}},{"name":"raw","type":"bytes"},{"name":"ratio","type":"float"}]}"#,
 ];
 
-fn validators() -> &'static Vec<RecordValidator> {
-    static V: OnceLock<Vec<RecordValidator>> = OnceLock::new();
+fn validators() -> &'static Vec<(Contract, RecordValidator)> {
+    static V: OnceLock<Vec<(Contract, RecordValidator)>> = OnceLock::new();
     V.get_or_init(|| {
         SCHEMAS
             .iter()
             .map(|schema| {
                 let contract = Contract::parse(Format::Avro, schema).expect("schema");
-                RecordValidator::new(&contract, &[]).expect("validator")
+                let validator = RecordValidator::new(&contract, &[]).expect("validator");
+                (contract, validator)
             })
             .collect()
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    for v in validators() {
+    for (contract, v) in validators() {
         if v.validate(data).is_ok() {
-            let full = v.decode(data);
+            let full = contract.decode_avro(data);
             assert!(
                 full.is_ok(),
                 "accepted in one pass, refused in full: {:?} for {:02x?}",

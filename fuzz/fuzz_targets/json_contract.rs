@@ -14,7 +14,7 @@ const SCHEMAS: &[(&str, &[(&str, &str)])] = &[
         &[("non_negative", "amount >= 0.0"), ("known", "currency in ['EUR', 'USD']")],
     ),
     (
-        r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","$defs":{"money":{"type":"integer","maximum":1000000}},"properties":{"n":{"$ref":"#/$defs/money"},"at":{"type":"string","format":"date-time"},"flag":{"const":true}},"required":["n"]}"#,
+        r##"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","$defs":{"money":{"type":"integer","maximum":1000000}},"properties":{"n":{"$ref":"#/$defs/money"},"at":{"type":"string","format":"date-time"},"flag":{"const":true}},"required":["n"]}"##,
         &[],
     ),
     (

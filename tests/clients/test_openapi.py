@@ -20,7 +20,7 @@ EXAMPLES = REPO_ROOT / "examples" / "domains"
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
 
-def test_the_api_answers_as_its_document_says(make_node):
+def test_the_api_answers_as_its_document_says(make_node, tmp_path):
     platform = principal("platform")
     node = make_node(config='[auth]\nplatform = ["user:platform"]\n\n' + platform["config"])
     env = dict(os.environ, HEADWATER_TOKEN=platform["token"])
@@ -45,7 +45,8 @@ def test_the_api_answers_as_its_document_says(make_node):
          "--max-examples", os.environ.get("SCHEMATHESIS_EXAMPLES", "25"),
          "--seed", os.environ.get("SCHEMATHESIS_SEED", "20261202"),
          "--workers", "1"],
-        capture_output=True, text=True, timeout=900)
+        # Its cache of crashes goes to the test's own directory, not the checkout.
+        capture_output=True, text=True, timeout=900, cwd=tmp_path)
     report = run.stdout[-6000:] + run.stderr[-2000:]
     assert run.returncode == 0, report
     assert node.is_running(), "the node stopped under the fuzzer"
