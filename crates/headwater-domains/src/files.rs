@@ -63,6 +63,15 @@ pub(crate) fn resolve(root: &Path, base: &Path, relative: &str) -> Option<PathBu
     )
 }
 
+/// A relative path as a bundle names it: its parts joined by `/`.
+fn bundle_key(relative: &Path) -> String {
+    relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// A directory of manifests on disk. Remembers what it read, so the same files can be sent
 /// to a node as a [`Bundle`].
 #[derive(Debug)]
@@ -120,13 +129,8 @@ impl Files for Dir {
     fn read(&self, path: &Path) -> Result<String, String> {
         let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
         if let Ok(relative) = path.strip_prefix(&self.root) {
-            let key = relative
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
             let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
-            read.insert(key, text.clone());
+            read.insert(bundle_key(relative), text.clone());
         }
         Ok(text)
     }
@@ -212,13 +216,8 @@ impl Files for Bundle {
     }
 
     fn read(&self, path: &Path) -> Result<String, String> {
-        let key = path
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
         self.files
-            .get(&key)
+            .get(&bundle_key(path))
             .cloned()
             .ok_or_else(|| "it is not in the bundle sent".to_string())
     }

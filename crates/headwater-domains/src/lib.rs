@@ -36,4 +36,4 @@ pub use manifest::{
 pub use names::{check_name, MAX_NAME};
 pub use pipeline_checks::{refuse_input, Output};
 pub use policy::{AccessPolicy, Denied, TopicOp};
-pub use spec::{DomainSpec, StreamDef};
+pub use spec::{DomainSpec, ManagedSetting, StreamDef};

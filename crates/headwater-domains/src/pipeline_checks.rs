@@ -29,6 +29,18 @@ pub enum Output<'a> {
     },
 }
 
+impl Output<'_> {
+    /// What a table or a view is (`table`, `view`) and its name, which becomes a directory or
+    /// a file under the node's data dir; `None` for a stream, named under `streams`.
+    pub fn stored_as(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Output::Table { name, .. } => Some(("table", name)),
+            Output::View { name, .. } => Some(("view", name)),
+            Output::Stream(_) => None,
+        }
+    }
+}
+
 impl OutputSpec {
     /// The one target this output names, or why it does not name exactly one.
     pub fn target(&self) -> Result<Output<'_>, OutputError> {
@@ -88,12 +100,7 @@ pub(crate) fn check(spec: &PipelineSpec, own_streams: &[&str]) -> Vec<Problem> {
             return out;
         }
     };
-    let named = match &target {
-        Output::Table { name, .. } => Some(("table", name)),
-        Output::View { name, .. } => Some(("view", name)),
-        Output::Stream(_) => None,
-    };
-    if let Some((kind, name)) = named {
+    if let Some((kind, name)) = target.stored_as() {
         if let Err(why) = crate::names::check_name(name) {
             out.push((
                 "output",

@@ -147,18 +147,15 @@ impl AccessPolicy {
     /// set them back, and a gate switched off where the manifest says records are validated
     /// breaks the stream's promise to its readers.
     pub fn setting(&self, topic: &str, key: &str) -> Result<(), Denied> {
-        let field = match key {
-            "partitions" => "partitions",
-            "retention.ms" => "retention",
-            "headwater.validation" => "quality.on_invalid",
-            _ => return Ok(()),
+        let Some((d, Some(s))) = self.locate(topic) else {
+            return Ok(());
         };
-        match self.locate(topic) {
-            Some((d, Some(s))) => deny(format!(
-                "{key} of {topic} is set by domain {}'s manifest (`{field}` of stream {}); change it there and run `headwater apply`",
-                d.domain, s.name
+        match s.managed_settings().into_iter().find(|m| m.key == key) {
+            Some(m) => deny(format!(
+                "{key} of {topic} is set by domain {}'s manifest (`{}` of stream {}); change it there and run `headwater apply`",
+                d.domain, m.field, s.name
             )),
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 

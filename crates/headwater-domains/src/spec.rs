@@ -97,12 +97,8 @@ impl DomainSpec {
             if let Err(why) = check_name(name) {
                 out.push(format!("invalid pipeline name '{name}': {why}"));
             }
-            let target = match p.output.target() {
-                Ok(crate::Output::Table { name, .. }) => Some(("table", name)),
-                Ok(crate::Output::View { name, .. }) => Some(("view", name)),
-                _ => None,
-            };
-            if let Some((kind, target)) = target {
+            let target = p.output.target();
+            if let Some((kind, target)) = target.as_ref().ok().and_then(|t| t.stored_as()) {
                 if let Err(why) = check_name(target) {
                     out.push(format!(
                         "pipeline '{name}': invalid {kind} name '{target}': {why}"
@@ -114,7 +110,46 @@ impl DomainSpec {
     }
 }
 
+/// A topic setting a stream's manifest decides: applying sets it, and nothing else may change
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedSetting {
+    /// The topic config key (`retention.ms`), or `partitions`.
+    pub key: &'static str,
+    /// The manifest field that sets it, for messages.
+    pub field: &'static str,
+    /// The value the manifest gives; `None` for the node's default (and for `partitions`,
+    /// which applying grows rather than sets).
+    pub value: Option<String>,
+}
+
 impl StreamDef {
+    /// The topic settings this stream's manifest decides: its partitions, `retention.ms`
+    /// (`retention`) and `headwater.validation` (`quality.on_invalid`).
+    pub fn managed_settings(&self) -> [ManagedSetting; 3] {
+        let validation = match self.on_invalid {
+            crate::OnInvalid::Reject => "reject",
+            crate::OnInvalid::DeadLetter => "dead-letter",
+        };
+        [
+            ManagedSetting {
+                key: "partitions",
+                field: "partitions",
+                value: None,
+            },
+            ManagedSetting {
+                key: "headwater.validation",
+                field: "quality.on_invalid",
+                value: Some(validation.to_string()),
+            },
+            ManagedSetting {
+                key: "retention.ms",
+                field: "retention",
+                value: self.retention_ms.map(|r| r.to_string()),
+            },
+        ]
+    }
+
     /// Stream `name` of `domain` with `schema` and every manifest default: one partition,
     /// BACKWARD, records refused when invalid, no rules, readers, classes or SLA. For code that
     /// declares a stream without a manifest (tests, benchmarks); set fields to differ.

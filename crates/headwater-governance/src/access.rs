@@ -114,13 +114,9 @@ impl NodeAccess {
     }
 
     /// Counts and audits one refusal: `what` was refused (an action, or for a failed sign-in
-    /// its mechanism) on `target`, and why.
-    fn record(&self, principal: String, outcome: Outcome, what: &str, target: &str, why: &str) {
-        self.record_counted(principal, outcome, what, target, why, None);
-    }
-
-    /// [`NodeAccess::record`] of an entry that stands for `count` refusals (sampled ones).
-    fn record_counted(
+    /// its mechanism) on `target`, and why; a sampled entry says how many refusals it stands
+    /// for (`count`).
+    fn record(
         &self,
         principal: String,
         outcome: Outcome,
@@ -171,7 +167,14 @@ impl NodeAccess {
     /// Records (logs, counts, audits) a refusal told to `who`: `action` on `target`, and why.
     pub fn record_refusal(&self, who: &Principal, action: &str, target: &str, why: &str) {
         tracing::info!(principal = %who.audit_name(), action, target, "refused: {why}");
-        self.record(who.audit_name(), Outcome::Refused, action, target, why);
+        self.record(
+            who.audit_name(),
+            Outcome::Refused,
+            action,
+            target,
+            why,
+            None,
+        );
     }
 
     /// Records a request from `source` refused before anyone signed in (no credentials at
@@ -195,7 +198,8 @@ impl NodeAccess {
 
     /// Records a failed sign-in from `source` by `who` (as the audit trail names the claimed
     /// identity, cut short when long) with `mechanism`, at `target` (a peer or a path): always
-    /// counted, audited once a minute per address with the number it stands for.
+    /// counted; audited at the 1st, 10th, 100th, ... failure of a minute from the address, each
+    /// entry with the number it stands for.
     pub fn record_sign_in_failure(
         &self,
         who: &str,
@@ -219,7 +223,7 @@ impl NodeAccess {
         match self.failures.failed(source, who, Instant::now()) {
             // `count`: the failures from this address this entry stands for, itself included.
             Verdict::Audit { failures } => {
-                self.record_counted(kept_name(who), outcome, what, target, why, Some(failures))
+                self.record(kept_name(who), outcome, what, target, why, Some(failures))
             }
             Verdict::Quiet => self.count(outcome, what),
         }

@@ -247,13 +247,13 @@ impl DomainService {
             ));
             return plan;
         }
-        let validation = match s.on_invalid {
-            OnInvalid::Reject => "reject",
-            OnInvalid::DeadLetter => "dead-letter",
-        };
-        let mut wanted: Vec<(String, Option<String>)> =
-            vec![("headwater.validation".into(), Some(validation.into()))];
-        wanted.push(("retention.ms".into(), s.retention_ms.map(|r| r.to_string())));
+        // The topic configs the manifest sets (partitions are grown below, not set).
+        let wanted: Vec<(String, Option<String>)> = s
+            .managed_settings()
+            .into_iter()
+            .filter(|m| m.key != "partitions")
+            .map(|m| (m.key.to_string(), m.value))
+            .collect();
         match self.to.log.topic(&s.topic) {
             None => {
                 plan.create = true;

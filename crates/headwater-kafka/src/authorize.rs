@@ -121,6 +121,27 @@ impl<R: Request<Response: crate::apis::Coded>> Checked<R> {
     }
 }
 
+/// Whether the topic `name` (named with `partitions`) is kept, as `decided`; a refusal goes
+/// into `refused`.
+fn keep(
+    name: &TopicName,
+    partitions: Vec<i32>,
+    decided: Result<(), Denied>,
+    refused: &mut Vec<Refused>,
+) -> bool {
+    match decided {
+        Ok(()) => true,
+        Err(why) => {
+            refused.push(Refused::Topic {
+                name: name.clone(),
+                partitions,
+                why,
+            });
+            false
+        }
+    }
+}
+
 /// One answer per refused topic of a request (its name, partitions and why), for its response.
 pub(crate) fn answer_topics<T>(
     refused: Vec<Refused>,
@@ -190,21 +211,13 @@ impl<'a> Guard<'a> {
         mut keys: impl Iterator<Item = &'k str>,
         refused: &mut Vec<Refused>,
     ) -> bool {
-        if !self.keep_topic(TopicOp::Administer, name, Vec::new(), refused) {
-            return false;
-        }
-        let governed = keys.find_map(|key| self.authorizer.setting(&name.0, key).err());
-        let Some(why) = governed else {
-            return true;
-        };
-        self.authorizer
-            .refused(self.who, TopicOp::Administer.verb(), &name.0, &why);
-        refused.push(Refused::Topic {
-            name: name.clone(),
-            partitions: Vec::new(),
-            why,
-        });
-        false
+        let op = TopicOp::Administer;
+        let decided = self
+            .authorizer
+            .topic(self.who, op, &name.0)
+            .and_then(|()| keys.try_for_each(|key| self.authorizer.setting(&name.0, key)))
+            .inspect_err(|why| self.authorizer.refused(self.who, op.verb(), &name.0, why));
+        keep(name, Vec::new(), decided, refused)
     }
 
     /// Whether `topic` may be seen in a listing; no refusal is recorded.
@@ -228,17 +241,7 @@ impl<'a> Guard<'a> {
         partitions: Vec<i32>,
         refused: &mut Vec<Refused>,
     ) -> bool {
-        match self.topic(op, &name.0) {
-            Ok(()) => true,
-            Err(why) => {
-                refused.push(Refused::Topic {
-                    name: name.clone(),
-                    partitions,
-                    why,
-                });
-                false
-            }
-        }
+        keep(name, partitions, self.topic(op, &name.0), refused)
     }
 
     /// Keeps the `items` naming a topic `who` may do `op` on, `topic` giving an item's topic

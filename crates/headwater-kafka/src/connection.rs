@@ -56,23 +56,22 @@ async fn run(broker: &Arc<Broker>, stream: TcpStream, peer: &str) -> Result<(), 
     loop {
         // The next request must start before the connection counts as idle, and, until the
         // client has signed in, before its sign-in deadline.
-        let (wait, closed) = match sign_in_by.filter(|_| session.who.is_none()) {
-            Some(by) => (
-                by.saturating_duration_since(Instant::now()).min(idle),
-                ConnectionError::SignInTimeout {
-                    limit_ms: config.sign_in_timeout_ms,
-                },
-            ),
-            None => (
-                idle,
-                ConnectionError::Idle {
-                    limit_ms: config.idle_timeout_ms,
-                },
-            ),
-        };
+        let signing_in = sign_in_by.filter(|_| session.who.is_none());
+        let wait = signing_in.map_or(idle, |by| {
+            by.saturating_duration_since(Instant::now()).min(idle)
+        });
         let mut len = [0u8; 4];
         match tokio::time::timeout(wait, rd.read_exact(&mut len)).await {
-            Err(_) => return Err(closed),
+            Err(_) if signing_in.is_some() => {
+                return Err(ConnectionError::SignInTimeout {
+                    limit_ms: config.sign_in_timeout_ms,
+                })
+            }
+            Err(_) => {
+                return Err(ConnectionError::Idle {
+                    limit_ms: config.idle_timeout_ms,
+                })
+            }
             Ok(Ok(_)) => {}
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Ok(Err(e)) => return Err(e.into()),

@@ -369,13 +369,17 @@ impl Engine {
         }
     }
 
-    /// Runs a read-only query over streams (as they are now) and tables, within the engine's
+    /// Runs a read-only query over `inputs` (what [`Engine::inputs_of`] found in `sql`, which
+    /// also checked it only reads; the caller checks who may read them), within the engine's
     /// [`SqlLimits`].
-    pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), PipelineError> {
+    pub async fn query(
+        &self,
+        sql: &str,
+        inputs: &[Input],
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), PipelineError> {
         let bounds = Bounds::new(self.limits)?;
         let run = async {
-            let inputs = self.inputs_of(sql)?;
-            let ctx = self.session_within(&inputs, &|_| {}, Some(&bounds)).await?;
+            let ctx = self.session_within(inputs, &|_| {}, Some(&bounds)).await?;
             let df = crate::read_only::sql(&ctx, sql).await?;
             let schema = Arc::new(df.schema().as_arrow().clone());
             Ok::<_, PipelineError>((schema, df.collect().await?))
@@ -435,6 +439,7 @@ impl Engine {
         let ctx = self.session();
         let state = ctx.state();
         let statement = state.sql_to_statement(sql, &Default::default())?;
+        crate::read_only::check(&statement)?;
         for r in state.resolve_table_references(&statement)? {
             let (Some(domain), name) = (r.schema(), r.table()) else {
                 return Err(PipelineError::UnqualifiedTable {

@@ -1,7 +1,7 @@
 //! The one kind of SQL the node runs: statements that only read. Ad-hoc SQL from users
 //! (`/v1/sql`) and pipeline SQL from manifests both come from people who may not write files
 //! on the node, create or drop tables, or change the session's settings, so every statement
-//! is checked before it is planned (a clear refusal naming the kind of statement), and
+//! is checked where it is first parsed (a clear refusal naming the kind of statement), and
 //! planned with DataFusion's DDL, DML and statements switched off besides.
 
 use datafusion::dataframe::DataFrame;
@@ -54,10 +54,10 @@ fn first_words(text: &str) -> String {
         .join(" ")
 }
 
-/// Plans `sql` on `ctx` once it is known to only read.
+/// Plans `sql` on `ctx`, which the caller checked with [`check`] where it parsed the statement
+/// (`Engine::inputs_of`, or planning at `plan` time); DataFusion's own options refuse the same
+/// again without parsing it a second time here (this runs for every micro-batch).
 pub(crate) async fn sql(ctx: &SessionContext, sql: &str) -> Result<DataFrame, PipelineError> {
-    let statement = ctx.state().sql_to_statement(sql, &Default::default())?;
-    check(&statement)?;
     Ok(ctx.sql_with_options(sql, options()).await?)
 }
 

@@ -26,7 +26,7 @@ use headwater_governance::{
 };
 use headwater_streams::{SchemaRegistry, StreamService};
 
-pub use limits::{HttpConfig, HttpRefusals, ReasonLabel};
+pub use limits::{HttpConfig, HttpRefusals};
 pub use routes::metrics::NodeMetrics;
 pub use routes::openapi::OPENAPI;
 

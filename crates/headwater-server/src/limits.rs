@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use headwater_kafka::metrics::ReasonLabel;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serde::Deserialize;
@@ -39,15 +39,8 @@ impl Default for HttpConfig {
 }
 
 /// Requests and connections the limits refused, by reason: `connection_limit`,
-/// `event_stream_limit`.
+/// `event_stream_limit` (the label the Kafka port's refusals carry too).
 pub type HttpRefusals = Family<ReasonLabel, Counter>;
-
-/// The label of [`HttpRefusals`].
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabel {
-    /// Which limit.
-    pub reason: String,
-}
 
 /// The limits in force, the slots they hand out, and what they refused.
 #[derive(Debug, Clone)]

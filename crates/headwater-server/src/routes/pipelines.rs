@@ -153,8 +153,8 @@ async fn sql(State(p): Shared, caller: Option<Extension<Caller>>, body: String) 
         Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     };
     if let Some(caller) = caller {
-        for input in inputs {
-            let checked = match &input {
+        for input in &inputs {
+            let checked = match input {
                 headwater_pipelines::Input::Stream { topic, .. } => {
                     caller.check("consume", topic, |policy, who| {
                         policy.topic(who, headwater_auth::TopicOp::Consume, topic)
@@ -171,7 +171,7 @@ async fn sql(State(p): Shared, caller: Option<Extension<Caller>>, body: String) 
             }
         }
     }
-    match p.engine().query(&text).await {
+    match p.engine().query(&text, &inputs).await {
         Ok((schema, batches)) => {
             let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
             match rows_of(&batches, &columns) {
