@@ -237,7 +237,8 @@ impl<'a> Reader<'a> {
                 return Err(NotSure);
             }
         }
-        if let Some(b'e' | b'E') = self.b.get(self.i) {
+        let exponent = matches!(self.b.get(self.i), Some(b'e' | b'E'));
+        if exponent {
             self.i += 1;
             integer = false;
             if let Some(b'+' | b'-') = self.b.get(self.i) {
@@ -248,7 +249,13 @@ impl<'a> Reader<'a> {
             }
         }
         let text = self.s.get(start..self.i).ok_or(NotSure)?;
-        Ok(Number { text, integer })
+        let number = Number { text, integer };
+        // serde_json refuses a number whose f64 is infinite wherever it stands, even under a
+        // property no schema looks at. Only an exponent or more than 300 digits can get there.
+        if exponent || text.len() > 300 {
+            number.field()?;
+        }
+        Ok(number)
     }
 
     /// Reads a string at the opening quote; escapes are decoded (borrowed when it has none).
