@@ -9,7 +9,8 @@
 //! - [`Client`]: a bare Kafka protocol client on the node's own codec, and [`batch`] to build
 //!   record batches as producers send them;
 //! - [`Http`]: a minimal keep-alive HTTP client;
-//! - [`wait_for`]: poll a condition instead of sleeping.
+//! - [`wait_for`]: poll a condition instead of sleeping;
+//! - [`kafka_cluster`]: the real Apache Kafka cluster of `scripts/kafka-cluster`, started once.
 //!
 //! Tests with real Kafka clients (kcat, librdkafka, kafka-python) live in `tests/clients` and
 //! start the binary themselves.
@@ -17,6 +18,7 @@
 mod batch;
 mod client;
 mod http;
+mod kafka_cluster;
 mod node;
 mod process;
 mod wait;
@@ -24,6 +26,7 @@ mod wait;
 pub use batch::batch;
 pub use client::Client;
 pub use http::{connect, Http};
+pub use kafka_cluster::kafka_cluster;
 pub use node::TestNode;
 pub use process::{free_port, NodeProcess};
 pub use wait::wait_for;

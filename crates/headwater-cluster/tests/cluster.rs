@@ -1,0 +1,100 @@
+//! A node's connection to a real Apache Kafka 4.4 cluster (3 KRaft nodes, SCRAM-SHA-512, the
+//! StandardAuthorizer), started by `scripts/kafka-cluster`.
+
+use std::time::{Duration, Instant};
+
+use headwater_cluster::{Cluster, ClusterConfig, ClusterError, SaslMechanism, StateTopic};
+use headwater_test_support::{free_port, kafka_cluster};
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{prefix}.{nanos}")
+}
+
+#[tokio::test]
+async fn signs_in_and_sees_every_broker() {
+    let config = kafka_cluster().expect("cluster");
+    let cluster = Cluster::connect(config).await.expect("connect");
+    assert_eq!(cluster.brokers().len(), 3, "{:?}", cluster.brokers());
+}
+
+#[tokio::test]
+async fn a_refused_password_is_an_error_naming_the_cluster_and_the_fix() {
+    let mut config = kafka_cluster().expect("cluster");
+    config.password = Some("not-the-password".to_string());
+    let bootstrap = config.bootstrap.clone();
+    let started = Instant::now();
+    let err = Cluster::connect(config).await.expect_err("refused");
+    assert!(matches!(err, ClusterError::SignIn { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains(&bootstrap), "{message}");
+    assert!(message.contains("SCRAM-SHA-512"), "{message}");
+    assert!(
+        message.contains("fix [cluster] username and password"),
+        "{message}"
+    );
+    // Refused at the first answer, not after the whole connect timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_cluster_that_is_not_there_fails_within_the_timeout() {
+    let bootstrap = format!("127.0.0.1:{}", free_port().expect("port"));
+    let mut config = ClusterConfig::new(&bootstrap);
+    config.connect_timeout_ms = 1500;
+    let err = Cluster::connect(config).await.expect_err("nothing listens");
+    assert!(matches!(err, ClusterError::Unreachable { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&bootstrap) && message.contains("start the cluster"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_sign_in_without_a_password_is_a_config_error() {
+    let mut config = ClusterConfig::new("127.0.0.1:9");
+    config.sasl_mechanism = Some(SaslMechanism::ScramSha512);
+    config.username = Some("headwater".to_string());
+    let err = Cluster::connect(config).await.expect_err("no password");
+    assert!(err.to_string().contains("no password is set"), "{err}");
+}
+
+#[tokio::test]
+async fn a_state_topic_is_replicated_and_reads_back_in_order_from_another_client() {
+    let config = kafka_cluster().expect("cluster");
+    let writer = Cluster::connect(config.clone()).await.expect("connect");
+    let name = unique("_headwater.test");
+    let topic = StateTopic::open(&writer, &name).await.expect("create");
+    assert_eq!(writer.replicas(&name).await.expect("metadata"), vec![3]);
+    let mut offsets = Vec::new();
+    for i in 0..5u8 {
+        let key = [b'k', i];
+        offsets.push(topic.append(Some(&key), &[i; 3]).await.expect("append"));
+    }
+    assert_eq!(offsets, vec![0, 1, 2, 3, 4]);
+
+    // Another node opens the same topic (already there) and reads what the first wrote.
+    let reader = Cluster::connect(config).await.expect("connect");
+    let again = StateTopic::open(&reader, &name)
+        .await
+        .expect("open existing");
+    let records = again.read_all().await.expect("read");
+    assert_eq!(records.len(), 5);
+    for (i, r) in records.iter().enumerate() {
+        let i = u8::try_from(i).expect("small");
+        assert_eq!(r.offset, i64::from(i));
+        assert_eq!(r.key.as_deref(), Some(&[b'k', i][..]));
+        assert_eq!(r.value.as_deref(), Some(&[i; 3][..]));
+    }
+    let empty = StateTopic::open(&reader, &unique("_headwater.empty"))
+        .await
+        .expect("create");
+    assert!(empty.read_all().await.expect("read").is_empty());
+}
