@@ -2,7 +2,8 @@
 //!
 //! Owns: the `[cluster]` settings ([`ClusterConfig`]), signing in to the cluster and the check a
 //! node makes at start ([`Cluster::connect`], which fails naming the bootstrap servers rather
-//! than hanging), and the topics holding Headwater's own state there ([`StateTopic`]). Every
+//! than hanging), and the topics holding Headwater's own state there ([`StateTopic`], followed in memory by a
+//! [`StateMirror`]). Every
 //! client is librdkafka through the `rdkafka` crate; nothing here speaks the wire protocol by
 //! hand.
 //!
@@ -12,9 +13,11 @@
 mod client;
 mod config;
 mod error;
+mod mirror;
 mod state_topic;
 
 pub use client::{BrokerAddr, Cluster, Context};
 pub use config::{ClusterConfig, SaslMechanism};
 pub use error::ClusterError;
-pub use state_topic::{StateRecord, StateTopic};
+pub use mirror::{StateMirror, StateRecord};
+pub use state_topic::StateTopic;

@@ -3,30 +3,13 @@
 //! replicates, written by an idempotent producer and read whole at start.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
-use rdkafka::consumer::Consumer;
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
-use rdkafka::{Offset, TopicPartitionList};
 
-use crate::{Cluster, ClusterError};
-
-/// How long a replay waits for the next record it knows exists before it gives up.
-const REPLAY_STALL: Duration = Duration::from_secs(30);
-
-/// One record of a state topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateRecord {
-    /// Its offset.
-    pub offset: i64,
-    /// Its key.
-    pub key: Option<Vec<u8>>,
-    /// Its value; none for a tombstone.
-    pub value: Option<Vec<u8>>,
-}
+use crate::{Cluster, ClusterError, StateMirror};
 
 /// One state topic on the cluster.
 #[derive(Debug, Clone)]
@@ -80,11 +63,17 @@ impl StateTopic {
         &self.name
     }
 
-    /// Appends one record and returns its offset once every in-sync replica has it.
-    pub async fn append(&self, key: Option<&[u8]>, value: &[u8]) -> Result<i64, ClusterError> {
-        let mut record = FutureRecord::<[u8], [u8]>::to(&self.name)
-            .partition(0)
-            .payload(value);
+    /// Appends one record (no value: a tombstone) and returns its offset once every in-sync
+    /// replica has it.
+    pub async fn append(
+        &self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Result<i64, ClusterError> {
+        let mut record = FutureRecord::<[u8], [u8]>::to(&self.name).partition(0);
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
         if let Some(key) = key {
             record = record.key(key);
         }
@@ -95,63 +84,14 @@ impl StateTopic {
         }
     }
 
-    /// Every record in order, up to the end the topic had when the read started.
-    pub async fn read_all(&self) -> Result<Vec<StateRecord>, ClusterError> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.read_all_blocking())
-            .await
-            .map_err(|e| {
-                self.cluster
-                    .topic_error(&self.name, format!("the read stopped: {e}"))
-            })?
+    /// Follows the topic: reads it whole, then keeps a copy in memory that a background reader
+    /// keeps up to date with what every node appends. Returns once the copy holds everything
+    /// the topic had when it was called.
+    pub async fn follow(&self) -> Result<Arc<StateMirror>, ClusterError> {
+        StateMirror::start(self.clone()).await
     }
 
-    fn read_all_blocking(&self) -> Result<Vec<StateRecord>, ClusterError> {
-        let reader = self.cluster.reader()?;
-        let timeout = Duration::from_millis(self.cluster.config().connect_timeout_ms);
-        let (low, high) = reader
-            .fetch_watermarks(&self.name, 0, timeout)
-            .map_err(|e| self.cluster.client_error("reading a state topic's end", e))?;
-        let mut records = Vec::new();
-        if high <= low {
-            return Ok(records);
-        }
-        let mut assignment = TopicPartitionList::new();
-        assignment
-            .add_partition_offset(&self.name, 0, Offset::Offset(low))
-            .map_err(|e| self.cluster.client_error("reading a state topic", e))?;
-        reader
-            .assign(&assignment)
-            .map_err(|e| self.cluster.client_error("reading a state topic", e))?;
-        let mut last_progress = Instant::now();
-        let mut next = low;
-        while next < high {
-            match reader.poll(Duration::from_millis(200)) {
-                Some(Ok(message)) => {
-                    next = message.offset() + 1;
-                    records.push(StateRecord {
-                        offset: message.offset(),
-                        key: message.key().map(<[u8]>::to_vec),
-                        value: message.payload().map(<[u8]>::to_vec),
-                    });
-                    last_progress = Instant::now();
-                }
-                Some(Err(e)) => {
-                    return Err(self.cluster.client_error("reading a state topic", e));
-                }
-                None if last_progress.elapsed() > REPLAY_STALL => {
-                    return Err(self.cluster.topic_error(
-                        &self.name,
-                        format!(
-                            "replay stalled at offset {next} of {high} for {} s: check the \
-                             cluster's health (scripts/kafka-cluster status)",
-                            REPLAY_STALL.as_secs()
-                        ),
-                    ));
-                }
-                None => {}
-            }
-        }
-        Ok(records)
+    pub(crate) fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
     }
 }

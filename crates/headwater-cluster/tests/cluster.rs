@@ -67,25 +67,33 @@ async fn a_sign_in_without_a_password_is_a_config_error() {
 }
 
 #[tokio::test]
-async fn a_state_topic_is_replicated_and_reads_back_in_order_from_another_client() {
+async fn a_state_topic_is_replicated_and_reads_back_in_order_from_another_node() {
     let config = kafka_cluster().expect("cluster");
     let writer = Cluster::connect(config.clone()).await.expect("connect");
     let name = unique("_headwater.test");
     let topic = StateTopic::open(&writer, &name).await.expect("create");
     assert_eq!(writer.replicas(&name).await.expect("metadata"), vec![3]);
+    let mine = topic.follow().await.expect("follow");
     let mut offsets = Vec::new();
     for i in 0..5u8 {
         let key = [b'k', i];
-        offsets.push(topic.append(Some(&key), &[i; 3]).await.expect("append"));
+        offsets.push(
+            mine.append(Some(&key), Some(&[i; 3]))
+                .await
+                .expect("append"),
+        );
+        // What a node appends it reads back at once.
+        assert_eq!(mine.records_from(0).len(), usize::from(i) + 1);
     }
     assert_eq!(offsets, vec![0, 1, 2, 3, 4]);
 
     // Another node opens the same topic (already there) and reads what the first wrote.
-    let reader = Cluster::connect(config).await.expect("connect");
-    let again = StateTopic::open(&reader, &name)
+    let other_node = Cluster::connect(config).await.expect("connect");
+    let again = StateTopic::open(&other_node, &name)
         .await
         .expect("open existing");
-    let records = again.read_all().await.expect("read");
+    let theirs = again.follow().await.expect("follow");
+    let records = theirs.records_from(0);
     assert_eq!(records.len(), 5);
     for (i, r) in records.iter().enumerate() {
         let i = u8::try_from(i).expect("small");
@@ -93,8 +101,29 @@ async fn a_state_topic_is_replicated_and_reads_back_in_order_from_another_client
         assert_eq!(r.key.as_deref(), Some(&[b'k', i][..]));
         assert_eq!(r.value.as_deref(), Some(&[i; 3][..]));
     }
-    let empty = StateTopic::open(&reader, &unique("_headwater.empty"))
+    assert_eq!(theirs.records_from(3).len(), 2);
+
+    // Each sees what the other appends afterwards.
+    let mut end = mine.end();
+    let offset = theirs
+        .append(None, Some(b"from the other node"))
+        .await
+        .expect("append");
+    tokio::time::timeout(Duration::from_secs(30), end.wait_for(|e| *e > offset))
+        .await
+        .expect("seen in time")
+        .expect("reader running");
+    let last = mine.records_from(offset);
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].value.as_deref(), Some(&b"from the other node"[..]));
+
+    let empty = StateTopic::open(&other_node, &unique("_headwater.empty"))
         .await
         .expect("create");
-    assert!(empty.read_all().await.expect("read").is_empty());
+    assert!(empty
+        .follow()
+        .await
+        .expect("follow")
+        .records_from(0)
+        .is_empty());
 }

@@ -10,8 +10,8 @@ use headwater_contracts::registry::{RegistryEvent, VersionRef};
 use headwater_contracts::{check, Contract};
 use headwater_domains::audit::Change;
 use headwater_domains::{AppliedDomains, DomainSpec, OnInvalid, StreamDef};
-use headwater_kafka::InternalTopic;
-use headwater_log::{Log, LogError};
+use headwater_kafka::{InternalTopic, StateError};
+use headwater_log::Log;
 use headwater_streams::{ContractGate, SchemaRegistry};
 use serde::Serialize;
 
@@ -32,8 +32,13 @@ impl DomainStore {
     /// Replays the applied domains from `log`. A record that does not read as a spec (written
     /// by a newer node, say) is skipped, and so is a spec that breaks the rules every applied
     /// spec now meets (stored by a node from before those rules): it is logged, not served.
-    pub fn open(log: &Arc<Log>) -> Result<Self, LogError> {
-        let topic = InternalTopic::open(log, DOMAINS_TOPIC)?;
+    pub fn open(log: &Arc<Log>) -> Result<Self, StateError> {
+        Self::over(InternalTopic::open(log, DOMAINS_TOPIC)?)
+    }
+
+    /// Replays the applied domains from `topic` (`_headwater.domains`, on the embedded log or
+    /// a cluster), as [`DomainStore::open`] does.
+    pub fn over(topic: InternalTopic) -> Result<Self, StateError> {
         let mut specs = BTreeMap::new();
         topic.replay(|_, value| {
             let Some(spec) = value.and_then(|v| serde_json::from_slice::<DomainSpec>(v).ok())

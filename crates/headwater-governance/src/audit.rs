@@ -14,8 +14,8 @@ use headwater_domains::audit::{
     verify, AuditEntry, Change, Recorder, Stored, Unreadable, Verification, GENESIS,
 };
 use headwater_domains::AppliedDomains;
-use headwater_kafka::{now_ms, AdminChange, InternalTopic, Scanned};
-use headwater_log::{Log, LogError};
+use headwater_kafka::{now_ms, AdminChange, InternalTopic, Scanned, StateError};
+use headwater_log::Log;
 use headwater_pipelines::RunEvent;
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -37,8 +37,12 @@ pub struct AuditTrail {
 
 impl AuditTrail {
     /// Opens the trail, continuing the chain from its newest readable entry.
-    pub fn open(log: &Arc<Log>) -> Result<Self, LogError> {
-        let topic = InternalTopic::open(log, AUDIT_TOPIC)?;
+    pub fn open(log: &Arc<Log>) -> Result<Self, StateError> {
+        Self::over(InternalTopic::open(log, AUDIT_TOPIC)?)
+    }
+
+    /// Opens the trail kept in `topic` (`_headwater.audit`, on the embedded log or a cluster).
+    pub fn over(topic: InternalTopic) -> Result<Self, StateError> {
         let mut head = (0, GENESIS.to_string());
         topic.scan(|read| {
             if let Scanned::Record { value: Some(v), .. } = read {
@@ -64,7 +68,7 @@ impl AuditTrail {
         }
     }
 
-    async fn append(&self, change: Change) -> Result<AuditEntry, LogError> {
+    async fn append(&self, change: Change) -> Result<AuditEntry, StateError> {
         let mut head = self.head.lock().await;
         let entry = AuditEntry::seal(change, head.0, now_ms(), &head.1);
         self.topic.append_json(None, &entry).await?;
@@ -73,7 +77,7 @@ impl AuditTrail {
     }
 
     /// Every stored record in order, read back as an entry or as why it cannot be.
-    pub fn stored(&self) -> Result<Vec<Stored>, LogError> {
+    pub fn stored(&self) -> Result<Vec<Stored>, StateError> {
         let mut out = Vec::new();
         self.read_from(0, |stored| {
             out.push(stored);
@@ -91,7 +95,7 @@ impl AuditTrail {
         after: Option<i64>,
         limit: usize,
         keep: impl Fn(&Stored) -> bool,
-    ) -> Result<(Vec<Stored>, Option<i64>), LogError> {
+    ) -> Result<(Vec<Stored>, Option<i64>), StateError> {
         let mut out = Vec::new();
         let mut next = None;
         self.read_from(after.map_or(0, |a| a.saturating_add(1)), |stored| {
@@ -112,7 +116,7 @@ impl AuditTrail {
         &self,
         from: i64,
         mut f: impl FnMut(Stored) -> ControlFlow<()>,
-    ) -> Result<(), LogError> {
+    ) -> Result<(), StateError> {
         self.topic.scan_from(from, |read| match read {
             Scanned::Record { offset, value, .. } => f(Stored {
                 offset,
@@ -135,7 +139,7 @@ impl AuditTrail {
     }
 
     /// The whole chain checked (see [`headwater_domains::audit::verify`]).
-    pub fn verify(&self) -> Result<Verification, LogError> {
+    pub fn verify(&self) -> Result<Verification, StateError> {
         Ok(verify(self.stored()?))
     }
 }

@@ -10,6 +10,9 @@ pub enum ApplyError {
     /// Creating or configuring a stream, or storing the applied manifest, failed in the log.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// Storing the applied manifest failed (on the embedded log or the cluster).
+    #[error(transparent)]
+    State(#[from] headwater_kafka::StateError),
     /// The schema registry refused or could not store a contract change.
     #[error(transparent)]
     Registry(#[from] ChangeError),

@@ -83,7 +83,7 @@ impl Broker {
         config: KafkaConfig,
         node: NodeIdentity,
         checks: Checks,
-    ) -> Result<Arc<Self>, headwater_log::LogError> {
+    ) -> Result<Arc<Self>, crate::StateError> {
         let groups = Coordinator::open(log.clone(), &config)?;
         let broker = Arc::new(Broker {
             log,

@@ -1,14 +1,17 @@
-//! Internal topics (`_headwater.*`): Headwater's own state kept as records in the log, so the
-//! embedded mode and a Kafka cluster keep state the same way.
+//! Internal topics (`_headwater.*`): Headwater's own state kept as records, so the embedded
+//! mode and a Kafka cluster keep state the same way.
 //!
-//! Each is one partition synced on every append (`headwater.fsync=always`): an acknowledged
-//! change survives a crash. Its owner replays it whole at start.
+//! Each is one partition. On the embedded log it is synced on every append
+//! (`headwater.fsync=always`); on a cluster it is replicated as the cluster replicates and
+//! written with acks=all (`headwater_cluster::StateTopic`). Either way an acknowledged change
+//! survives a crash, and its owner replays it whole at start.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use headwater_cluster::{Cluster, ClusterError, StateMirror, StateTopic};
 use headwater_log::batch::{self, plain_batch};
 use headwater_log::{now_ms, Log, LogError, Partition};
 use kafka_protocol::indexmap::IndexMap;
@@ -37,11 +40,30 @@ pub enum Scanned {
     },
 }
 
+/// Why an internal topic could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// On the embedded log.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// On the Kafka cluster.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
 /// One internal topic: its single partition, read whole at start and appended to durably.
 #[derive(Debug, Clone)]
 pub struct InternalTopic {
     name: &'static str,
-    partition: Arc<Partition>,
+    backing: Backing,
+}
+
+#[derive(Debug, Clone)]
+enum Backing {
+    /// A partition of the embedded log.
+    Log(Arc<Partition>),
+    /// A topic on the cluster, followed in memory (and so updated by every node's appends).
+    Cluster(Arc<StateMirror>),
 }
 
 impl InternalTopic {
@@ -62,7 +84,22 @@ impl InternalTopic {
                 topic: name.to_string(),
                 partition: 0,
             })?;
-        Ok(InternalTopic { name, partition })
+        Ok(InternalTopic {
+            name,
+            backing: Backing::Log(partition),
+        })
+    }
+
+    /// Opens the topic on a Kafka cluster, creating it on first use, and reads it whole.
+    pub async fn on_cluster(
+        cluster: &Arc<Cluster>,
+        name: &'static str,
+    ) -> Result<Self, StateError> {
+        let mirror = StateTopic::open(cluster, name).await?.follow().await?;
+        Ok(InternalTopic {
+            name,
+            backing: Backing::Cluster(mirror),
+        })
     }
 
     /// Calls `apply(key, value)` for every record in order; returns how many there were. A
@@ -70,7 +107,7 @@ impl InternalTopic {
     pub fn replay(
         &self,
         mut apply: impl FnMut(Option<&Bytes>, Option<&Bytes>),
-    ) -> Result<usize, LogError> {
+    ) -> Result<usize, StateError> {
         let mut count = 0;
         self.scan(|read| match read {
             Scanned::Record { key, value, .. } => {
@@ -89,8 +126,8 @@ impl InternalTopic {
 
     /// Reads every record in order, with its offset; a batch that does not decode (its CRC
     /// fails, say) is reported with the offsets it covers and reading goes on after it.
-    pub fn scan(&self, mut f: impl FnMut(Scanned)) -> Result<(), LogError> {
-        self.scan_from(self.partition.start_offset(), |read| {
+    pub fn scan(&self, mut f: impl FnMut(Scanned)) -> Result<(), StateError> {
+        self.scan_from(0, |read| {
             f(read);
             ControlFlow::Continue(())
         })
@@ -102,57 +139,23 @@ impl InternalTopic {
         &self,
         from: i64,
         mut f: impl FnMut(Scanned) -> ControlFlow<()>,
-    ) -> Result<(), LogError> {
-        let mut offset = from.max(self.partition.start_offset());
-        let end = self.partition.end_offset();
-        while offset < end {
-            let data = self.partition.read(offset, 1 << 20)?;
-            if data.is_empty() {
-                break;
-            }
-            let before = offset;
-            let mut buf = Bytes::from(data);
-            while let Some(size) = batch::whole_batch_len(&buf) {
-                let mut bytes = buf.split_to(size);
-                // A whole batch has its header, so its span is always there.
-                let Some(span) = batch::span(&bytes) else {
-                    break;
-                };
-                match RecordBatchDecoder::decode(&mut bytes) {
-                    Ok(set) => {
-                        for r in set.records {
-                            if r.offset < offset {
-                                continue;
-                            }
-                            let read = Scanned::Record {
-                                offset: r.offset,
-                                key: r.key,
-                                value: r.value,
-                            };
-                            if f(read).is_break() {
-                                return Ok(());
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        let read = Scanned::Broken {
-                            first: span.base_offset,
-                            last: span.last_offset(),
-                            error: e.to_string(),
-                        };
-                        if f(read).is_break() {
-                            return Ok(());
-                        }
+    ) -> Result<(), StateError> {
+        match &self.backing {
+            Backing::Log(partition) => Ok(scan_partition(partition, from, f)?),
+            Backing::Cluster(mirror) => {
+                for r in mirror.records_from(from) {
+                    let read = Scanned::Record {
+                        offset: r.offset,
+                        key: r.key,
+                        value: r.value,
+                    };
+                    if f(read).is_break() {
+                        break;
                     }
                 }
-                offset = offset.max(span.next_offset());
-            }
-            if offset == before {
-                // Nothing whole came back: the rest is not readable as batches.
-                break;
+                Ok(())
             }
         }
-        Ok(())
     }
 
     /// Appends `value` as JSON (keyed by `key`, for a compacted state) and waits until it is on
@@ -161,7 +164,7 @@ impl InternalTopic {
         &self,
         key: Option<&str>,
         value: &impl serde::Serialize,
-    ) -> Result<(), LogError> {
+    ) -> Result<(), StateError> {
         let bytes = serde_json::to_vec(value).map_err(|e| LogError::Io {
             op: "encode a record of",
             path: self.name.into(),
@@ -175,10 +178,21 @@ impl InternalTopic {
     pub async fn append(
         &self,
         records: Vec<(Option<Bytes>, Option<Bytes>)>,
-    ) -> Result<(), LogError> {
+    ) -> Result<(), StateError> {
         if records.is_empty() {
             return Ok(());
         }
+        let partition = match &self.backing {
+            Backing::Log(partition) => partition,
+            Backing::Cluster(mirror) => {
+                // One record at a time, in order. Not atomic as one embedded batch is: every
+                // caller on a cluster appends a single record (one change, one audit entry).
+                for (key, value) in records {
+                    mirror.append(key.as_deref(), value.as_deref()).await?;
+                }
+                return Ok(());
+            }
+        };
         let records = records
             .into_iter()
             .map(|(key, value)| (key, value, IndexMap::new()))
@@ -188,7 +202,65 @@ impl InternalTopic {
             path: self.name.into(),
             source: std::io::Error::other(e),
         })?;
-        let out = self.partition.append(&buf)?;
-        self.partition.wait_durable(out.last_offset + 1).await
+        let out = partition.append(&buf)?;
+        Ok(partition.wait_durable(out.last_offset + 1).await?)
     }
+}
+
+/// Reads a partition of the embedded log from `from` on, batch by batch.
+fn scan_partition(
+    partition: &Partition,
+    from: i64,
+    mut f: impl FnMut(Scanned) -> ControlFlow<()>,
+) -> Result<(), LogError> {
+    let mut offset = from.max(partition.start_offset());
+    let end = partition.end_offset();
+    while offset < end {
+        let data = partition.read(offset, 1 << 20)?;
+        if data.is_empty() {
+            break;
+        }
+        let before = offset;
+        let mut buf = Bytes::from(data);
+        while let Some(size) = batch::whole_batch_len(&buf) {
+            let mut bytes = buf.split_to(size);
+            // A whole batch has its header, so its span is always there.
+            let Some(span) = batch::span(&bytes) else {
+                break;
+            };
+            match RecordBatchDecoder::decode(&mut bytes) {
+                Ok(set) => {
+                    for r in set.records {
+                        if r.offset < offset {
+                            continue;
+                        }
+                        let read = Scanned::Record {
+                            offset: r.offset,
+                            key: r.key,
+                            value: r.value,
+                        };
+                        if f(read).is_break() {
+                            return Ok(());
+                        }
+                    }
+                }
+                Err(e) => {
+                    let read = Scanned::Broken {
+                        first: span.base_offset,
+                        last: span.last_offset(),
+                        error: e.to_string(),
+                    };
+                    if f(read).is_break() {
+                        return Ok(());
+                    }
+                }
+            }
+            offset = offset.max(span.next_offset());
+        }
+        if offset == before {
+            // Nothing whole came back: the rest is not readable as batches.
+            break;
+        }
+    }
+    Ok(())
 }

@@ -52,7 +52,7 @@ pub use gate::{GateVerdict, ProduceGate};
 /// HTTP publish, replays, pipeline sinks, the contract gate's dead letters).
 pub use headwater_log::batch::{plain_batch, plain_record, producer_batch, Headers};
 pub use headwater_log::now_ms;
-pub use internal_topic::{InternalTopic, Scanned};
+pub use internal_topic::{InternalTopic, Scanned, StateError};
 pub use kafka_protocol;
 pub use metrics::KafkaMetrics;
 pub use partitioner::partition_for_key;

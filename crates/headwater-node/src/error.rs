@@ -75,6 +75,9 @@ pub enum NodeError {
     /// The log could not be opened or closed.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// An internal topic (`_headwater.*`) could not be read at start.
+    #[error(transparent)]
+    State(#[from] headwater_kafka::StateError),
 }
 
 fn list(problems: &[ManifestError]) -> String {

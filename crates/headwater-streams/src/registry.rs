@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use headwater_contracts::registry::{Registry, RegistryError, RegistryEvent};
 use headwater_domains::audit::{Change, Recorder};
-use headwater_kafka::InternalTopic;
-use headwater_log::{Log, LogError};
+use headwater_kafka::{InternalTopic, StateError};
+use headwater_log::Log;
 use parking_lot::RwLock;
 use tokio::sync::Mutex;
 
@@ -36,14 +36,19 @@ pub enum ChangeError {
     /// The event could not be appended to `_headwater.schemas`: a fault of the node. Nothing
     /// changed.
     #[error("could not store the change: {0}")]
-    Storage(#[from] LogError),
+    Storage(#[from] StateError),
 }
 
 impl SchemaRegistry {
     /// Replays `_headwater.schemas` from `log`; every change stored from now on is recorded
     /// with `recorder`.
-    pub fn open(log: &Arc<Log>, recorder: Arc<dyn Recorder>) -> Result<Self, LogError> {
-        let topic = InternalTopic::open(log, SCHEMAS_TOPIC)?;
+    pub fn open(log: &Arc<Log>, recorder: Arc<dyn Recorder>) -> Result<Self, StateError> {
+        Self::over(InternalTopic::open(log, SCHEMAS_TOPIC)?, recorder)
+    }
+
+    /// Replays `topic` (`_headwater.schemas` wherever it is kept: the embedded log or a
+    /// cluster); every change stored from now on is recorded with `recorder`.
+    pub fn over(topic: InternalTopic, recorder: Arc<dyn Recorder>) -> Result<Self, StateError> {
         let mut registry = Registry::new();
         let mut skipped = 0;
         let count = topic.replay(|_, value| {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use headwater_log::{Log, LogError};
+use headwater_log::Log;
 use kafka_protocol::ResponseError;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -301,7 +301,7 @@ pub(crate) struct Coordinator {
 }
 
 impl Coordinator {
-    pub(crate) fn open(log: Arc<Log>, config: &KafkaConfig) -> Result<Self, LogError> {
+    pub(crate) fn open(log: Arc<Log>, config: &KafkaConfig) -> Result<Self, crate::StateError> {
         Ok(Coordinator {
             groups: Mutex::new(HashMap::new()),
             offsets: OffsetStore::open(&log)?,

@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use headwater_log::{Log, LogError};
+use headwater_log::Log;
 use parking_lot::Mutex;
 
-use crate::InternalTopic;
+use crate::{InternalTopic, StateError};
 use serde::{Deserialize, Serialize};
 
 pub(crate) const OFFSETS_TOPIC: &str = "_headwater.consumer_offsets";
@@ -34,7 +34,7 @@ pub(crate) struct OffsetStore {
 }
 
 impl OffsetStore {
-    pub(crate) fn open(log: &Arc<Log>) -> Result<Self, LogError> {
+    pub(crate) fn open(log: &Arc<Log>) -> Result<Self, StateError> {
         let store = OffsetStore {
             topic: InternalTopic::open(log, OFFSETS_TOPIC)?,
             offsets: Mutex::new(HashMap::new()),
@@ -60,7 +60,7 @@ impl OffsetStore {
     pub(crate) async fn write(
         &self,
         entries: Vec<(Key, Option<Committed>)>,
-    ) -> Result<(), LogError> {
+    ) -> Result<(), StateError> {
         let records = entries
             .iter()
             .map(|(key, value)| {

@@ -79,7 +79,7 @@ async fn verify(State(audit): State<Arc<AuditTrail>>) -> Response {
     }
 }
 
-fn unreadable(e: headwater_log::LogError) -> Response {
+fn unreadable(e: headwater_kafka::StateError) -> Response {
     error(
         StatusCode::INTERNAL_SERVER_ERROR,
         format!("the audit trail (_headwater.audit) could not be read: {e}"),
