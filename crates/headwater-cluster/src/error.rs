@@ -47,6 +47,14 @@ pub enum ClusterError {
         /// What the cluster said, and the fix when there is one.
         detail: String,
     },
+    /// A broker answered an admin request in a way Headwater cannot use.
+    #[error("broker {broker} of the Kafka cluster: {detail}")]
+    Protocol {
+        /// The broker's address.
+        broker: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// librdkafka refused a call; its message says which.
     #[error("Kafka client ({what}) for the cluster at {bootstrap}: {source}")]
     Client {

@@ -10,12 +10,16 @@
 //! Does not own: the embedded log (`headwater-log`), the Kafka protocol a node serves
 //! (`headwater-kafka`), contracts or domains. Nothing here knows HTTP.
 
+mod acls;
+mod broker_connection;
 mod client;
 mod config;
 mod error;
 mod mirror;
 mod state_topic;
 
+pub use acls::{Acl, AclOperation, AclPattern, AclResource};
+pub use broker_connection::BrokerConnection;
 pub use client::{BrokerAddr, Cluster, Context};
 pub use config::{ClusterConfig, SaslMechanism};
 pub use error::ClusterError;

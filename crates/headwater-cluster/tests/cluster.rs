@@ -1,10 +1,17 @@
 //! A node's connection to a real Apache Kafka 4.4 cluster (3 KRaft nodes, SCRAM-SHA-512, the
 //! StandardAuthorizer), started by `scripts/kafka-cluster`.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use headwater_cluster::{Cluster, ClusterConfig, ClusterError, SaslMechanism, StateTopic};
+use headwater_cluster::{
+    Acl, AclOperation, AclPattern, AclResource, Cluster, ClusterConfig, ClusterError,
+    SaslMechanism, StateTopic,
+};
 use headwater_test_support::{free_port, kafka_cluster};
+use rdkafka::config::ClientConfig;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -126,4 +133,98 @@ async fn a_state_topic_is_replicated_and_reads_back_in_order_from_another_node()
         .expect("follow")
         .records_from(0)
         .is_empty());
+}
+
+/// A producer of its own, signed in to the cluster as `user`: a client that bypasses Headwater.
+fn direct_producer(config: &ClusterConfig, user: &str, password: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", &config.bootstrap)
+        .set("security.protocol", "sasl_plaintext")
+        .set("sasl.mechanism", "SCRAM-SHA-512")
+        .set("sasl.username", user)
+        .set("sasl.password", password)
+        .set("message.timeout.ms", "10000")
+        .create()
+        .expect("producer")
+}
+
+async fn produce(producer: &FutureProducer, topic: &str) -> Result<(), RDKafkaErrorCode> {
+    let record = FutureRecord::<[u8], [u8]>::to(topic).payload(b"direct");
+    match producer.send(record, Duration::from_secs(10)).await {
+        Ok(_) => Ok(()),
+        Err((e, _)) => Err(e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acls_written_through_headwater_are_what_the_cluster_enforces_on_direct_clients() {
+    let config = kafka_cluster().expect("cluster");
+    let cluster = Cluster::connect(config.clone()).await.expect("connect");
+    let domain = unique("acl").replace('.', "-");
+    let topic = format!("{domain}.orders");
+    StateTopic::open(&cluster, &topic).await.expect("create");
+    let (owner, stranger) = (format!("{domain}-owner"), format!("{domain}-stranger"));
+    cluster
+        .set_scram_user(&owner, "owner-secret")
+        .await
+        .expect("owner");
+    cluster
+        .set_scram_user(&stranger, "stranger-secret")
+        .await
+        .expect("stranger");
+
+    let grants: Vec<Acl> = [AclOperation::Write, AclOperation::Describe]
+        .into_iter()
+        .map(|operation| Acl {
+            resource: AclResource::Topic,
+            pattern: AclPattern::Prefixed,
+            name: format!("{domain}."),
+            principal: format!("User:{owner}"),
+            operation,
+        })
+        .collect();
+    cluster.create_acls(&grants).await.expect("create acls");
+    // ACLs reach every broker through the metadata log, a moment after the controller has them.
+    let mut held = BTreeSet::new();
+    for _ in 0..40 {
+        held = cluster.acls().await.expect("list");
+        if grants.iter().all(|g| held.contains(g)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(grants.iter().all(|g| held.contains(g)), "{held:?}");
+    assert_eq!(
+        grants[0].to_string(),
+        format!("User:{owner} may WRITE topic prefixed {domain}.")
+    );
+
+    let owners = direct_producer(&config, &owner, "owner-secret");
+    let mut outcome = Err(RDKafkaErrorCode::Fail);
+    for _ in 0..20 {
+        outcome = produce(&owners, &topic).await;
+        if outcome.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(outcome, Ok(()));
+    let strangers = direct_producer(&config, &stranger, "stranger-secret");
+    assert_eq!(
+        produce(&strangers, &topic).await,
+        Err(RDKafkaErrorCode::TopicAuthorizationFailed)
+    );
+
+    // Taking the grants away takes the owner's writes away too.
+    cluster.delete_acls(&grants).await.expect("delete acls");
+    let owners = direct_producer(&config, &owner, "owner-secret");
+    let mut refused = Ok(());
+    for _ in 0..20 {
+        refused = produce(&owners, &topic).await;
+        if refused.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(refused, Err(RDKafkaErrorCode::TopicAuthorizationFailed));
 }
